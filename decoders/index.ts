@@ -1,0 +1,5 @@
+export { FrameDecoder, type Frame, type Assessment } from './frame.js'
+export { FrameError, FRAME_ERRORS, type FrameErrorCode } from './errors.js'
+export { DECODER_DEFAULTS, LIMITS, type DecoderOptions } from './options.js'
+export { VITAL_SIGNS, VITAL_SIGN_BY_NUMBER, LEAD_FIELDS, type VitalSignInfo } from './vitals.js'
+export { encodeFrame, decodeWire, PROTO_PATH, type FrameInit, type WireFrame, type WireWaveform, type WireNumeric, type WirePosition, type WireAlarm } from './schema.js'

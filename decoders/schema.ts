@@ -1,0 +1,81 @@
+/**
+ * The protobuf schema, loaded once from the contract file. protobufjs compiles a specialised
+ * decoder per message type at load time, so decoding is as fast as generated static code.
+ */
+import { fileURLToPath } from 'node:url'
+import Long from 'long'
+import protobuf from 'protobufjs'
+
+// 64-bit fields come back as Long (never a lossy double): seq keeps all 64 bits.
+protobuf.util.Long = Long
+protobuf.configure()
+
+export const PROTO_PATH = fileURLToPath(new URL('./proto/ambulink/v1/telemetry.proto', import.meta.url))
+
+const root = protobuf.loadSync(PROTO_PATH)
+export const TelemetryFrameType = root.lookupType('ambulink.v1.TelemetryFrame')
+
+/** Decoded wire shape (protobufjs camelCases the field names). */
+export interface WireNumeric { sign: number, value: number, offsetMs: number }
+export interface WireWaveform {
+  lead: number
+  sampleRateHz: number
+  microvoltsPerLsb: number
+  offsetMs: number
+  samples: number[]
+}
+export interface WirePosition { latitude: number, longitude: number, speedMps: number, headingDeg: number, offsetMs: number }
+export interface WireAlarm { code: string, priority: number, text: string, offsetMs: number }
+export interface WireAssessment {
+  stemiSuspected: boolean
+  lamsScore: number
+  fastPositive: boolean
+  lastKnownWellMs: Long | number
+  ageYears: number
+  sex: string
+}
+export interface WireFrame {
+  unitId: string
+  bootId: string
+  seq: Long | number
+  capturedAtMs: Long | number
+  encounterId: string
+  numerics: WireNumeric[]
+  waveforms: WireWaveform[]
+  position: WirePosition | null
+  alarms: WireAlarm[]
+  assessment: WireAssessment | null
+}
+
+/** Input accepted by {@link encodeFrame}: the wire shape with everything optional. */
+export type FrameInit = Partial<Omit<WireFrame, 'seq' | 'capturedAtMs' | 'position' | 'assessment'>> & {
+  seq?: number | bigint | string | Long
+  capturedAtMs?: number | bigint | Long
+  position?: Partial<WirePosition>
+  assessment?: Partial<Omit<WireAssessment, 'lastKnownWellMs'>> & { lastKnownWellMs?: number | Long }
+}
+
+function toLong (v: number | bigint | string | Long | undefined, unsigned: boolean): Long | undefined {
+  if (v === undefined) return undefined
+  if (Long.isLong(v)) return v
+  if (typeof v === 'number') return Long.fromNumber(v, unsigned)
+  return Long.fromString(v.toString(), unsigned)
+}
+
+/** Encodes a frame (devices, the simulator and tests use this; the gateway only decodes). */
+export function encodeFrame (init: FrameInit): Uint8Array {
+  const msg = TelemetryFrameType.fromObject({
+    ...init,
+    seq: toLong(init.seq, true),
+    capturedAtMs: toLong(init.capturedAtMs, false),
+    assessment: init.assessment === undefined
+      ? undefined
+      : { ...init.assessment, lastKnownWellMs: toLong(init.assessment.lastKnownWellMs, false) }
+  })
+  return TelemetryFrameType.encode(msg).finish()
+}
+
+/** Decodes bytes into the wire shape; throws protobufjs' error on malformed input. */
+export function decodeWire (bytes: Uint8Array): WireFrame {
+  return TelemetryFrameType.decode(bytes) as unknown as WireFrame
+}

@@ -1,0 +1,124 @@
+/**
+ * `ambulink` command line. Secrets (device tokens, user passwords) are printed alone on stdout
+ * and nowhere else; everything meant for people goes to stderr.
+ */
+import { parseArgs } from 'node:util'
+import { ConfigError, describeOptions, loadConfig } from './config.js'
+import { addDevice, addUser, listDevices, listUsers, revokeDevice, revokeUser, ROLES, type Role } from './credentials.js'
+import { createLogger } from './logger.js'
+import { startGateway, type Gateway } from './server.js'
+
+const USAGE = `ambulink <command>
+
+  serve                              run the gateway
+  demo [--units N] [--leads 12|1]    gateway + simulated ambulance fleet
+  device add <unit>                  create a unit; prints its token (only a hash is stored)
+  device list | device revoke <unit>
+  user add <name> --role clinician|researcher|admin   prints the generated password
+  user list | user revoke <name>
+  simulate --url URL --units N --credentials FILE     stream a simulated fleet into a gateway
+
+Configuration (environment):
+${describeOptions()}
+`
+
+export async function main (argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv
+  try {
+    switch (cmd) {
+      case 'serve': return await serve()
+      case 'demo': return await (await import('./demo.js')).runDemo(rest)
+      case 'device': return await device(rest)
+      case 'user': return await user(rest)
+      case 'simulate': return await (await import('../loadtest/simulate-cli.js')).runSimulateCli(rest)
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stderr.write(USAGE)
+        return cmd === undefined ? 2 : 0
+      default:
+        process.stderr.write(`unknown command ${JSON.stringify(cmd)}\n\n${USAGE}`)
+        return 2
+    }
+  } catch (err) {
+    if (err instanceof ConfigError || (err as { code?: string }).code?.startsWith('AMB_ERR_') === true) {
+      process.stderr.write(`ambulink: ${(err as Error).message}\n`)
+      return 2
+    }
+    throw err
+  }
+}
+
+async function device (args: string[]): Promise<number> {
+  const { dataDir } = loadConfig()
+  const [sub, unit] = args
+  if (sub === 'add' && unit !== undefined) {
+    process.stdout.write(await addDevice(dataDir, unit) + '\n')
+    return 0
+  }
+  if (sub === 'revoke' && unit !== undefined) {
+    const had = await revokeDevice(dataDir, unit)
+    process.stderr.write(had ? `revoked ${unit}\n` : `no unit ${unit}\n`)
+    return had ? 0 : 1
+  }
+  if (sub === 'list') {
+    for (const d of await listDevices(dataDir)) process.stdout.write(`${d.unit}\t${d.createdAt}\n`)
+    return 0
+  }
+  process.stderr.write('usage: ambulink device add <unit> | list | revoke <unit>\n')
+  return 2
+}
+
+async function user (args: string[]): Promise<number> {
+  const { dataDir } = loadConfig()
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { role: { type: 'string' } } })
+  const [sub, name] = positionals
+  if (sub === 'add' && name !== undefined) {
+    const role = values.role as Role | undefined
+    if (role === undefined || !ROLES.includes(role)) {
+      process.stderr.write(`--role must be one of ${ROLES.join(', ')}\n`)
+      return 2
+    }
+    process.stdout.write(await addUser(dataDir, name, role) + '\n')
+    return 0
+  }
+  if (sub === 'revoke' && name !== undefined) {
+    const had = await revokeUser(dataDir, name)
+    process.stderr.write(had ? `revoked ${name}\n` : `no user ${name}\n`)
+    return had ? 0 : 1
+  }
+  if (sub === 'list') {
+    for (const u of await listUsers(dataDir)) process.stdout.write(`${u.name}\t${u.role}\t${u.createdAt}\n`)
+    return 0
+  }
+  process.stderr.write('usage: ambulink user add <name> --role R | list | revoke <name>\n')
+  return 2
+}
+
+/** Runs until SIGINT/SIGTERM, then closes everything in reverse start order. */
+export async function runUntilSignal (gw: Gateway, extraClose?: () => Promise<void>): Promise<number> {
+  await new Promise<void>(resolve => {
+    process.once('SIGINT', resolve)
+    process.once('SIGTERM', resolve)
+  })
+  gw.log.info('shutting down')
+  // A second signal, or a stuck close, must not keep the process alive for long.
+  const force = setTimeout(() => {
+    gw.log.error('shutdown took too long; exiting')
+    process.exit(1)
+  }, 10_000)
+  force.unref()
+  if (extraClose !== undefined) await extraClose()
+  await gw.close()
+  clearTimeout(force)
+  gw.log.info('stopped')
+  return 0
+}
+
+async function serve (): Promise<number> {
+  const config = loadConfig()
+  const log = createLogger(config.logLevel)
+  const gw = await startGateway(config, { log })
+  return await runUntilSignal(gw)
+}

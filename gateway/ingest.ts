@@ -1,0 +1,75 @@
+/**
+ * The ingest path every frame takes, whatever its transport: decode and validate once, turn into
+ * line protocol, append to the spool (durable before the caller acknowledges), then hand the
+ * validated frame to live consumers. A refused frame is counted, kept in the dead letters with
+ * its reason, and never disturbs the next frame.
+ */
+import { EventEmitter } from 'node:events'
+import { FrameDecoder, FrameError, type Frame } from '../decoders/index.js'
+import type { DeadLetterStore } from '../streams/dead-letter.js'
+import { frameToLines } from '../streams/line-protocol.js'
+import type { Spool } from '../streams/spool.js'
+import type { Metrics } from './metrics.js'
+
+export type IngestResult =
+  | { ok: true, frame: Frame, points: number, replay: boolean }
+  | { ok: false, error: FrameError }
+
+export interface IngestEvents {
+  frame: [frame: Frame, transport: string]
+}
+
+export class Ingest extends EventEmitter<IngestEvents> {
+  /** unit → boot → highest seq seen (as bigint) to tell resends from new frames. */
+  private readonly lastSeq = new Map<string, { boot: string, seq: bigint }>()
+
+  constructor (
+    private readonly decoder: FrameDecoder,
+    private readonly spool: Spool,
+    private readonly deadLetters: DeadLetterStore,
+    private readonly metrics: Metrics
+  ) {
+    super()
+  }
+
+  /**
+   * Ingests one frame from `unit`. Resolves when the outcome is durable: accepted frames are in
+   * the spool, refused ones in the dead letters. Rejects only when the frame could not be kept
+   * at all (spool full or failing): the caller must then not acknowledge it.
+   */
+  async ingest (unit: string, bytes: Uint8Array, transport: string): Promise<IngestResult> {
+    let frame: Frame
+    try {
+      frame = this.decoder.decode(bytes, unit)
+    } catch (err) {
+      if (!(err instanceof FrameError)) throw err
+      this.metrics.framesRejected.inc({ reason: err.code })
+      const kept = await this.deadLetters.add({ source: 'decoder', code: err.code, reason: err.message, unit, transport, payload: bytes })
+      if (kept) this.metrics.deadLetters.inc({ source: 'decoder' })
+      return { ok: false, error: err }
+    }
+    const lines = frameToLines(frame)
+    const t0 = performance.now()
+    await this.spool.append(lines.text, lines.points)
+    this.metrics.spoolAppendSeconds.observe((performance.now() - t0) / 1000)
+    this.metrics.framesAccepted.inc({ transport })
+    this.metrics.frameBytes.inc(frame.byteLength)
+    this.metrics.pointsSpooled.inc(lines.points)
+    const replay = this.isReplay(frame)
+    if (replay) this.metrics.framesReplayed.inc()
+    this.emit('frame', frame, transport)
+    return { ok: true, frame, points: lines.points, replay }
+  }
+
+  private isReplay (f: Frame): boolean {
+    const seq = BigInt(f.seq)
+    const last = this.lastSeq.get(f.unitId)
+    if (last === undefined || last.boot !== f.bootId) {
+      this.lastSeq.set(f.unitId, { boot: f.bootId, seq })
+      return false
+    }
+    if (seq <= last.seq) return true
+    last.seq = seq
+    return false
+  }
+}

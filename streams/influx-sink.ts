@@ -1,0 +1,267 @@
+/**
+ * The InfluxDB sink: drains the spool into InfluxDB in order, one batch in flight, through the
+ * @influxdata/influxdb-client transport (its WriteApi keeps a memory retry buffer that it drops on
+ * close and flushes every 60 s by default; here the spool is the retry buffer instead).
+ *
+ * - Batches by points, bytes and time (a short linger lets a batch fill under load).
+ * - gzip (level 1, on libuv's thread pool: off the event loop).
+ * - 429/5xx/network errors: the same batch is retried with exponential backoff and jitter
+ *   (honouring Retry-After); the spool keeps everything behind it. Nothing is dropped.
+ * - 400/413/422 (type conflict, partial write, too large): the batch is split in halves until the
+ *   offending lines are isolated; those go to dead letters with InfluxDB's message, the rest is
+ *   written (writes are idempotent, so re-sending lines that a partial write kept is harmless).
+ * - v1 (`/write?db=`) creates its database when missing; v2 (`/api/v2/write?org=&bucket=`).
+ */
+import { promisify } from 'node:util'
+import { gzip as gzipCb, constants as zc } from 'node:zlib'
+import { HttpError, InfluxDB, type Transport } from '@influxdata/influxdb-client'
+import type { Spool, SpoolBatch } from './spool.js'
+import type { DeadLetterStore } from './dead-letter.js'
+
+const gzip = promisify(gzipCb)
+
+export interface InfluxSinkOptions {
+  url: string
+  api: 'v2' | 'v1'
+  /** v2 token, or `user:password` for v1 with auth enabled. */
+  token?: string
+  org?: string
+  bucket?: string
+  db?: string
+  /** Most points per write request. */
+  maxBatchPoints: number
+  /** Most line-protocol bytes per write request (before gzip). */
+  maxBatchBytes: number
+  /** How long a batch may wait to fill once data is there, in ms. */
+  lingerMs: number
+  /** Request timeout, in ms. */
+  timeoutMs: number
+  minRetryDelayMs: number
+  maxRetryDelayMs: number
+}
+
+export const INFLUX_SINK_DEFAULTS = Object.freeze({
+  api: 'v2' as const,
+  maxBatchPoints: 10_000,
+  maxBatchBytes: 4 * 1024 * 1024,
+  lingerMs: 20,
+  timeoutMs: 30_000,
+  minRetryDelayMs: 200,
+  maxRetryDelayMs: 15_000
+})
+
+export interface SinkEvents {
+  /** A batch was stored: points, bytes, request latency in ms, first record's receive time. */
+  onWritten?: (points: number, bytes: number, latencyMs: number, firstReceivedAtMs: number) => void
+  /** A write failed and will be retried. */
+  onRetry?: (err: Error, attempt: number, delayMs: number) => void
+  /** Lines refused by InfluxDB were moved to dead letters. */
+  onRejected?: (lines: number, message: string) => void
+  /** Another failure in the sink loop (logged by the owner). */
+  onError?: (err: Error) => void
+}
+
+export class InfluxSink {
+  readonly options: Readonly<InfluxSinkOptions>
+  private readonly transport: Transport
+  private readonly writePath: string
+  private running: Promise<void> | null = null
+  private stopping = false
+  private wakeSleep: (() => void) | null = null
+  private dbCreated = false
+  /** Last outcome, for /readyz. */
+  lastError: Error | null = null
+  lastSuccessAt = 0
+  private failing = false
+
+  constructor (
+    options: Partial<InfluxSinkOptions> & { url: string },
+    private readonly spool: Spool,
+    private readonly deadLetters: DeadLetterStore,
+    private readonly events: SinkEvents = {}
+  ) {
+    this.options = Object.freeze({ ...INFLUX_SINK_DEFAULTS, ...options })
+    const o = this.options
+    this.transport = new InfluxDB({ url: o.url, token: o.token, timeout: o.timeoutMs }).transport
+    if (o.api === 'v1') {
+      if (o.db === undefined || o.db === '') throw new Error('INFLUX_DB is required with INFLUX_API=v1')
+      this.writePath = `/write?db=${encodeURIComponent(o.db)}&precision=u`
+    } else {
+      if (o.bucket === undefined || o.bucket === '') throw new Error('INFLUX_BUCKET is required with INFLUX_API=v2')
+      this.writePath = `/api/v2/write?org=${encodeURIComponent(o.org ?? '')}&bucket=${encodeURIComponent(o.bucket)}&precision=us`
+    }
+  }
+
+  /** True while writes fail (the spool is growing). */
+  get healthy (): boolean { return !this.failing }
+
+  start (): void {
+    if (this.running !== null) return
+    this.running = this.loop().catch(err => { this.events.onError?.(err as Error) })
+  }
+
+  /** Checks that InfluxDB answers (`/ping`, served by 1.x, 2.x, 3.x and VictoriaMetrics). */
+  async ping (timeoutMs = 2000): Promise<boolean> {
+    try {
+      await this.transport.request('/ping', '', { method: 'GET', signal: AbortSignal.timeout(timeoutMs) })
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  private async loop (): Promise<void> {
+    const o = this.options
+    while (!this.stopping) {
+      await this.spool.waitForData()
+      if (this.stopping) break
+      if (o.lingerMs > 0) await this.sleep(o.lingerMs)
+      let batch: SpoolBatch | null
+      try {
+        batch = await this.spool.read(o.maxBatchBytes, o.maxBatchPoints)
+      } catch (err) {
+        // A corrupt record cannot heal by waiting; report and stop rather than skip data.
+        this.lastError = err as Error
+        this.failing = true
+        this.events.onError?.(err as Error)
+        return
+      }
+      if (batch === null) continue
+      const ok = await this.writeBatch(batch)
+      if (!ok) { this.spool.rewind(); break }
+      await this.spool.commit(batch.end)
+    }
+  }
+
+  /** Writes one spool batch, retrying until it is stored or the sink stops. */
+  private async writeBatch (batch: SpoolBatch): Promise<boolean> {
+    let attempt = 0
+    for (;;) {
+      const started = performance.now()
+      try {
+        await this.writeOrSplit(batch.data)
+        this.events.onWritten?.(batch.points, batch.data.length, performance.now() - started, batch.firstReceivedAtMs)
+        this.lastError = null
+        this.failing = false
+        this.lastSuccessAt = Date.now()
+        return true
+      } catch (err) {
+        attempt++
+        this.lastError = err as Error
+        this.failing = true
+        if (this.stopping) return false
+        const delay = this.retryDelay(err as Error, attempt)
+        this.events.onRetry?.(err as Error, attempt, delay)
+        await this.sleep(delay)
+        if (this.stopping) return false
+      }
+    }
+  }
+
+  private retryDelay (err: Error, attempt: number): number {
+    const o = this.options
+    const serverSays = err instanceof HttpError && err.statusCode === 429 ? err.retryAfter() : 0
+    const exp = Math.min(o.maxRetryDelayMs, o.minRetryDelayMs * 2 ** Math.min(attempt - 1, 16))
+    // Full jitter keeps many gateways from hammering a recovering InfluxDB in step.
+    return Math.max(serverSays, exp / 2 + Math.random() * exp / 2)
+  }
+
+  /**
+   * Posts `data`; when InfluxDB refuses it as bad input, splits it to isolate the refused lines
+   * and dead-letters them. Throws only for errors where retrying later can help.
+   */
+  private async writeOrSplit (data: Buffer): Promise<void> {
+    try {
+      await this.post(data)
+    } catch (err) {
+      if (!isBadInput(err)) throw err
+      const lines = countLines(data)
+      if (lines <= 1) {
+        const msg = errorMessage(err)
+        await this.deadLetters.add({ source: 'influx', code: 'AMB_ERR_INFLUX_REJECTED', reason: msg, lines: data.toString('utf8') })
+        this.events.onRejected?.(1, msg)
+        return
+      }
+      const mid = splitPoint(data)
+      await this.writeOrSplit(data.subarray(0, mid))
+      await this.writeOrSplit(data.subarray(mid))
+    }
+  }
+
+  private async post (data: Buffer): Promise<void> {
+    const body = await gzip(data, { level: zc.Z_BEST_SPEED })
+    try {
+      await this.transport.request(this.writePath, body, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain; charset=utf-8', 'content-encoding': 'gzip' }
+      })
+    } catch (err) {
+      if (this.options.api === 'v1' && !this.dbCreated && err instanceof HttpError && err.statusCode === 404) {
+        await this.createDatabase()
+        await this.transport.request(this.writePath, body, {
+          method: 'POST',
+          headers: { 'content-type': 'text/plain; charset=utf-8', 'content-encoding': 'gzip' }
+        })
+        return
+      }
+      throw err
+    }
+  }
+
+  /** v1: CREATE DATABASE is idempotent in InfluxDB 1.x. */
+  async createDatabase (): Promise<void> {
+    if (this.options.api !== 'v1') return
+    const q = `CREATE DATABASE "${this.options.db!.replace(/["\\]/g, '')}"`
+    await this.transport.request(`/query?q=${encodeURIComponent(q)}`, '', { method: 'POST' })
+    this.dbCreated = true
+  }
+
+  private sleep (ms: number): Promise<void> {
+    return new Promise(resolve => {
+      const t = setTimeout(() => { this.wakeSleep = null; resolve() }, ms)
+      this.wakeSleep = () => { clearTimeout(t); this.wakeSleep = null; resolve() }
+    })
+  }
+
+  /**
+   * Stops after the batch in flight (or at once when InfluxDB is failing: what is not stored
+   * stays in the spool for the next start). Safe to call twice.
+   */
+  async close (graceMs = 5000): Promise<void> {
+    if (this.running === null) return
+    const running = this.running
+    // Give the loop a moment to drain what is already spooled while healthy.
+    const deadline = Date.now() + graceMs
+    while (!this.failing && Date.now() < deadline && this.spool.pendingBytes > 0) {
+      await new Promise(resolve => setTimeout(resolve, 20))
+    }
+    this.stopping = true
+    this.wakeSleep?.()
+    this.spool.wakeReaders()
+    await running
+    this.running = null
+  }
+}
+
+function isBadInput (err: unknown): boolean {
+  return err instanceof HttpError && (err.statusCode === 400 || err.statusCode === 413 || err.statusCode === 422)
+}
+
+function errorMessage (err: unknown): string {
+  if (err instanceof HttpError) return `${err.statusCode} ${err.body ?? err.message}`.slice(0, 2000)
+  return (err as Error).message
+}
+
+function countLines (data: Buffer): number {
+  let n = 0
+  let i = -1
+  while ((i = data.indexOf(10, i + 1)) !== -1) n++
+  return n
+}
+
+/** Index just after the newline nearest the middle. */
+function splitPoint (data: Buffer): number {
+  const nl = data.indexOf(10, data.length >> 1)
+  if (nl !== -1 && nl + 1 < data.length) return nl + 1
+  return data.lastIndexOf(10, (data.length >> 1) - 1) + 1
+}

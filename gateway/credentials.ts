@@ -149,7 +149,7 @@ export type Principal =
  */
 export class CredentialStore extends EventEmitter {
   private file: CredentialsFile = emptyFile()
-  private mtimeMs = -1
+  private version = ''
   private timer: NodeJS.Timeout | null = null
   /** Secrets already verified, as keyed digests (not the secrets), to skip scrypt on reconnects. */
   private readonly verified = new Map<string, { digest: Buffer, hash: string }>()
@@ -174,16 +174,17 @@ export class CredentialStore extends EventEmitter {
 
   /** Re-reads the file when it changed. */
   async reload (): Promise<void> {
-    let m: number
+    let v: string
     try {
-      m = (await stat(this.path)).mtimeMs
+      const st = await stat(this.path)
+      v = `${st.mtimeMs}:${st.size}:${st.ino}`
     } catch {
-      m = 0
+      v = 'none'
     }
-    if (m === this.mtimeMs) return
+    if (v === this.version) return
     const before = this.file
     this.file = await readCredentials(this.path)
-    this.mtimeMs = m
+    this.version = v
     for (const unit of Object.keys(before.devices)) {
       if (this.file.devices[unit]?.hash !== before.devices[unit]!.hash) this.forget(`d:${unit}`, unit)
     }
@@ -206,6 +207,8 @@ export class CredentialStore extends EventEmitter {
    * names cost the same scrypt as wrong secrets, so timing does not reveal which units exist).
    */
   async verify (name: string, secret: string): Promise<Principal | null> {
+    // A name we do not know may have been added by the CLI since the last poll.
+    if (!Object.hasOwn(this.file.devices, name) && !Object.hasOwn(this.file.users, name)) await this.reload()
     const dev = Object.hasOwn(this.file.devices, name) ? this.file.devices[name]! : undefined
     const user = dev === undefined && Object.hasOwn(this.file.users, name) ? this.file.users[name]! : undefined
     const rec: HashRecord | undefined = dev ?? user

@@ -191,21 +191,31 @@ export class InfluxSink {
   private async post (data: Buffer): Promise<void> {
     const body = await gzip(data, { level: zc.Z_BEST_SPEED })
     try {
-      await this.transport.request(this.writePath, body, {
-        method: 'POST',
-        headers: { 'content-type': 'text/plain; charset=utf-8', 'content-encoding': 'gzip' }
-      })
+      await this.send(body)
     } catch (err) {
       if (this.options.api === 'v1' && !this.dbCreated && err instanceof HttpError && err.statusCode === 404) {
         await this.createDatabase()
-        await this.transport.request(this.writePath, body, {
-          method: 'POST',
-          headers: { 'content-type': 'text/plain; charset=utf-8', 'content-encoding': 'gzip' }
-        })
+        await this.send(body)
         return
       }
       throw err
     }
+  }
+
+  /**
+   * One POST of an already gzipped body. Transport.send (unlike request) passes a Buffer body
+   * through untouched; request() would JSON.stringify it.
+   */
+  private send (body: Buffer): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.transport.send(this.writePath, body as unknown as string, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain; charset=utf-8', 'content-encoding': 'gzip' }
+      }, {
+        error: reject,
+        complete: () => { resolve() }
+      })
+    })
   }
 
   /** v1: CREATE DATABASE is idempotent in InfluxDB 1.x. */
@@ -243,9 +253,20 @@ export class InfluxSink {
   }
 }
 
+/**
+ * True when InfluxDB refused the *content* of the lines, so isolating them can help. A 400 that
+ * is not about the data (a proxy's gzip or auth complaint, a missing bucket) would otherwise
+ * send every line to dead letters: those are retried like outages instead.
+ */
 function isBadInput (err: unknown): boolean {
-  return err instanceof HttpError && (err.statusCode === 400 || err.statusCode === 413 || err.statusCode === 422)
+  if (!(err instanceof HttpError)) return false
+  if (err.statusCode === 413 || err.statusCode === 422) return true
+  if (err.statusCode !== 400) return false
+  return DATA_ERRORS.test(err.body ?? err.message)
 }
+
+/** Messages InfluxDB 1.x/2.x/3.x and VictoriaMetrics give for lines they cannot store. */
+const DATA_ERRORS = /partial write|field type conflict|unable to parse|cannot parse|invalid (field|tag|number|boolean|timestamp|measurement)|beyond retention|max-values-per-tag|bad timestamp|conflict/i
 
 function errorMessage (err: unknown): string {
   if (err instanceof HttpError) return `${err.statusCode} ${err.body ?? err.message}`.slice(0, 2000)

@@ -49,7 +49,7 @@ describe('frameToLines', () => {
   })
 
   it('is a pure function of the frame: a replay writes identical points', () => {
-    const bytes = encodeFrame({ unitId: 'u1', bootId: 'b', seq: 5, capturedAtMs: NOW, numerics: [{ sign: 1, value: 80 }] })
+    const bytes = encodeFrame({ unitId: 'u1', bootId: 'b', seq: 5, capturedAtMs: NOW, numerics: [{ sign: 1, value: 80, offsetMs: 0 }] })
     expect(frameToLines(dec.decode(bytes, 'u1', NOW)).text).toBe(frameToLines(dec.decode(bytes, 'u1', NOW + 5000)).text)
   })
 })

@@ -1,0 +1,18 @@
+import { defineConfig } from 'vitest/config';
+
+// Integration tests start real servers (influxd, victoria-metrics, mosquitto),
+// so: generous timeouts, separate processes per file (pool 'forks', which also
+// lets test/support/proc.ts kill leftover children on worker exit), and at
+// most 2 files in parallel on the 2-core CI machine.
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    pool: 'forks',
+    fileParallelism: true,
+    poolOptions: {
+      forks: { minForks: 1, maxForks: 2 },
+    },
+  },
+});

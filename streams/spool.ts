@@ -72,6 +72,9 @@ export class Spool {
   private high = false
   private closed = false
   private rotating: Promise<void> | null = null
+  private closedSyncs = 0
+  /** Records appended since open. */
+  appends = 0
   private readonly now: () => number
   readonly options: Readonly<SpoolOptions>
 
@@ -81,7 +84,10 @@ export class Spool {
   }
 
   static async open (options: Partial<SpoolOptions> & { dir: string }): Promise<Spool> {
-    const s = new Spool({ ...SPOOL_DEFAULTS, ...options })
+    const o = { ...SPOOL_DEFAULTS, ...options }
+    // Only whole segments are trimmed, so a segment must be small next to the bound.
+    o.segmentBytes = Math.max(4096, Math.min(o.segmentBytes, Math.floor(o.maxSpoolBytes / 8)))
+    const s = new Spool(o)
     await s.recover()
     return s
   }
@@ -142,6 +148,9 @@ export class Spool {
     }
   }
 
+  /** fdatasync calls since open (group commit: one covers many appends). */
+  get fsyncs (): number { return this.closedSyncs + this.writer.syncs }
+
   /** Bytes on disk across all segments. */
   get bytes (): number { return this.totalBytes }
 
@@ -163,6 +172,7 @@ export class Spool {
     }
     if (this.rotating !== null) await this.rotating
     this.totalBytes += rec.length
+    this.appends++
     this.checkPressure()
     const seg = this.writerSeg
     seg.bytes += rec.length
@@ -179,6 +189,7 @@ export class Spool {
 
   private async rotate (): Promise<void> {
     const old = this.writer
+    this.closedSyncs += old.syncs
     const next: Segment = { n: this.writerSeg.n + 1, bytes: 0 }
     const fh = await open(join(this.options.dir, segName(next.n)), fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL)
     await syncDir(this.options.dir)
@@ -302,6 +313,21 @@ export class Spool {
    */
   async commit (pos: Position): Promise<void> {
     this.cursor = { ...pos }
+    // Caught up with a well-filled writer segment: start a new one so this one can be trimmed.
+    if (pos.segment === this.writerSeg.n && pos.offset === this.writer.size && pos.offset >= this.options.segmentBytes / 4 && this.rotating === null) {
+      this.rotating = this.rotate().finally(() => { this.rotating = null })
+      await this.rotating
+    }
+    // A cursor at the end of a finished segment belongs at the start of the next one.
+    for (;;) {
+      const c = this.cursor
+      if (c.segment === this.writerSeg.n) break
+      const seg = this.segments.find(x => x.n === c.segment)
+      const next = this.segments.find(x => x.n > c.segment)
+      if (seg === undefined || next === undefined || c.offset < seg.bytes) break
+      this.cursor = { segment: next.n, offset: 0 }
+    }
+    if (this.readPos.segment < this.cursor.segment) this.readPos = { ...this.cursor }
     const tmp = join(this.options.dir, 'cursor.json.tmp')
     await writeFile(tmp, JSON.stringify(this.cursor))
     await rename(tmp, join(this.options.dir, 'cursor.json'))

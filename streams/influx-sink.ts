@@ -160,7 +160,8 @@ export class InfluxSink {
 
   private retryDelay (err: Error, attempt: number): number {
     const o = this.options
-    const serverSays = err instanceof HttpError && err.statusCode === 429 ? err.retryAfter() : 0
+    // HttpError.retryAfter() is the Retry-After header in seconds (429 and 503 send it).
+    const serverSays = err instanceof HttpError ? err.retryAfter() * 1000 : 0
     const exp = Math.min(o.maxRetryDelayMs, o.minRetryDelayMs * 2 ** Math.min(attempt - 1, 16))
     // Full jitter keeps many gateways from hammering a recovering InfluxDB in step.
     return Math.max(serverSays, exp / 2 + Math.random() * exp / 2)

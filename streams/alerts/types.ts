@@ -40,6 +40,8 @@ export interface Alert {
   acknowledgedBy: string | null
   /** Times it was escalated because it stayed unacknowledged at high priority. */
   escalations: number
+  /** Unix ms of the latest escalation; null before the first. */
+  escalatedAt: number | null
 }
 
 /** What happened to an alert. Consumers receive the whole alert after the change. */

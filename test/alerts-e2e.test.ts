@@ -1,0 +1,127 @@
+// End to end: a real gateway and a real InfluxDB (influxd); a clinician subscribed to alerts/#
+// with mosquitto_sub (a client written by others); two devices on mqtt.js streaming at once, one
+// deteriorating (HR 35 for 10 s, then STEMI suspected), one healthy. The alerts reach MQTT as
+// JSON with the right kind and priority within 1 s of the frame that causes them, the healthy
+// unit raises nothing, and the `alerts` measurement holds exactly the expected points.
+import mqtt, { type MqttClient } from 'mqtt'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { encodeFrame, type FrameInit } from '../decoders/index.js'
+import type { AlertEvent } from '../streams/alerts/index.js'
+import { startInfluxDB, type InfluxServer } from './support/influxdb.js'
+import { startTestGateway, type TestGateway } from './support/gateway.js'
+import { mosquittoSub, type MosquittoSub } from './support/mosquitto.js'
+import { sleep, waitFor } from './support/proc.js'
+
+const DB = 'amb_alerts'
+/** NEWS2 0 everywhere: RR, SpO2, O2, SBP, HR, ACVPU, temperature (VitalSign numbers). */
+const NORMAL: ReadonlyArray<readonly [number, number]> = [[7, 16], [3, 97], [11, 0], [4, 125], [1, 72], [10, 0], [9, 36.8]]
+
+function frame (unit: string, seq: number, t: number, hr: number, extra: Partial<FrameInit> = {}): Buffer {
+  return Buffer.from(encodeFrame({
+    unitId: unit,
+    bootId: 'boot-1',
+    seq,
+    capturedAtMs: t,
+    encounterId: `enc-${unit}`,
+    numerics: NORMAL.map(([sign, value]) => ({ sign, value: sign === 1 ? hr : value, offsetMs: 0 })),
+    ...extra
+  }))
+}
+
+let influx: InfluxServer
+let tg: TestGateway
+let sub: MosquittoSub
+const devices: MqttClient[] = []
+
+beforeAll(async () => {
+  influx = await startInfluxDB()
+  // Signal loss and escalation far beyond the test's length, so the counts below are exact.
+  tg = await startTestGateway({ influxUrl: influx.url, influxApi: 'v1', influxDb: DB, influxLingerMs: 50, signalLossMs: 600_000, alertEscalateMs: 600_000 })
+  const password = await tg.addUser('dr-lee', 'clinician')
+  sub = await mosquittoSub({ port: tg.gw.ports.mqtt!, username: 'dr-lee', password, id: 'dr-lee', topic: 'alerts/#', qos: 1, timeoutMs: 60_000 })
+  for (const unit of ['amb-crit', 'amb-ok']) {
+    const token = await tg.addDevice(unit)
+    devices.push(await mqtt.connectAsync(tg.mqttUrl, { username: unit, password: token, clientId: unit, reconnectPeriod: 0 }))
+  }
+})
+
+afterAll(async () => {
+  for (const d of devices) await d.endAsync(true)
+  await sub?.stop()
+  await tg?.close()
+  await influx?.stop()
+})
+
+function received (): AlertEvent[] {
+  return sub.messages.map(m => {
+    expect(m.topic).toBe('alerts/amb-crit')
+    return JSON.parse(m.payload.toString('utf8')) as AlertEvent
+  })
+}
+
+/** Resolves with ms from now until `n` alert messages have arrived on mosquitto_sub. */
+async function arrival (n: number): Promise<number> {
+  const t0 = performance.now()
+  await waitFor(async () => sub.messages.length >= n, { timeoutMs: 5_000, intervalMs: 5, what: `${n} alert messages` })
+  return performance.now() - t0
+}
+
+describe('alerts end to end', () => {
+  it('reach mosquitto_sub within 1 s of the causing frame and InfluxDB exactly once; a healthy unit raises nothing', async () => {
+    const [crit, ok] = devices as [MqttClient, MqttClient]
+    // Device time: one frame per second, the last one now (HR 35 from the first: 10 s at frame 10).
+    const base = Date.now() - 12_000
+    const send = (c: MqttClient, unit: string, seq: number, hr: number, extra?: Partial<FrameInit>): Promise<unknown> =>
+      c.publishAsync(`units/${unit}/telemetry`, frame(unit, seq, base + seq * 1000, hr, extra), { qos: 1 })
+
+    for (let seq = 0; seq < 10; seq++) await Promise.all([send(crit, 'amb-crit', seq, 35), send(ok, 'amb-ok', seq, 72)])
+    await sleep(300)
+    expect(sub.messages).toEqual([])   // 9 s of bradycardia: not yet (rule and NEWS2 wait 10 s)
+
+    const t10 = performance.now()
+    await Promise.all([send(crit, 'amb-crit', 10, 35), send(ok, 'amb-ok', 10, 72)])
+    await arrival(2)
+    const latency1 = performance.now() - t10
+    const t11 = performance.now()
+    await Promise.all([send(crit, 'amb-crit', 11, 35, { assessment: { stemiSuspected: true, lastKnownWellMs: 0 } }), send(ok, 'amb-ok', 11, 72)])
+    await arrival(3)
+    const latency2 = performance.now() - t11
+    expect(latency1).toBeLessThan(1000)
+    expect(latency2).toBeLessThan(1000)
+
+    const events = received()
+    expect(events.map(e => [e.type, e.alert.kind, e.alert.key, e.alert.priority]).sort()).toEqual([
+      ['raised', 'news2', '', 'medium'],
+      ['raised', 'stemi', '', 'high'],
+      ['raised', 'threshold', 'heart_rate', 'high']
+    ])
+    const stemi = events.find(e => e.alert.kind === 'stemi')!.alert
+    expect(stemi).toMatchObject({ unit: 'amb-crit', encounter: 'enc-amb-crit', message: 'STEMI suspected by the crew: cath-lab pre-notification', clearedAt: null })
+    expect(events.find(e => e.alert.kind === 'threshold')!.alert).toMatchObject({ value: 35, raisedAt: base + 10_000 })
+
+    // A resent frame changes nothing; an acknowledgement goes out like any other event.
+    await send(crit, 'amb-crit', 11, 35, { assessment: { stemiSuspected: true, lastKnownWellMs: 0 } })
+    expect(tg.gw.alerts.acknowledge(stemi.id, 'dr-lee')).toMatchObject({ acknowledgedBy: 'dr-lee' })
+    await arrival(4)
+    expect(received()[3]).toMatchObject({ type: 'acknowledged', alert: { id: stemi.id, acknowledgedBy: 'dr-lee' } })
+    expect(tg.gw.alerts.openAlerts().map(a => a.unit)).toEqual(['amb-crit', 'amb-crit', 'amb-crit'])
+    expect(tg.gw.alerts.alertsFor('amb-ok')).toEqual([])
+
+    // InfluxDB: exactly the four events as points, tagged per the storage contract.
+    let count = 0
+    await waitFor(async () => (count = await influx.count(DB, 'alerts', 'message')) >= 4 || undefined, { timeoutMs: 15_000, intervalMs: 100, what: '4 alert points' }).catch(() => {})
+    await sleep(300)
+    expect(await influx.count(DB, 'alerts', 'message')).toBe(4)
+    expect(count).toBe(4)
+    expect(await influx.count(DB, 'alerts', 'message', `"unit" = 'amb-ok'`)).toBe(0)
+    const r = await influx.query(`SELECT "event", "priority", "message", "value", "id" FROM alerts WHERE "kind" = 'threshold'`, DB, { epoch: 'u' })
+    const rows: unknown[][] = r.results[0].series[0].values
+    expect(rows).toEqual([[(base + 10_000) * 1000, 'raised', 'high', 'Heart rate below 40 bpm for ≥ 10 s: now 35 bpm', 35, expect.any(String)]])
+    const tags = await influx.query('SHOW TAG KEYS FROM alerts', DB)
+    expect(tags.results[0].series[0].values.flat().sort()).toEqual(['encounter', 'key', 'kind', 'priority', 'unit'])
+
+    const metrics = await tg.gw.metrics.registry.metrics()
+    expect(metrics).toMatch(/ambulink_alerts_total\{kind="stemi",priority="high",event="raised"\} 1/)
+    expect(metrics).toMatch(/ambulink_alerts_open 3/)
+  })
+})

@@ -1,0 +1,49 @@
+/** The dashboard's HTTP calls. The CSRF token comes with the session and rides in a header. */
+export interface SessionInfo { user: string, role: string, expiresAt: number, csrfToken: string }
+
+let csrfToken = ''
+
+export class HttpError extends Error {
+  constructor (readonly status: number, message: string) { super(message) }
+}
+
+async function call (method: string, path: string, body?: unknown): Promise<Response> {
+  const headers: Record<string, string> = {}
+  if (body !== undefined) headers['content-type'] = 'application/json'
+  if (method !== 'GET') headers['x-csrf-token'] = csrfToken
+  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), credentials: 'same-origin' })
+  if (!res.ok) {
+    const text = await res.text()
+    let message = text
+    try { message = (JSON.parse(text) as { message?: string }).message ?? text } catch { /* not JSON */ }
+    throw new HttpError(res.status, message)
+  }
+  return res
+}
+
+/** The current session, or null when logged out. */
+export async function currentSession (): Promise<SessionInfo | null> {
+  try {
+    const s = await (await call('GET', '/api/v1/session')).json() as SessionInfo
+    csrfToken = s.csrfToken
+    return s
+  } catch (err) {
+    if (err instanceof HttpError && err.status === 401) return null
+    throw err
+  }
+}
+
+export async function login (name: string, password: string): Promise<SessionInfo> {
+  const s = await (await call('POST', '/api/v1/session', { name, password })).json() as SessionInfo
+  csrfToken = s.csrfToken
+  return s
+}
+
+export async function logout (): Promise<void> {
+  await call('DELETE', '/api/v1/session').catch(() => {})
+  csrfToken = ''
+}
+
+export async function acknowledge (id: string): Promise<void> {
+  await call('POST', `/api/v1/alerts/${encodeURIComponent(id)}/ack`)
+}

@@ -1,0 +1,248 @@
+/**
+ * The dataspace's HTTP side:
+ * - `GET /dataspace/catalog`: public DCAT-AP / HealthDCAT-AP JSON-LD;
+ * - `GET /dataspace/extract?dataset=&from=&to=&fields=&format=ndjson|csv|fhir`: a protected
+ *   extract, streamed with backpressure, with the permit as `Authorization: Bearer`;
+ * - `GET /dataspace/stream?dataset=vitals|alerts&fields=`: the live stream (WebSocket).
+ *
+ * Every access to data is written to the audit log before any data leaves (an access that
+ * cannot be logged is refused with 503), and again when it ends, with what was released.
+ * Refusals: 401 for the permit itself (missing, forged, expired, revoked), 403 for what it does
+ * not cover, each with its code and reason, and each logged too.
+ */
+import { Readable } from 'node:stream'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import {
+  DataspaceError,
+  Extractor,
+  Protector,
+  claimedPermitId,
+  createSerializer,
+  type AuditEvent,
+  type EndReason,
+  type ExtractPlan,
+  type Permit
+} from '../../streams/dataspace/index.js'
+import { resolveScope, type Scope, type ScopeQuery } from '../../streams/dataspace/scope.js'
+import type { Dataspace } from './service.js'
+
+function bearer (req: FastifyRequest): string | undefined {
+  const h = req.headers.authorization
+  // RFC 9110 §11.1: the scheme name is case-insensitive.
+  if (h === undefined || !/^bearer /i.test(h)) return undefined
+  return h.slice(7).trim()
+}
+
+/** What was asked, once understood: only names we define, never the raw query (client text). */
+function scopeAudit (scope: Scope | null, withFormat: boolean): Pick<AuditEvent, 'dataset' | 'format' | 'fields' | 'from' | 'to'> {
+  if (scope === null) return {}
+  return { dataset: scope.dataset, ...(withFormat ? { format: scope.format } : {}), fields: scope.fields, from: new Date(scope.fromMs).toISOString(), to: new Date(scope.toMs).toISOString() }
+}
+
+function permitAudit (permit: Permit | null, token: string | undefined): Pick<AuditEvent, 'permit' | 'researcher' | 'level' | 'purpose'> {
+  if (permit === null) return { permit: token === undefined ? null : claimedPermitId(token) }
+  return { permit: permit.id, researcher: permit.researcher, level: permit.level, purpose: permit.purpose }
+}
+
+function asDataspaceError (err: unknown, req: FastifyRequest): DataspaceError {
+  if (err instanceof DataspaceError) return err
+  req.log.error({ err }, 'extract failed')
+  return new DataspaceError('AMB_ERR_DATASPACE_QUERY_FAILED', 'extract failed', { cause: err })
+}
+
+export function registerDataspaceRoutes (app: FastifyInstance, ds: Dataspace): void {
+  const { metrics, audit, options } = ds
+
+  /** Logs and answers a refusal. The audit entry comes first; if even that fails, say 503. */
+  const refuse = async (reply: FastifyReply, endpoint: string, err: DataspaceError, event: AuditEvent): Promise<FastifyReply> => {
+    metrics.accesses.inc({ endpoint, outcome: 'refused' })
+    metrics.refused.inc({ code: err.code })
+    try {
+      await audit.append({ ...event, outcome: 'refused', status: err.statusCode, code: err.code, reason: err.message })
+    } catch (auditErr) {
+      reply.log.error({ err: auditErr }, 'audit log append failed')
+    }
+    if (err.statusCode === 401) reply.header('www-authenticate', `Bearer realm="dataspace", error="invalid_token", error_description="${err.code}"`)
+    const retry = err.retryAfter()
+    if (retry !== null) reply.header('retry-after', Math.ceil(retry / 1000))
+    return reply.code(err.statusCode).header('cache-control', 'no-store').send({ code: err.code, message: err.message })
+  }
+
+  app.get('/dataspace/catalog', async (req, reply) => {
+    const baseUrl = ds.config.dataspacePublicUrl?.replace(/\/$/, '') ?? `${req.protocol}://${req.host}`
+    const doc = await ds.catalog.document({ baseUrl, publisher: ds.config.dataspacePublisher, contactEmail: ds.config.dataspaceContact, k: options.k })
+    return reply.type('application/ld+json; charset=utf-8').header('cache-control', 'public, max-age=60').send(JSON.stringify(doc))
+  })
+
+  app.get<{ Querystring: ScopeQuery }>('/dataspace/extract', async (req, reply) => {
+    const started = Date.now()
+    const token = bearer(req)
+    const q = req.query
+    let permit: Permit | null = null
+    let scope: Scope | null = null
+    const event = (): AuditEvent => ({ kind: 'extract', outcome: 'refused', ip: req.ip, ...permitAudit(permit, token), ...scopeAudit(scope, true) })
+    try {
+      permit = await ds.authenticate(token)
+      scope = resolveScope(q, permit)
+      if (ds.reader === null) throw new DataspaceError('AMB_ERR_DATASPACE_STORE_UNAVAILABLE', 'extracts need InfluxDB (INFLUX_URL); none is configured')
+    } catch (err) {
+      if (!(err instanceof DataspaceError)) throw err
+      return await refuse(reply, 'extract', err, event())
+    }
+
+    const protector = new Protector(ds.keys.holderSecret, permit, 'extract', options)
+    const extractor = new Extractor(ds.reader, protector, options)
+    const ac = new AbortController()
+    reply.raw.once('close', () => { ac.abort() })
+    let plan: ExtractPlan
+    try {
+      plan = await extractor.plan({ dataset: scope.dataset, fields: scope.fields, fromMs: scope.fromMs, toMs: scope.toMs }, ac.signal)
+      await audit.append({ ...event(), outcome: 'granted', encounters: null })
+    } catch (err) {
+      return await refuse(reply, 'extract', asDataspaceError(err, req), event())
+    }
+    metrics.accesses.inc({ endpoint: 'extract', outcome: 'granted' })
+
+    const sum = plan.summary
+    const serializer = createSerializer(scope.format, { plan, level: permit.level, nowMs: started })
+    reply
+      .type(serializer.contentType)
+      .header('cache-control', 'no-store')
+      .header('ambulink-permit', permit.id)
+      .header('ambulink-protection', permit.level)
+      .header('ambulink-k-anonymity', sum.k === null ? 'none' : String(sum.k))
+    if (sum.encounters !== null) {
+      // Known before the first row (the first pass): how much k-anonymity withheld.
+      reply
+        .header('ambulink-encounters', String(sum.encounters))
+        .header('ambulink-suppressed-encounters', String(sum.suppressedEncounters))
+        .header('ambulink-suppressed-classes', `${sum.classesBelowK}/${sum.classes}`)
+    }
+    // Known only at the end: rows released and withheld, as HTTP trailers (RFC 9110 §6.5).
+    let complete = false
+    reply.trailer('ambulink-rows', async () => String(sum.rows))
+    reply.trailer('ambulink-suppressed-rows', async () => String(sum.suppressedRows + sum.suppressedCellRows))
+    reply.trailer('ambulink-unassigned-rows', async () => String(sum.unassignedRows))
+    reply.trailer('ambulink-complete', async () => String(complete))
+
+    let bytes = 0
+    let failure: DataspaceError | null = null
+    const dataset = scope.dataset
+    async function * body (): AsyncGenerator<string> {
+      try {
+        const head = serializer.head()
+        if (head !== '') { bytes += Buffer.byteLength(head); yield head }
+        for await (const batch of extractor.rows(plan, ac.signal)) {
+          const text = serializer.batch(batch)
+          if (text === '') continue
+          bytes += Buffer.byteLength(text)
+          yield text
+        }
+        const tail = serializer.tail()
+        bytes += Buffer.byteLength(tail)
+        complete = true
+        if (tail !== '') yield tail
+      } catch (err) {
+        if (!ac.signal.aborted) {
+          failure = asDataspaceError(err, req)
+          req.log.error({ code: failure.code, err: failure.message }, 'extract broke off')
+        }
+        throw err
+      }
+    }
+    reply.raw.once('close', () => {
+      metrics.rows.inc({ dataset }, sum.rows)
+      metrics.suppressedRows.inc({ dataset }, sum.suppressedRows + sum.suppressedCellRows)
+      const failed = failure as DataspaceError | null
+      audit.append({
+        ...event(),
+        outcome: complete ? 'completed' : 'aborted',
+        ...(failed !== null ? { code: failed.code, reason: failed.message } : complete ? {} : { reason: 'client went away' }),
+        encounters: sum.encounters,
+        suppressedEncounters: sum.suppressedEncounters,
+        rows: sum.rows,
+        suppressedRows: sum.suppressedRows + sum.suppressedCellRows,
+        bytes,
+        durationMs: Date.now() - started
+      }).catch((err: unknown) => { req.log.error({ err }, 'audit log append failed') })
+    })
+    return reply.send(Readable.from(body(), { objectMode: false, highWaterMark: 64 * 1024 }))
+  })
+
+  /** Live stream: authorised before the upgrade, so refusals are plain HTTP 401/403. */
+  const admitted = new WeakMap<FastifyRequest, { permit: Permit, scope: Scope }>()
+
+  app.get<{ Querystring: ScopeQuery }>('/dataspace/stream', {
+    websocket: true,
+    preHandler: async (req, reply) => {
+      if (!req.ws) {
+        metrics.refused.inc({ code: 'AMB_ERR_DATASPACE_NOT_WEBSOCKET' })
+        return await reply.code(426).header('upgrade', 'websocket').send({ code: 'AMB_ERR_DATASPACE_NOT_WEBSOCKET', message: 'this endpoint is a WebSocket: send an Upgrade request' })
+      }
+      const token = bearer(req)
+      let permit: Permit | null = null
+      let scope: Scope | null = null
+      const event = (): AuditEvent => ({ kind: 'stream', outcome: 'refused', ip: req.ip, ...permitAudit(permit, token), ...scopeAudit(scope, false) })
+      try {
+        permit = await ds.authenticate(token)
+        scope = resolveScope({ ...req.query, format: undefined }, permit, { live: true })
+        const now = Date.now()
+        if (now < permit.fromMs || now >= permit.toMs) {
+          throw new DataspaceError('AMB_ERR_DATASPACE_WINDOW_FORBIDDEN', `the permit's window ${new Date(permit.fromMs).toISOString()}..${new Date(permit.toMs).toISOString()} does not include now`)
+        }
+        await audit.append({ ...event(), outcome: 'granted' })
+      } catch (err) {
+        if (!(err instanceof DataspaceError)) throw err
+        return await refuse(reply, 'stream', err, event())
+      }
+      metrics.accesses.inc({ endpoint: 'stream', outcome: 'granted' })
+      admitted.set(req, { permit, scope })
+    }
+  }, (socket: WebSocket, req) => {
+    const a = admitted.get(req)
+    if (a === undefined) { socket.terminate(); return }
+    const { permit, scope } = a
+    const started = Date.now()
+    const dataset = scope.dataset as 'vitals' | 'alerts'
+    let timer: NodeJS.Timeout | null = null
+    const sub = ds.hub.subscribe({
+      dataset,
+      permitId: permit.id,
+      researcher: permit.researcher,
+      fields: new Set(scope.fields),
+      fromMs: permit.fromMs,
+      toMs: permit.toMs,
+      protector: new Protector(ds.keys.holderSecret, permit, 'live', options),
+      socket,
+      onEnd: (reason: EndReason, messages: number) => {
+        if (timer !== null) clearTimeout(timer)
+        metrics.liveMessages.inc({ dataset }, messages)
+        audit.append({
+          kind: 'stream',
+          outcome: 'closed',
+          ip: req.ip,
+          ...permitAudit(permit, undefined),
+          ...scopeAudit(scope, false),
+          ...(reason === 'slow consumer' ? { code: 'AMB_ERR_DATASPACE_SLOW_CONSUMER' } : {}),
+          reason,
+          rows: messages,
+          durationMs: Date.now() - started
+        }).catch((err: unknown) => { req.log.error({ err }, 'audit log append failed') })
+      }
+    })
+    // The stream ends when the permit does: at expiry or at the end of its window.
+    const endAt = Math.min(permit.expiresAtMs, permit.toMs)
+    const arm = (): void => {
+      const left = endAt - Date.now()
+      if (left <= 0) { sub.end('permit expired'); return }
+      // setTimeout holds at most 2^31-1 ms; re-arm for long permits.
+      timer = setTimeout(arm, Math.min(left, 2 ** 31 - 1))
+      timer.unref()
+    }
+    arm()
+    socket.on('close', () => { sub.end('client closed') })
+    // Researchers only listen; anything they send is ignored.
+    socket.on('message', () => {})
+  })
+}

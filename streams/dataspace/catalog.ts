@@ -1,0 +1,143 @@
+/**
+ * The public catalogue: JSON-LD after DCAT-AP 3 and its health extension HealthDCAT-AP, one
+ * dcat:Dataset per dataset, so a national data catalogue (HealthData@EU) can harvest it.
+ *
+ * Record counts and temporal coverage come from InfluxDB (one aggregate query and two one-row
+ * queries per measurement, cached for catalogCacheMs so a public endpoint cannot be used to load
+ * the database). Coverage is given at day precision: the exact first and last instants would
+ * say when a given transport happened. Without InfluxDB both are stated as unknown.
+ */
+import { DATASET_NAMES, DATASETS, grantableFields, type DatasetName } from './datasets.js'
+import { ident, type InfluxReader } from './influx-reader.js'
+
+export interface CatalogInfo {
+  /** Base URL the distributions are reached at (no trailing slash). */
+  baseUrl: string
+  publisher: string
+  contactEmail: string
+  k: number
+}
+
+interface DatasetStats { records: number, firstUs: number | null, lastUs: number | null }
+type Stats = { known: true, at: number, byDataset: Record<DatasetName, DatasetStats> } | { known: false, reason: string }
+
+const EHDS_ELI = 'http://data.europa.eu/eli/reg/2025/327/oj'
+const ACCESS_RESTRICTED = 'http://publications.europa.eu/resource/authority/access-right/RESTRICTED'
+const FILE_TYPE = 'http://publications.europa.eu/resource/authority/file-type/'
+const IANA = 'https://www.iana.org/assignments/media-types/'
+
+const CONTEXT = {
+  dcat: 'http://www.w3.org/ns/dcat#',
+  dct: 'http://purl.org/dc/terms/',
+  dcatap: 'http://data.europa.eu/r5r/',
+  healthdcatap: 'http://healthdataportal.eu/ns/health#',
+  dpv: 'https://w3id.org/dpv#',
+  foaf: 'http://xmlns.com/foaf/0.1/',
+  vcard: 'http://www.w3.org/2006/vcard/ns#',
+  rdfs: 'http://www.w3.org/2000/01/rdf-schema#',
+  xsd: 'http://www.w3.org/2001/XMLSchema#'
+}
+
+const PURPOSE = 'Secondary use under a data permit for the purposes of EHDS Art. 53(1), in particular scientific research and the improvement of pre-hospital cardiac and stroke care; the uses prohibited by Art. 54 are excluded.'
+const LEGAL_BASIS = 'Regulation (EU) 2025/327 (European Health Data Space), Chapter IV: access under a data permit (Art. 68), data anonymised by default and pseudonymised only where the permit requires it (Art. 66); GDPR Art. 9(2)(i)/(j).'
+
+const en = (value: string): { '@value': string, '@language': string } => ({ '@value': value, '@language': 'en' })
+const date = (us: number): { '@value': string, '@type': string } => ({ '@value': new Date(Math.floor(us / 1000)).toISOString().slice(0, 10), '@type': 'xsd:date' })
+
+export class Catalog {
+  private cache: Stats | null = null
+  private loading: Promise<Stats> | null = null
+
+  constructor (private readonly reader: InfluxReader | null, private readonly cacheMs: number) {}
+
+  private async stats (): Promise<Stats> {
+    if (this.reader === null) return { known: false, reason: 'no InfluxDB is configured (INFLUX_URL): record counts and temporal coverage are unknown' }
+    if (this.cache !== null && this.cache.known && Date.now() - this.cache.at < this.cacheMs) return this.cache
+    this.loading ??= this.load(this.reader).finally(() => { this.loading = null })
+    this.cache = await this.loading
+    return this.cache
+  }
+
+  private async load (reader: InfluxReader): Promise<Stats> {
+    try {
+      const byDataset = {} as Record<DatasetName, DatasetStats>
+      for (const name of DATASET_NAMES) {
+        const m = ident(DATASETS[name].measurement)
+        const counts = await reader.all(`SELECT count(*) FROM ${m}`)
+        let records = 0
+        for (const s of counts) for (const row of s.values) for (const v of row.slice(1)) if (typeof v === 'number' && v > records) records = v
+        const first = await reader.all(`SELECT * FROM ${m} ORDER BY time ASC LIMIT 1`)
+        const last = await reader.all(`SELECT * FROM ${m} ORDER BY time DESC LIMIT 1`)
+        const t = (s: typeof first): number | null => typeof s[0]?.values[0]?.[0] === 'number' ? s[0].values[0][0] as number : null
+        byDataset[name] = { records, firstUs: t(first), lastUs: t(last) }
+      }
+      return { known: true, at: Date.now(), byDataset }
+    } catch (err) {
+      return { known: false, reason: `InfluxDB did not answer (${(err as Error).message.slice(0, 120)}): record counts and temporal coverage are unknown` }
+    }
+  }
+
+  /** The catalogue document. */
+  async document (info: CatalogInfo): Promise<Record<string, unknown>> {
+    const stats = await this.stats()
+    const base = info.baseUrl
+    const publisher = { '@type': ['foaf:Agent', 'foaf:Organization'], 'foaf:name': info.publisher }
+    const contact = { '@type': 'vcard:Kind', 'vcard:fn': info.publisher, 'vcard:hasEmail': { '@id': `mailto:${info.contactEmail}` } }
+    const datasets = DATASET_NAMES.map(name => {
+      const ds = DATASETS[name]
+      const st = stats.known ? stats.byDataset[name] : null
+      const distributions: Array<Record<string, unknown>> = [
+        distribution(`${base}/dataspace/extract?dataset=${name}&format=ndjson`, `${ds.title}: extract, NDJSON`, 'JSON', null),
+        distribution(`${base}/dataspace/extract?dataset=${name}&format=csv`, `${ds.title}: extract, CSV`, 'CSV', 'text/csv')
+      ]
+      if (ds.fhir) distributions.push(distribution(`${base}/dataspace/extract?dataset=${name}&format=fhir`, `${ds.title}: extract, FHIR R4 Bundle`, 'JSON', 'application/fhir+json'))
+      if (ds.live) distributions.push(distribution(`${base.replace(/^http/, 'ws')}/dataspace/stream?dataset=${name}`, `${ds.title}: live stream (WebSocket, JSON messages)`, 'JSON', null))
+      const out: Record<string, unknown> = {
+        '@id': `${base}/dataspace/catalog#${name}`,
+        '@type': 'dcat:Dataset',
+        'dct:identifier': name,
+        'dct:title': en(ds.title),
+        'dct:description': en(`${ds.description} Fields a permit may grant: ${grantableFields(name).join(', ')}. Released anonymised by default (pseudonyms per permit, times shifted per encounter, ages in bands, positions on a ~1 km grid, k-anonymity with k = ${info.k}), pseudonymised only where the permit says so.`),
+        'dcat:keyword': ds.keywords.map(en),
+        'dct:accessRights': { '@id': ACCESS_RESTRICTED },
+        'dcatap:applicableLegislation': { '@id': EHDS_ELI },
+        'dpv:hasPurpose': { '@type': 'dpv:Purpose', 'dct:description': en(PURPOSE) },
+        'dpv:hasLegalBasis': { '@type': 'dpv:LegalBasis', 'dct:description': en(LEGAL_BASIS) },
+        'dct:publisher': publisher,
+        'dcat:contactPoint': contact,
+        'dcat:distribution': distributions
+      }
+      if (st !== null) {
+        out['healthdcatap:numberOfRecords'] = { '@value': String(st.records), '@type': 'xsd:nonNegativeInteger' }
+        if (st.firstUs !== null && st.lastUs !== null) {
+          out['dct:temporal'] = { '@type': 'dct:PeriodOfTime', 'dcat:startDate': date(st.firstUs), 'dcat:endDate': date(st.lastUs) }
+        }
+      } else {
+        out['rdfs:comment'] = en(stats.known ? 'statistics unknown' : stats.reason)
+      }
+      return out
+    })
+    return {
+      '@context': CONTEXT,
+      '@id': `${base}/dataspace/catalog`,
+      '@type': 'dcat:Catalog',
+      'dct:title': en('Ambulink pre-hospital telemetry'),
+      'dct:description': en('Telemetry recorded in ambulances during emergency cardiac and stroke transports, offered for secondary use under the European Health Data Space.'),
+      'dct:publisher': publisher,
+      'dcat:contactPoint': contact,
+      'dcatap:applicableLegislation': { '@id': EHDS_ELI },
+      'dcat:dataset': datasets
+    }
+  }
+}
+
+function distribution (url: string, title: string, fileType: string, mediaType: string | null): Record<string, unknown> {
+  const d: Record<string, unknown> = {
+    '@type': 'dcat:Distribution',
+    'dct:title': en(title),
+    'dcat:accessURL': { '@id': url },
+    'dct:format': { '@id': FILE_TYPE + fileType }
+  }
+  if (mediaType !== null) d['dcat:mediaType'] = { '@id': IANA + mediaType }
+  return d
+}

@@ -1,0 +1,28 @@
+/**
+ * An extract's output format: a head, one string per batch of records, a tail. Each batch is
+ * serialised as one string (one write, one chunk on the wire) so the per-row cost is string
+ * building only.
+ */
+import type { ExtractPlan, ExtractRecord } from '../extract.js'
+import type { ProtectionLevel } from '../permit.js'
+
+export type FormatName = 'ndjson' | 'csv' | 'fhir'
+export const FORMAT_NAMES: readonly FormatName[] = ['ndjson', 'csv', 'fhir']
+
+export interface Serializer {
+  readonly contentType: string
+  head (): string
+  batch (records: readonly ExtractRecord[]): string
+  tail (): string
+}
+
+export interface SerializerContext {
+  plan: ExtractPlan
+  level: ProtectionLevel
+  nowMs: number
+}
+
+/** The age column's name says what it holds: a band at anonymised, years at pseudonymised. */
+export function ageColumn (level: ProtectionLevel): string {
+  return level === 'anonymised' ? 'age_band' : 'age'
+}

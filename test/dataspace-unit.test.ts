@@ -1,0 +1,297 @@
+// The dataspace's pure logic, table-driven: generalisation, pseudonyms and time shifts, k-anonymity,
+// permits, scope checks, and the audit log's crash recovery and tamper evidence (on real files).
+import { generateKeyPairSync } from 'node:crypto'
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Readable, Writable } from 'node:stream'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import {
+  AuditLog, DATASPACE_DEFAULTS, DATASPACE_ERRORS, DataspaceError, Extractor, InfluxReader, Protector, claimedPermitId,
+  createSerializer, formatUs, normalisePermitRequest, signPermit, verifyAudit, verifyPermitToken, type Permit
+} from '../streams/dataspace/index.js'
+import { CellCounter, classify } from '../streams/dataspace/k-anonymity.js'
+import { ageBand, coarsen, normaliseSex } from '../streams/dataspace/protect.js'
+import { resolveScope } from '../streams/dataspace/scope.js'
+
+const SECRET = Buffer.alloc(32, 7)
+const DAY_US = 86_400 * 1e6
+
+function code (fn: () => unknown): string {
+  try { fn() } catch (err) { return (err as DataspaceError).code }
+  return 'none'
+}
+
+describe('generalisation', () => {
+  it.each([
+    [0, '0-9'], [9, '0-9'], [10, '10-19'], [64, '60-69'], [89, '80-89'], [90, '90+'], [104, '90+']
+  ])('age %i → band %s', (age, band) => { expect(ageBand(age, 10, 90)).toBe(band) })
+
+  it.each([
+    ['M', 'male'], ['male', 'male'], [' f ', 'female'], ['Female', 'female'], ['', 'unknown'], [null, 'unknown'], ['x', 'other'], ['Jean Dupont', 'other']
+  ])('sex %j → %s (free text never passes)', (raw, out) => { expect(normaliseSex(raw)).toBe(out) })
+
+  it('coarsens to cells of about 1.1 km and returns their centre', () => {
+    const a = coarsen(45.7501, 4.8501, 0.01)
+    expect(coarsen(45.7549, 4.8540, 0.01).key).toBe(a.key)
+    expect(coarsen(45.7601, 4.8501, 0.01).key).not.toBe(a.key)
+    expect(a.lat).toBe(45.755)
+    // The longitude step widens with latitude so the cell stays about square (~1.1 km).
+    const lonStepKm = 0.01 / Math.cos(45.755 * Math.PI / 180) * 111.32 * Math.cos(45.755 * Math.PI / 180)
+    expect(lonStepKm).toBeCloseTo(1.11, 1)
+  })
+
+  it('formats µs timestamps', () => {
+    expect(formatUs(1_700_000_000_123_456)).toBe('2023-11-14T22:13:20.123456Z')
+    expect(formatUs(1_700_000_000_000_007)).toBe('2023-11-14T22:13:20.000007Z')
+  })
+})
+
+describe('pseudonyms and time shifts', () => {
+  const anon = (id: string, ch: 'extract' | 'live' = 'extract'): Protector => new Protector(SECRET, { id, level: 'anonymised' }, ch, DATASPACE_DEFAULTS)
+  const pseudo = (id: string, ch: 'extract' | 'live' = 'extract'): Protector => new Protector(SECRET, { id, level: 'pseudonymised' }, ch, DATASPACE_DEFAULTS)
+
+  it('are stable within a permit and unrelated across permits, channels (when anonymised) and holders', () => {
+    expect(anon('p1').subject('ENC-1')).toBe(anon('p1').subject('ENC-1'))
+    expect(anon('p1').subject('ENC-1')).not.toBe(anon('p2').subject('ENC-1'))
+    expect(anon('p1').subject('ENC-1')).not.toBe(anon('p1').subject('ENC-2'))
+    expect(anon('p1').subject('ENC-1')).not.toBe(anon('p1', 'live').subject('ENC-1'))
+    expect(pseudo('p1').subject('ENC-1')).toBe(pseudo('p1', 'live').subject('ENC-1'))
+    expect(new Protector(Buffer.alloc(32, 8), { id: 'p1', level: 'anonymised' }, 'extract', DATASPACE_DEFAULTS).subject('ENC-1')).not.toBe(anon('p1').subject('ENC-1'))
+    expect(anon('p1').subject('ENC-1')).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+  })
+
+  it('shift whole seconds within ±maxShiftDays at level anonymised, not at all at pseudonymised', () => {
+    const p = anon('p1')
+    const shifts = Array.from({ length: 200 }, (_, i) => p.shiftUs(`ENC-${i}`))
+    for (const s of shifts) {
+      expect(Math.abs(s)).toBeLessThanOrEqual(DATASPACE_DEFAULTS.maxShiftDays * DAY_US)
+      expect(Math.abs(s % 1e6)).toBe(0)
+    }
+    expect(new Set(shifts).size).toBe(200)
+    expect(Math.min(...shifts)).toBeLessThan(-30 * DAY_US)
+    expect(Math.max(...shifts)).toBeGreaterThan(30 * DAY_US)
+    expect(p.shiftUs('ENC-7')).toBe(anon('p1').shiftUs('ENC-7'))
+    expect(anon('p2').shiftUs('ENC-7')).not.toBe(p.shiftUs('ENC-7'))
+    expect(pseudo('p1').shiftUs('ENC-7')).toBe(0)
+  })
+
+  it('release ages banded at anonymised and exact at pseudonymised; 0 means not entered', () => {
+    expect(anon('p').age(73)).toBe('70-79')
+    expect(anon('p').age(0)).toBe('unknown')
+    expect(anon('p').age(null)).toBe('unknown')
+    expect(pseudo('p').age(73)).toBe(73)
+    expect(pseudo('p').age(0)).toBeNull()
+  })
+})
+
+describe('k-anonymity', () => {
+  it.each([
+    { name: 'all in one class of k', qi: ['a', 'a', 'a'], k: 3, kept: 3, classesBelowK: 0 },
+    { name: 'a class below k is suppressed whole', qi: ['a', 'a', 'a', 'b', 'b'], k: 3, kept: 3, classesBelowK: 1 },
+    { name: 'too few people overall', qi: ['', '', ''], k: 5, kept: 0, classesBelowK: 1 },
+    { name: 'every class below k', qi: ['a', 'b', 'c'], k: 2, kept: 0, classesBelowK: 3 },
+    { name: 'nobody', qi: [], k: 5, kept: 0, classesBelowK: 0 }
+  ])('$name', ({ qi, k, kept, classesBelowK }) => {
+    const c = classify(new Map(qi.map((q, i) => [`E${i}`, q])), k)
+    expect(c.kept.size).toBe(kept)
+    expect(c.suppressed.size).toBe(qi.length - kept)
+    expect(c.classesBelowK).toBe(classesBelowK)
+  })
+
+  it('counts distinct encounters per cell, and refuses more cells than its bound', () => {
+    const c = new CellCounter(3, 2)
+    for (const e of ['E1', 'E1', 'E2', 'E2']) c.add('x', e)
+    expect(c.released('x')).toBe(false)
+    c.add('x', 'E3')
+    expect(c.released('x')).toBe(true)
+    c.add('y', 'E1')
+    expect(code(() => { c.add('z', 'E1') })).toBe('AMB_ERR_DATASPACE_TOO_LARGE')
+  })
+})
+
+describe('permits', () => {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  const now = Date.UTC(2025, 5, 1)
+  const permit = (o: Partial<Parameters<typeof normalisePermitRequest>[0]> = {}): Permit => normalisePermitRequest({
+    researcher: 'dr-ana', datasets: ['vitals', 'alerts'], fromMs: now - 86_400_000, toMs: now, purpose: 'study', level: 'anonymised', expiresAtMs: now + 3_600_000, nowMs: now, ...o
+  })
+
+  it('round-trip through a signed token, with every field granted by default', () => {
+    const p = permit()
+    const back = verifyPermitToken(signPermit(p, privateKey), publicKey)
+    expect(back).toMatchObject({ id: p.id, researcher: 'dr-ana', datasets: ['vitals', 'alerts'], level: 'anonymised', purpose: 'study', fromMs: p.fromMs, toMs: p.toMs })
+    expect(back.fields.vitals).toContain('heart_rate')
+    expect(back.fields.vitals).toContain('age')
+    expect(claimedPermitId(signPermit(p, privateKey))).toBe(p.id)
+  })
+
+  it.each([
+    ['an altered claim', (t: string) => { const [h, c, s] = t.split('.') as [string, string, string]; return `${h}.${Buffer.from(Buffer.from(c, 'base64url').toString().replace('anonymised', 'pseudonymised')).toString('base64url')}.${s}` }],
+    ['alg none', (t: string) => `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${t.split('.')[1]!}.`],
+    ['another key', () => signPermit(permit(), generateKeyPairSync('ed25519').privateKey)],
+    ['two parts', (t: string) => t.split('.').slice(0, 2).join('.')],
+    ['an oversized token', (t: string) => t + 'A'.repeat(20_000)]
+  ])('refuse %s', (_name, mutate) => {
+    expect(code(() => verifyPermitToken(mutate(signPermit(permit(), privateKey)), publicKey))).toBe('AMB_ERR_PERMIT_INVALID')
+  })
+
+  it.each([
+    ['no datasets', { datasets: [] }],
+    ['an unknown field', { fields: { vitals: ['heart_rate', 'name'] } }],
+    ['an empty window', { fromMs: now, toMs: now }],
+    ['a past expiry', { expiresAtMs: now - 1 }],
+    ['no purpose', { purpose: '  ' }]
+  ])('are not granted with %s', (_name, o) => {
+    expect(code(() => permit(o as Partial<Parameters<typeof normalisePermitRequest>[0]>))).toBe('AMB_ERR_PERMIT_BAD_GRANT')
+  })
+
+  it('scope: defaults to the permit, refuses what it does not cover', () => {
+    const p = permit({ fields: { vitals: ['heart_rate', 'age'], alerts: ['kind'] } })
+    expect(resolveScope({ dataset: 'vitals' }, p)).toMatchObject({ fields: ['heart_rate', 'age'], fromMs: p.fromMs, toMs: p.toMs, format: 'ndjson' })
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ dataset: 'ecg' }, 'AMB_ERR_DATASPACE_DATASET_FORBIDDEN'],
+      [{ dataset: 'vitals', fields: 'spo2' }, 'AMB_ERR_DATASPACE_FIELD_FORBIDDEN'],
+      [{ dataset: 'vitals', from: String(p.fromMs - 1) }, 'AMB_ERR_DATASPACE_WINDOW_FORBIDDEN'],
+      [{ dataset: 'vitals', to: new Date(p.toMs + 1).toISOString() }, 'AMB_ERR_DATASPACE_WINDOW_FORBIDDEN'],
+      [{ dataset: 'vitals', fields: 'unit' }, 'AMB_ERR_DATASPACE_BAD_REQUEST'],
+      [{ dataset: 'vitals', from: 'soon' }, 'AMB_ERR_DATASPACE_BAD_REQUEST'],
+      [{ dataset: 'vitals', from: String(p.toMs), to: String(p.fromMs) }, 'AMB_ERR_DATASPACE_BAD_REQUEST'],
+      [{}, 'AMB_ERR_DATASPACE_BAD_REQUEST'],
+      [{ dataset: 'vitals', format: 'parquet' }, 'AMB_ERR_DATASPACE_FORMAT'],
+      [{ dataset: 'alerts', format: 'fhir' }, 'AMB_ERR_DATASPACE_FORMAT']
+    ]
+    for (const [q, c] of cases) expect(code(() => resolveScope(q, p)), JSON.stringify(q)).toBe(c)
+  })
+})
+
+describe('audit log', () => {
+  const dirs: string[] = []
+  afterEach(async () => { for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true }) })
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+
+  async function log (): Promise<{ audit: AuditLog, logPath: string, headPath: string, verify: () => ReturnType<typeof verifyAudit> }> {
+    const dir = await mkdtemp(join(tmpdir(), 'ambulink-audit-unit-'))
+    dirs.push(dir)
+    const logPath = join(dir, 'audit.log')
+    const headPath = join(dir, 'elsewhere', 'audit.head.json')
+    const audit = await AuditLog.open({ logPath, headPath, privateKey, publicKey })
+    return { audit, logPath, headPath, verify: () => verifyAudit({ logPath, headPath, publicKey }) }
+  }
+
+  it('chains concurrent appends in order and verifies', async () => {
+    const l = await log()
+    await Promise.all(Array.from({ length: 20 }, (_, i) => l.audit.append({ kind: 'extract', outcome: 'granted', rows: i })))
+    const r = await l.verify()
+    expect(r).toMatchObject({ ok: true, entries: 20, errors: [] })
+    expect((await readFile(l.logPath, 'utf8')).split('\n').filter(x => x !== '').map(x => (JSON.parse(x) as { seq: number }).seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1))
+    await l.audit.close()
+    await expect(l.audit.append({ kind: 'extract', outcome: 'granted' })).rejects.toMatchObject({ code: 'AMB_ERR_AUDIT_UNAVAILABLE' })
+  })
+
+  it('recovers from a crash between append and head update, and from a torn last line', async () => {
+    const l = await log()
+    await l.audit.append({ kind: 'extract', outcome: 'granted' })
+    await copyFile(l.headPath, l.headPath + '.old')
+    await l.audit.append({ kind: 'extract', outcome: 'completed' })
+    await copyFile(l.headPath + '.old', l.headPath) // the head update "did not happen"
+    expect((await l.verify()).ok).toBe(true) // one entry past the head: an append in flight
+    await l.audit.append({ kind: 'extract', outcome: 'granted' })
+    await writeFile(l.logPath, (await readFile(l.logPath, 'utf8')) + '{"seq":9,"at":"2025')
+    await l.audit.append({ kind: 'extract', outcome: 'refused' })
+    const r = await l.verify()
+    expect(r.errors).toEqual([])
+    expect(r.notes.join('\n')).toMatch(/crash/)
+    expect(r.notes.join('\n')).toMatch(/torn bytes/)
+  })
+
+  it('keeps the evidence of removed entries: appending afterwards does not make verify pass', async () => {
+    const l = await log()
+    for (let i = 0; i < 5; i++) await l.audit.append({ kind: 'extract', outcome: 'granted' })
+    const lines = (await readFile(l.logPath, 'utf8')).split('\n').filter(x => x !== '')
+    await writeFile(l.logPath, lines.slice(0, 3).join('\n') + '\n')
+    expect((await l.verify()).errors.join('\n')).toMatch(/removed from the end/)
+    const anomalies: string[] = []
+    const again = await AuditLog.open({ logPath: l.logPath, headPath: l.headPath, privateKey, publicKey, onAnomaly: m => { anomalies.push(m) } })
+    await again.append({ kind: 'extract', outcome: 'granted' })
+    expect(anomalies.join('\n')).toMatch(/entries were removed/)
+    const r = await l.verify()
+    expect(r.ok).toBe(false)
+    expect(r.errors.join('\n')).toMatch(/anomaly recorded/)
+  })
+
+  it('a forged head (another key) or a deleted head is caught', async () => {
+    const l = await log()
+    await l.audit.append({ kind: 'extract', outcome: 'granted' })
+    const head = JSON.parse(await readFile(l.headPath, 'utf8')) as { sig: string }
+    await writeFile(l.headPath, JSON.stringify({ ...head, sig: Buffer.alloc(64, 1).toString('base64') }))
+    expect((await l.verify()).errors.join('\n')).toMatch(/signature does not verify/)
+    await rm(l.headPath)
+    expect((await l.verify()).errors.join('\n')).toMatch(/head is missing/)
+  })
+})
+
+describe('error catalogue', () => {
+  it('documents every code in docs/dataspace.md', async () => {
+    const doc = await readFile(new URL('../docs/dataspace.md', import.meta.url), 'utf8')
+    for (const c of Object.keys(DATASPACE_ERRORS)) expect(doc, c).toContain(c)
+    expect(new DataspaceError('AMB_ERR_DATASPACE_STORE_UNAVAILABLE', 'x', { retryAfterMs: 5000 }).canRetry()).toBe(true)
+    expect(new DataspaceError('AMB_ERR_PERMIT_REVOKED', 'x').canRetry()).toBe(false)
+  })
+})
+
+describe('extract streaming', () => {
+  // A stand-in for InfluxDB that answers /query with an endless chunked response, writing only
+  // as fast as its socket drains, and counts what it managed to send.
+  async function endlessInflux (): Promise<{ url: string, chunks: () => number, closed: Promise<void>, server: Server }> {
+    let chunks = 0
+    let onClosed!: () => void
+    const closed = new Promise<void>(resolve => { onClosed = resolve })
+    const rows = Array.from({ length: 100 }, (_, i) => [1_700_000_000_000_000 + i * 2000, i])
+    const server = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.once('close', onClosed)
+      const pump = (): void => {
+        while (!res.destroyed) {
+          chunks++
+          const line = JSON.stringify({ results: [{ statement_id: 0, series: [{ name: 'ecg', tags: { encounter: 'ENC-1' }, columns: ['time', 'i'], values: rows }], partial: true }] }) + '\n'
+          if (!res.write(line)) { res.once('drain', pump); return }
+        }
+      }
+      req.resume()
+      pump()
+    })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, chunks: () => chunks, closed, server }
+  }
+
+  it('reads InfluxDB only as fast as the client takes the extract, and lets go when the client does', async () => {
+    const influx = await endlessInflux()
+    try {
+      const reader = new InfluxReader({ url: influx.url, db: 'x', chunkRows: 100, timeoutMs: 5000 })
+      const protector = new Protector(SECRET, { id: 'p', level: 'pseudonymised' }, 'extract', DATASPACE_DEFAULTS)
+      const extractor = new Extractor(reader, protector, DATASPACE_DEFAULTS)
+      const plan = await extractor.plan({ dataset: 'ecg', fields: ['i'], fromMs: 0, toMs: 2e12 })
+      const ser = createSerializer('ndjson', { plan, level: 'pseudonymised', nowMs: 0 })
+      const ac = new AbortController()
+      async function * body (): AsyncGenerator<string> { for await (const b of extractor.rows(plan, ac.signal)) yield ser.batch(b) }
+      const readable = Readable.from(body(), { objectMode: false, highWaterMark: 64 * 1024 })
+      let received = 0
+      // A researcher who takes one chunk and then stops reading.
+      readable.pipe(new Writable({ highWaterMark: 1024, write (chunk: Buffer, _enc, _cb) { received += chunk.length } }))
+      await new Promise(resolve => setTimeout(resolve, 300))
+      const stalledAt = influx.chunks()
+      await new Promise(resolve => setTimeout(resolve, 300))
+      expect(received).toBeGreaterThan(0)
+      expect(influx.chunks()).toBe(stalledAt) // InfluxDB is held back, not read into memory
+      expect(stalledAt * 1800).toBeLessThan(64 * 1024 * 1024) // what is in flight is bounded by socket buffers
+      readable.destroy()
+      await influx.closed // the query is abandoned, not left running
+    } finally {
+      influx.server.closeAllConnections()
+      await new Promise(resolve => influx.server.close(resolve))
+    }
+  })
+})

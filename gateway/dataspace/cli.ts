@@ -4,7 +4,7 @@
  * everything meant for people goes to stderr.
  *
  * The CLI plays the health data access body's part of issuing permits (EHDS Art. 68) with the
- * key under DATA_DIR/dataspace; see docs/dataspace.md for permits issued by an outside body.
+ * key under DATA_DIR/dataspace; see the README (Dataspace) for permits issued by an outside body.
  */
 import { createPublicKey } from 'node:crypto'
 import { readFile } from 'node:fs/promises'

@@ -1,7 +1,7 @@
 /**
  * The dataspace's error catalogue: permits (401), the permit's scope (403), requests (400),
  * the store behind extracts (502/503), the audit log. Callers match on `code`; every code is
- * described here and in docs/dataspace.md (a test checks both). Refusals are counted in
+ * described here and in the README (Dataspace) (a test checks both). Refusals are counted in
  * `ambulink_dataspace_refused_total{code}` and written to the audit log.
  */
 export type DataspaceErrorCode =

@@ -3,10 +3,10 @@
  * and nowhere else; everything meant for people goes to stderr.
  */
 import { parseArgs } from 'node:util'
-import { ConfigError, describeOptions, loadConfig } from './config.js'
+import { ConfigError, describeOptions, loadConfig, optionsMarkdown } from './config.js'
 import { addDevice, addUser, listDevices, listUsers, revokeDevice, revokeUser, ROLES, type Role } from './credentials.js'
 import { createLogger } from './logger.js'
-import { startGateway, type Gateway } from './server.js'
+import type { Gateway } from './server.js'
 
 const USAGE = `ambulink <command>
 
@@ -16,7 +16,15 @@ const USAGE = `ambulink <command>
   device list | device revoke <unit>
   user add <name> --role clinician|researcher|admin   prints the generated password
   user list | user revoke <name>
+  config [--markdown]                configuration options and defaults
   simulate --url URL --units N --credentials FILE     stream a simulated fleet into a gateway
+  bench [--quick] [--units N] [--gateways N]         benchmark against InfluxDB and Mosquitto
+                                     (private servers on 127.0.0.1; JSON on stdout; --help)
+  permit grant --researcher NAME --datasets vitals,alerts --purpose TEXT --from ISO --to ISO
+               --expires ISO [--level anonymised|pseudonymised] [--fields f1,f2]
+                                     issue a data permit; prints its token (the README (Dataspace))
+  permit list | permit revoke <id>
+  audit [list] | audit verify        the dataspace access log; verify exits 1 if it was tampered with
 
 Configuration (environment):
 ${describeOptions()}
@@ -30,7 +38,14 @@ export async function main (argv: string[]): Promise<number> {
       case 'demo': return await (await import('./demo.js')).runDemo(rest)
       case 'device': return await device(rest)
       case 'user': return await user(rest)
+      case 'config':
+        // The configuration table, as the README shows it (kept equal by test/docs.test.ts).
+        process.stdout.write((rest[0] === '--markdown' ? optionsMarkdown() : describeOptions()) + '\n')
+        return 0
       case 'simulate': return await (await import('../loadtest/simulate-cli.js')).runSimulateCli(rest)
+      case 'bench': return await (await import('../loadtest/bench.js')).runBenchCli(rest)
+      case 'permit': return await (await import('./dataspace/cli.js')).runPermitCli(rest)
+      case 'audit': return await (await import('./dataspace/cli.js')).runAuditCli(rest)
       case undefined:
       case 'help':
       case '--help':
@@ -42,7 +57,10 @@ export async function main (argv: string[]): Promise<number> {
         return 2
     }
   } catch (err) {
-    if (err instanceof ConfigError || (err as { code?: string }).code?.startsWith('AMB_ERR_') === true) {
+    const code = (err as { code?: unknown }).code
+    // Bad input (our coded errors, and parseArgs' unknown or malformed options) is a usage
+    // error: exit 2 with one line, not a stack trace.
+    if (err instanceof ConfigError || (typeof code === 'string' && (code.startsWith('AMB_ERR_') || code.startsWith('ERR_PARSE_ARGS_')))) {
       process.stderr.write(`ambulink: ${(err as Error).message}\n`)
       return 2
     }
@@ -119,6 +137,9 @@ export async function runUntilSignal (gw: Gateway, extraClose?: () => Promise<vo
 async function serve (): Promise<number> {
   const config = loadConfig()
   const log = createLogger(config.logLevel)
+  // Loaded here, not at the top: `device`/`user` need none of the server stack (fastify, aedes,
+  // protobufjs…), and skipping it cuts their start-up by a third.
+  const { startGateway } = await import('./server.js')
   const gw = await startGateway(config, { log })
   return await runUntilSignal(gw)
 }

@@ -7,14 +7,18 @@ import { resolve } from 'node:path'
 import { DECODER_DEFAULTS } from '../decoders/index.js'
 import { DEAD_LETTER_DEFAULTS } from '../streams/dead-letter.js'
 import { INFLUX_SINK_DEFAULTS } from '../streams/influx-sink.js'
+import { LIVE_HUB_DEFAULTS } from '../streams/live-hub.js'
+import { ALERT_ENGINE_DEFAULTS } from '../streams/alerts/index.js'
 import { SPOOL_DEFAULTS } from '../streams/spool.js'
+import { DATASPACE_DEFAULTS } from '../streams/dataspace/options.js'
+import { SESSION_DEFAULTS } from './sessions.js'
 
 export class ConfigError extends Error {
   override readonly name = 'ConfigError'
   readonly code = 'AMB_ERR_CONFIG'
 }
 
-type Kind = 'port' | 'int' | 'string' | 'path' | 'enum' | 'level'
+type Kind = 'port' | 'int' | 'number' | 'string' | 'path' | 'enum' | 'level'
 
 interface OptionSpec {
   env: string
@@ -49,16 +53,46 @@ export const OPTIONS = {
   spoolSegmentBytes: { env: 'SPOOL_SEGMENT_BYTES', kind: 'int', default: SPOOL_DEFAULTS.segmentBytes, doc: 'spool segment size, bytes' },
   maxDeadLetterBytes: { env: 'MAX_DEAD_LETTER_BYTES', kind: 'int', default: DEAD_LETTER_DEFAULTS.maxBytes, doc: 'bound on dead-letter disk use, bytes' },
   maxFrameBytes: { env: 'MAX_FRAME_BYTES', kind: 'int', default: DECODER_DEFAULTS.maxFrameBytes, doc: 'largest frame accepted, bytes' },
+  maxPacketBytes: { env: 'MAX_PACKET_BYTES', kind: 'int', default: 0, doc: 'largest MQTT packet accepted, bytes (0 = MAX_FRAME_BYTES + 64 KiB); larger ones close the connection' },
+  maxConnectionsPerIp: { env: 'MAX_CONNECTIONS_PER_IP', kind: 'int', default: 1000, doc: 'open MQTT connections per remote address (0 = no limit; ambulances may share a carrier NAT address)' },
+  loginMaxFailuresPerIp: { env: 'LOGIN_MAX_FAILURES_PER_IP', kind: 'int', default: 30, doc: 'failed logins per address per LOGIN_FAILURE_WINDOW_MS before logins are refused unchecked (0 = no limit)' },
+  loginMaxFailuresPerUnit: { env: 'LOGIN_MAX_FAILURES_PER_UNIT', kind: 'int', default: 10, doc: 'failed logins per unit or user per LOGIN_FAILURE_WINDOW_MS before logins are refused unchecked (0 = no limit)' },
+  httpRequestTimeoutMs: { env: 'HTTP_REQUEST_TIMEOUT_MS', kind: 'int', default: 30_000, doc: 'whole-request deadline for HTTP clients, ms (slow or trickling clients get 408)' },
+  loginFailureWindowMs: { env: 'LOGIN_FAILURE_WINDOW_MS', kind: 'int', default: 60_000, doc: 'window over which failed-login budgets refill, ms' },
   maxFutureSkewMs: { env: 'MAX_FUTURE_SKEW_MS', kind: 'int', default: DECODER_DEFAULTS.maxFutureSkewMs, doc: 'how far device time may run ahead, ms' },
   maxPastAgeMs: { env: 'MAX_PAST_AGE_MS', kind: 'int', default: DECODER_DEFAULTS.maxPastAgeMs, doc: 'how old device time may be, ms' },
   metricsToken: { env: 'METRICS_TOKEN', kind: 'string', default: undefined, doc: 'bearer token for /metrics; unset = /metrics answers loopback clients only' },
   credentialsPollMs: { env: 'CREDENTIALS_POLL_MS', kind: 'int', default: 1000, doc: 'how often credential changes made by the CLI are picked up, ms' },
+  // Dashboard. The hospital default is the simulator's destination (loadtest/route.ts
+  // HOSPITAL_GHE_BRON; test/live-hub.test.ts checks they agree).
+  hospitalName: { env: 'HOSPITAL_NAME', kind: 'string', default: 'Groupement Hospitalier Est, Bron', doc: 'receiving hospital shown on the dashboard map' },
+  hospitalLat: { env: 'HOSPITAL_LAT', kind: 'number', default: 45.7440, doc: 'hospital latitude, degrees (distance and ETA on the dashboard)' },
+  hospitalLon: { env: 'HOSPITAL_LON', kind: 'number', default: 4.9055, doc: 'hospital longitude, degrees' },
+  sessionTtlMs: { env: 'SESSION_TTL_MS', kind: 'int', default: SESSION_DEFAULTS.ttlMs, doc: 'dashboard session lifetime from login, ms' },
+  loginRateMax: { env: 'LOGIN_RATE_MAX', kind: 'int', default: 10, doc: 'dashboard login attempts per client address per minute' },
+  liveBlockedTimeoutMs: { env: 'LIVE_BLOCKED_TIMEOUT_MS', kind: 'int', default: LIVE_HUB_DEFAULTS.blockedTimeoutMs, doc: 'a dashboard socket that accepts nothing for this long is disconnected, ms' },
+  trustProxy: { env: 'TRUST_PROXY', kind: 'string', default: undefined, doc: 'unset = X-Forwarded-* ignored; "true" or a list of proxy addresses/CIDRs to trust (Secure cookies, client address)' },
+  // Alert engine (streams/alerts/).
+  alertRulesFile: { env: 'ALERT_RULES_FILE', kind: 'path', default: undefined, doc: 'JSON file of per-hospital threshold rule overrides (streams/alerts/rules.ts); validated at start' },
+  signalLossMs: { env: 'SIGNAL_LOSS_MS', kind: 'int', default: ALERT_ENGINE_DEFAULTS.signalLossMs, doc: 'no frame for this long from a unit with an active encounter raises signal_loss, ms' },
+  alertEscalateMs: { env: 'ALERT_ESCALATE_MS', kind: 'int', default: ALERT_ENGINE_DEFAULTS.escalateAfterMs, doc: 'a high-priority alert unacknowledged this long escalates (and again every such period), ms' },
+  // Dataspace (streams/dataspace/, the README (Dataspace)).
+  dataspaceK: { env: 'DATASPACE_K', kind: 'int', default: DATASPACE_DEFAULTS.k, doc: 'k-anonymity on anonymised extracts: fewest encounters per class of quasi-identifiers (≥ 2)' },
+  dataspaceChunkRows: { env: 'DATASPACE_CHUNK_ROWS', kind: 'int', default: DATASPACE_DEFAULTS.chunkRows, doc: 'rows per InfluxDB chunk an extract reads at a time' },
+  dataspaceMaxEncounters: { env: 'DATASPACE_MAX_ENCOUNTERS', kind: 'int', default: DATASPACE_DEFAULTS.maxEncounters, doc: 'most encounters (and position cells) one extract may span' },
+  dataspaceLiveMaxBufferBytes: { env: 'DATASPACE_LIVE_MAX_BUFFER_BYTES', kind: 'int', default: DATASPACE_DEFAULTS.liveMaxBufferBytes, doc: 'a live-stream client with more than this many bytes unsent is cut off' },
+  dataspacePublicUrl: { env: 'DATASPACE_PUBLIC_URL', kind: 'string', default: undefined, doc: 'base URL the catalogue gives for extracts and streams (unset = from the request)' },
+  dataspacePublisher: { env: 'DATASPACE_PUBLISHER', kind: 'string', default: 'Ambulink data holder', doc: 'publisher named in the dataspace catalogue' },
+  dataspaceContact: { env: 'DATASPACE_CONTACT', kind: 'string', default: 'dataspace@example.org', doc: 'contact e-mail in the dataspace catalogue' },
+  dataspaceAuditHead: { env: 'DATASPACE_AUDIT_HEAD', kind: 'path', default: undefined, doc: 'signed head of the audit log (unset = DATA_DIR/dataspace/audit.head.json); put it on other storage' },
+  // Scale-out (gateway/cluster.ts, docs/scale-out.md).
+  redisUrl: { env: 'REDIS_URL', kind: 'string', default: undefined, doc: 'redis://host:port[/db]: share MQTT routing, sessions and retained messages with other gateway processes (unset = one process)' },
   logLevel: { env: 'LOG_LEVEL', kind: 'level', default: 'info', values: LEVELS, doc: 'pino log level' }
 } as const satisfies Record<string, OptionSpec>
 
 type Opts = typeof OPTIONS
 type ValueOf<S extends OptionSpec> = S['kind'] extends 'port' ? number | null
-  : S['kind'] extends 'int' ? number
+  : S['kind'] extends 'int' | 'number' ? number
     : S['default'] extends undefined ? string | undefined : string
 
 export type Config = { -readonly [K in keyof Opts]: ValueOf<Opts[K]> }
@@ -76,13 +110,25 @@ export function loadConfig (overrides: Partial<Config> = {}, env: NodeJS.Process
   }
   const c = out as Config
   c.dataDir = resolve(c.dataDir)
+  // Room for a frame plus MQTT framing and topic (one default, derived from the other).
+  if (c.maxPacketBytes === 0) c.maxPacketBytes = c.maxFrameBytes + 64 * 1024
   if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) {
     throw new ConfigError('TLS_CERT and TLS_KEY must be set together')
   }
   if (c.tlsCa !== undefined && c.tlsCert === undefined) throw new ConfigError('TLS_CA needs TLS_CERT and TLS_KEY')
+  if (!(c.hospitalLat >= -90 && c.hospitalLat <= 90)) throw new ConfigError(`HOSPITAL_LAT must be within -90..90, got ${c.hospitalLat}`)
+  if (!(c.hospitalLon >= -180 && c.hospitalLon <= 180)) throw new ConfigError(`HOSPITAL_LON must be within -180..180, got ${c.hospitalLon}`)
+  if (c.signalLossMs < 1000) throw new ConfigError(`SIGNAL_LOSS_MS must be at least 1000 ms, got ${c.signalLossMs}`)
+  if (c.alertEscalateMs < 1000) throw new ConfigError(`ALERT_ESCALATE_MS must be at least 1000 ms, got ${c.alertEscalateMs}`)
   if (c.influxUrl !== undefined) {
     try { new URL(c.influxUrl) } catch { throw new ConfigError(`INFLUX_URL is not a URL: ${c.influxUrl}`) }
   }
+  if (c.redisUrl !== undefined) {
+    let u: URL | undefined
+    try { u = new URL(c.redisUrl) } catch { /* reported below */ }
+    if (u?.protocol !== 'redis:') throw new ConfigError(`REDIS_URL must be redis://host:port[/db], got ${JSON.stringify(c.redisUrl)}`)
+  }
+  if (c.dataspaceK < 2) throw new ConfigError(`DATASPACE_K must be at least 2, got ${c.dataspaceK}`)
   return c
 }
 
@@ -100,6 +146,11 @@ function parse (spec: OptionSpec, raw: string | undefined): unknown {
       if (!Number.isSafeInteger(n) || n < 0) throw new ConfigError(`${spec.env} must be a whole number ≥ 0, got ${JSON.stringify(raw)}`)
       return n
     }
+    case 'number': {
+      const n = Number(raw)
+      if (!Number.isFinite(n)) throw new ConfigError(`${spec.env} must be a number, got ${JSON.stringify(raw)}`)
+      return n
+    }
     case 'enum':
     case 'level':
       if (!spec.values!.includes(raw)) throw new ConfigError(`${spec.env} must be one of ${spec.values!.join(', ')}, got ${JSON.stringify(raw)}`)
@@ -110,6 +161,14 @@ function parse (spec: OptionSpec, raw: string | undefined): unknown {
 }
 
 /** Lists the options (the README's configuration table and `ambulink help`). */
+/** The README's configuration table (`ambulink config --markdown`); test/docs.test.ts keeps them equal. */
+export function optionsMarkdown (): string {
+  const cell = (v: unknown): string => v === undefined ? '(unset)' : v === '' ? '(empty)' : '`' + String(v) + '`'
+  return ['| variable | default | meaning |', '|---|---|---|',
+    ...Object.values(OPTIONS as Record<string, OptionSpec>).map(o => `| \`${o.env}\` | ${cell(o.default)} | ${o.doc.replace(/\|/g, '\\|')} |`)
+  ].join('\n')
+}
+
 export function describeOptions (): string {
   return Object.values(OPTIONS as Record<string, OptionSpec>)
     .map(o => `${o.env.padEnd(22)} ${String(o.default ?? '(unset)').padEnd(12)} ${o.doc}`)

@@ -16,7 +16,7 @@ export type Role = 'clinician' | 'researcher' | 'admin'
 export const ROLES: readonly Role[] = ['clinician', 'researcher', 'admin']
 
 interface HashRecord { salt: string, hash: string, createdAt: string }
-export interface DeviceRecord extends HashRecord {}
+export type DeviceRecord = HashRecord
 export interface UserRecord extends HashRecord { role: Role }
 
 interface CredentialsFile {
@@ -96,13 +96,18 @@ export async function addDevice (dataDir: string, unit: string): Promise<string>
   if (!LIMITS.idPattern.test(unit)) throw new AuthError('AMB_ERR_BAD_NAME', `unit id must match ${LIMITS.idPattern.source}`)
   const token = newSecret('amb_')
   const rec = await hashSecret(token)
-  await mutate(dataDir, f => { f.devices[unit] = rec })
+  await mutate(dataDir, f => {
+    // One namespace: a unit named like a user would shadow the user (verify looks at units first).
+    if (Object.hasOwn(f.users, unit)) throw new AuthError('AMB_ERR_BAD_NAME', `${unit} is already a user name`)
+    f.devices[unit] = rec
+  })
   return token
 }
 
 export async function revokeDevice (dataDir: string, unit: string): Promise<boolean> {
+  if (!LIMITS.idPattern.test(unit)) throw new AuthError('AMB_ERR_BAD_NAME', `unit id must match ${LIMITS.idPattern.source}`)
   return await mutate(dataDir, f => {
-    const had = unit in f.devices
+    const had = Object.hasOwn(f.devices, unit)
     delete f.devices[unit]
     return had
   })
@@ -120,15 +125,16 @@ export async function addUser (dataDir: string, name: string, role: Role): Promi
   const password = newSecret('')
   const rec = await hashSecret(password)
   await mutate(dataDir, f => {
-    if (name in f.devices) throw new AuthError('AMB_ERR_BAD_NAME', `${name} is already a unit id`)
+    if (Object.hasOwn(f.devices, name)) throw new AuthError('AMB_ERR_BAD_NAME', `${name} is already a unit id`)
     f.users[name] = { ...rec, role }
   })
   return password
 }
 
 export async function revokeUser (dataDir: string, name: string): Promise<boolean> {
+  if (!LIMITS.idPattern.test(name)) throw new AuthError('AMB_ERR_BAD_NAME', `user name must match ${LIMITS.idPattern.source}`)
   return await mutate(dataDir, f => {
-    const had = name in f.users
+    const had = Object.hasOwn(f.users, name)
     delete f.users[name]
     return had
   })
@@ -202,6 +208,9 @@ export class CredentialStore extends EventEmitter {
 
   hasDevice (unit: string): boolean { return Object.hasOwn(this.file.devices, unit) }
 
+  /** Whether `name` is a registered unit or user. */
+  has (name: string): boolean { return this.hasDevice(name) || Object.hasOwn(this.file.users, name) }
+
   /**
    * Checks a name and secret. Resolves the principal, or null when they do not match (unknown
    * names cost the same scrypt as wrong secrets, so timing does not reveal which units exist).
@@ -226,6 +235,10 @@ export class CredentialStore extends EventEmitter {
     if (rec === undefined) return null
     const expected = Buffer.from(rec.hash, 'base64')
     if (expected.length !== computed.length || !timingSafeEqual(expected, computed)) return null
+    // Revoked or replaced while scrypt ran: its `revoked` event has already gone out, so a
+    // session admitted now would outlive the revocation.
+    const current = dev !== undefined ? this.file.devices : this.file.users
+    if (!Object.hasOwn(current, name) || current[name]!.hash !== rec.hash) return null
     this.verified.set(key, { digest, hash: rec.hash })
     return dev !== undefined ? { kind: 'device', unit: name } : { kind: 'user', name, role: user!.role }
   }

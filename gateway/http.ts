@@ -6,13 +6,15 @@
 import { timingSafeEqual, createHash } from 'node:crypto'
 import websocket from '@fastify/websocket'
 import type { Aedes } from 'aedes'
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import { createWebSocketStream } from 'ws'
 import { FRAME_ERRORS } from '../decoders/index.js'
 import type { CredentialStore } from './credentials.js'
 import type { Ingest } from './ingest.js'
+import type { LoginLimiter } from './limits.js'
 import type { Metrics } from './metrics.js'
+import type { MqttAdmission } from './packet-guard.js'
 
 export interface HttpDeps {
   broker: Aedes
@@ -22,16 +24,32 @@ export interface HttpDeps {
   log: Logger
   maxFrameBytes: number
   metricsToken: string | undefined
+  /** TRUST_PROXY: unset = X-Forwarded-* headers are ignored; "true" or proxy addresses/CIDRs. */
+  trustProxy?: string | undefined
   /** Readiness checks: name → ok (and detail). */
   readiness: () => Promise<Record<string, { ok: boolean, detail?: string }>>
+  /** MQTT-over-WebSocket connections go through the packet guard and connection cap. */
+  mqttAdmission?: MqttAdmission
+  /** Failed-login budgets shared with MQTT (HTTP telemetry's bearer tokens). */
+  loginLimiter?: LoginLimiter
+  /** TLS_CERT/TLS_KEY: serve HTTPS (and wss://…/mqtt) instead of plain HTTP. */
+  https?: { cert: Buffer, key: Buffer }
+  /** Whole-request deadline, ms (HTTP_REQUEST_TIMEOUT_MS): slow or trickling clients get 408. */
+  requestTimeoutMs?: number
 }
 
 const PROTOBUF_TYPES = ['application/x-protobuf', 'application/protobuf', 'application/octet-stream']
 
 function bearer (req: FastifyRequest): string | undefined {
   const h = req.headers.authorization
-  if (h === undefined || !h.startsWith('Bearer ')) return undefined
+  // RFC 9110 §11.1: the scheme name is case-insensitive.
+  if (h === undefined || !/^bearer /i.test(h)) return undefined
   return h.slice(7).trim()
+}
+
+function isProtobuf (req: FastifyRequest): boolean {
+  const type = req.headers['content-type']?.split(';')[0]?.trim().toLowerCase()
+  return type !== undefined && PROTOBUF_TYPES.includes(type)
 }
 
 function sameSecret (a: string, b: string): boolean {
@@ -46,15 +64,24 @@ function isLoopback (ip: string): boolean {
 
 export async function createHttp (deps: HttpDeps): Promise<FastifyInstance> {
   const { ingest, credentials, metrics, log } = deps
+  const requestTimeoutMs = deps.requestTimeoutMs ?? 30_000
+  // With `https` fastify's instance is typed for https.Server; the gateway only listens, reads
+  // the address and closes it, which both server types do alike.
   const app = Fastify({
+    ...(deps.https !== undefined ? { https: deps.https } : {}),
     loggerInstance: log.child({ component: 'http' }) as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.maxFrameBytes,
     // Slow clients (slowloris) are cut off instead of holding sockets.
-    requestTimeout: 30_000,
-    connectionTimeout: 60_000,
-    return503OnClosing: true
-  })
+    requestTimeout: requestTimeoutMs,
+    connectionTimeout: Math.max(60_000, requestTimeoutMs),
+    return503OnClosing: true,
+    // Only a configured proxy may claim https (Secure cookies) or a client address (rate limits).
+    trustProxy: deps.trustProxy === undefined ? false : deps.trustProxy === 'true' ? true : deps.trustProxy.split(',').map(s => s.trim())
+  }) as unknown as FastifyInstance
+  // Node checks requestTimeout only every connectionsCheckingInterval (30 s by default, read when
+  // the server starts listening): a trickling client would get up to 30 s beyond its deadline.
+  ;(app.server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = Math.min(30_000, Math.max(250, Math.floor(requestTimeoutMs / 3)))
 
   app.addContentTypeParser(PROTOBUF_TYPES, { parseAs: 'buffer' }, (_req, body, done) => { done(null, body) })
 
@@ -83,7 +110,8 @@ export async function createHttp (deps: HttpDeps): Promise<FastifyInstance> {
   app.get('/mqtt', { websocket: true }, (socket, req) => {
     const stream = createWebSocketStream(socket)
     stream.on('error', () => { socket.terminate() })
-    deps.broker.handle(stream, req.raw)
+    if (deps.mqttAdmission !== undefined) deps.mqttAdmission(stream, req.ip, req.raw)
+    else deps.broker.handle(stream, req.raw)
   })
 
   app.get('/healthz', async () => ({ status: 'ok' }))
@@ -106,14 +134,33 @@ export async function createHttp (deps: HttpDeps): Promise<FastifyInstance> {
     return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
   })
 
-  app.post<{ Params: { unit: string } }>('/api/v1/units/:unit/telemetry', async (req, reply) => {
-    const unit = req.params.unit
+  // Authentication and the content type are checked in onRequest, before the body is read:
+  // strangers get 401 without making the gateway buffer up to maxFrameBytes, and any type but
+  // protobuf gets 415 (not a JSON parser's 400, nor a 413 counted as a rejected frame).
+  const telemetryGate = async (req: FastifyRequest<{ Params: { unit: string } }>, reply: FastifyReply): Promise<void> => {
     const token = bearer(req)
-    const principal = token === undefined ? null : await credentials.verify(unit, token)
+    const known = credentials.has(req.params.unit) ? req.params.unit : null
+    const blocked = deps.loginLimiter?.blocked(req.ip, known) ?? null
+    if (blocked !== null) {
+      // Same budget as MQTT logins; refused before scrypt runs.
+      metrics.httpRefused.inc({ reason: 'AMB_ERR_LOGIN_RATE_LIMITED' })
+      req.log.warn({ reason: 'AMB_ERR_LOGIN_RATE_LIMITED', address: req.ip, unit: known }, 'http telemetry refused: too many failed logins')
+      return reply.code(429).header('retry-after', 60).send({ code: 'AMB_ERR_LOGIN_RATE_LIMITED', message: 'too many failed logins; try later' })
+    }
+    const principal = token === undefined ? null : await credentials.verify(req.params.unit, token)
     if (principal === null || principal.kind !== 'device') {
+      deps.loginLimiter?.failed(req.ip, known)
       metrics.httpRefused.inc({ reason: 'AMB_ERR_UNAUTHENTICATED' })
       return reply.code(401).header('www-authenticate', 'Bearer realm="ambulink"').send({ code: 'AMB_ERR_UNAUTHENTICATED', message: 'unit id and device token do not match' })
     }
+    if (!isProtobuf(req)) {
+      metrics.httpRefused.inc({ reason: 'AMB_ERR_UNSUPPORTED_MEDIA' })
+      return reply.code(415).send({ code: 'AMB_ERR_UNSUPPORTED_MEDIA', message: `content-type must be one of ${PROTOBUF_TYPES.join(', ')}` })
+    }
+  }
+
+  app.post<{ Params: { unit: string } }>('/api/v1/units/:unit/telemetry', { onRequest: telemetryGate }, async (req, reply) => {
+    const unit = req.params.unit
     const body = req.body
     if (!Buffer.isBuffer(body)) {
       metrics.httpRefused.inc({ reason: 'AMB_ERR_UNSUPPORTED_MEDIA' })

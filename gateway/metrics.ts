@@ -13,7 +13,8 @@ export function createMetrics (defaults = true) {
     spoolBytes: (): number => 0,
     spoolPendingBytes: (): number => 0,
     spoolLagSeconds: async (): Promise<number> => 0,
-    connectedClients: (): number => 0
+    connectedClients: (): number => 0,
+    alertsOpen: (): number => 0
   }
   return {
     registry,
@@ -38,7 +39,9 @@ export function createMetrics (defaults = true) {
     deadLettersDropped: new Counter({ name: 'ambulink_dead_letters_dropped_total', help: 'Dead letters not kept because the store is at its bound', ...r }),
     mqttRefused: new Counter({ name: 'ambulink_mqtt_refused_total', help: 'MQTT connections, publishes and subscriptions refused, by reason code', labelNames: ['reason'], ...r }),
     httpRefused: new Counter({ name: 'ambulink_http_refused_total', help: 'HTTP requests refused before decoding, by reason code', labelNames: ['reason'], ...r }),
-    connectedClients: new Gauge({ name: 'ambulink_mqtt_connected_clients', help: 'Connected MQTT clients', ...r, collect () { this.set(sources.connectedClients()) } })
+    connectedClients: new Gauge({ name: 'ambulink_mqtt_connected_clients', help: 'Connected MQTT clients', ...r, collect () { this.set(sources.connectedClients()) } }),
+    alertsTotal: new Counter({ name: 'ambulink_alerts_total', help: 'Alert events (raised, updated, escalated, acknowledged, cleared) by kind and priority', labelNames: ['kind', 'priority', 'event'], ...r }),
+    alertsOpen: new Gauge({ name: 'ambulink_alerts_open', help: 'Alerts open now', ...r, collect () { this.set(sources.alertsOpen()) } })
   }
 }
 

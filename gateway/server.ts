@@ -13,13 +13,22 @@ import type { Logger } from 'pino'
 import { FrameDecoder } from '../decoders/index.js'
 import { DeadLetterStore } from '../streams/dead-letter.js'
 import { InfluxSink } from '../streams/influx-sink.js'
+import type { LiveHub } from '../streams/live-hub.js'
 import { Spool } from '../streams/spool.js'
+import type { AlertEngine } from '../streams/alerts/index.js'
+import { startAlerts } from './alert-wiring.js'
 import { createBroker } from './broker.js'
+import { connectCluster, type Cluster } from './cluster.js'
 import type { Config } from './config.js'
 import { CredentialStore } from './credentials.js'
+import { startDashboard } from './dashboard/index.js'
+import { Dataspace } from './dataspace/service.js'
+import { registerDataspaceRoutes } from './dataspace/routes.js'
 import { createHttp } from './http.js'
 import { Ingest } from './ingest.js'
+import { ConnectionLimiter, LoginLimiter } from './limits.js'
 import { createLogger } from './logger.js'
+import { createMqttAdmission } from './packet-guard.js'
 import { createMetrics, type Metrics } from './metrics.js'
 
 export interface Gateway {
@@ -33,6 +42,12 @@ export interface Gateway {
   broker: Aedes
   credentials: CredentialStore
   http: FastifyInstance
+  /** The alert engine: subscribe to `alert` events, call acknowledge(), read NEWS2. */
+  alerts: AlertEngine
+  /** The live hub behind the clinicians' dashboard (ring buffers, WebSocket fan-out). */
+  live: LiveHub
+  /** Secondary use under data permits: catalogue, extracts, live stream, audit (the README (Dataspace)). */
+  dataspace: Dataspace
   /** Bound ports (useful when configured as 0). null = listener disabled. */
   ports: { mqtt: number | null, mqtts: number | null, http: number | null }
   close: () => Promise<void>
@@ -67,6 +82,11 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
     const credentials = await CredentialStore.open(config.dataDir, config.credentialsPollMs)
     credentials.on('error', err => { log.error({ err }, 'credentials reload failed') })
     closers.push(async () => { credentials.close() })
+
+    // Dataspace keys and audit log are opened here, before the spool drains into InfluxDB, so
+    // their start-up work does not delay listening; routes and live sources are wired below.
+    const dataspace = await Dataspace.open({ config, credentials, registry: metrics.registry, log: log.child({ component: 'dataspace' }) })
+    closers.push(() => dataspace.close())
 
     const spool = await Spool.open({
       dir: join(config.dataDir, 'spool'),
@@ -138,8 +158,41 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       maxPastAgeMs: config.maxPastAgeMs
     }), spool, deadLetters, metrics)
 
-    const broker = await createBroker({ credentials, ingest, metrics, log: log.child({ component: 'mqtt' }) })
+    const loginLimiter = new LoginLimiter({
+      maxFailuresPerAddress: config.loginMaxFailuresPerIp,
+      maxFailuresPerName: config.loginMaxFailuresPerUnit,
+      windowMs: config.loginFailureWindowMs
+    })
+    const mqttLog = log.child({ component: 'mqtt' })
+    // REDIS_URL: routing, sessions and retained messages shared with the other processes
+    // (gateway/cluster.ts). Its closer runs after the broker's (closers run in reverse).
+    let cluster: Cluster | undefined
+    if (config.redisUrl !== undefined) {
+      cluster = await connectCluster({ redisUrl: config.redisUrl, log })
+      const c = cluster
+      closers.push(() => c.close())
+      log.info({ redis: new URL(config.redisUrl).host }, 'cluster mode: MQTT routing and sessions shared through Redis')
+    }
+    const broker = await createBroker({ credentials, ingest, metrics, log: mqttLog, loginLimiter, cluster })
+    cluster?.attach(broker)
+    // Every MQTT transport (TCP, TLS, WebSocket) enters through the cap and the packet guard.
+    const admit = createMqttAdmission({
+      broker,
+      metrics,
+      log: mqttLog,
+      connections: new ConnectionLimiter(config.maxConnectionsPerIp),
+      maxPacketBytes: config.maxPacketBytes
+    })
+    const tlsFiles = config.tlsCert !== undefined && config.tlsKey !== undefined
+      ? { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey) }
+      : undefined
     closers.push(() => new Promise<void>(resolve => { broker.close(() => { resolve() }) }))
+
+    // Alert engine: frames and wills in; spool (InfluxDB `alerts`), MQTT alerts/{unit}, metrics out.
+    // Its closer runs before the broker's, so shutdown wills raise no signal loss.
+    const alertWiring = await startAlerts({ config, ingest, broker, spool, metrics, log })
+    const alerts = alertWiring.engine
+    closers.push(() => alertWiring.close())
 
     metrics.sources.spoolBytes = () => spool.bytes
     metrics.sources.spoolPendingBytes = () => spool.pendingBytes
@@ -149,16 +202,20 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
     const ports: Gateway['ports'] = { mqtt: null, mqtts: null, http: null }
 
     if (config.mqttPort !== null) {
-      const tcp = createTcpServer(sock => broker.handle(sock))
+      const tcp = createTcpServer(sock => { admit(sock, sock.remoteAddress) })
       ports.mqtt = await listen(tcp, config.mqttPort, config.host)
       closers.push(() => stopAccepting(tcp))
     }
-    if (config.mqttsPort !== null && config.tlsCert !== undefined && config.tlsKey !== undefined) {
+    if (config.mqttsPort !== null && tlsFiles !== undefined) {
       const tls = createTlsServer({
-        cert: readFileSync(config.tlsCert),
-        key: readFileSync(config.tlsKey),
+        ...tlsFiles,
         ...(config.tlsCa !== undefined ? { ca: readFileSync(config.tlsCa), requestCert: true, rejectUnauthorized: true } : {})
-      }, sock => broker.handle(sock))
+      }, sock => { admit(sock, sock.remoteAddress) })
+      // A device without a valid certificate (mTLS) never reaches aedes: count and log it here.
+      tls.on('tlsClientError', (err, sock) => {
+        metrics.mqttRefused.inc({ reason: 'AMB_ERR_TLS_HANDSHAKE' })
+        mqttLog.warn({ reason: 'AMB_ERR_TLS_HANDSHAKE', address: sock.remoteAddress, err: err.message }, 'mqtts handshake refused')
+      })
       ports.mqtts = await listen(tls, config.mqttsPort, config.host)
       closers.push(() => stopAccepting(tls))
     }
@@ -171,9 +228,14 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       log,
       maxFrameBytes: config.maxFrameBytes,
       metricsToken: config.metricsToken,
+      mqttAdmission: admit,
+      loginLimiter,
+      https: tlsFiles,
+      requestTimeoutMs: config.httpRequestTimeoutMs,
+      trustProxy: config.trustProxy,
       readiness: async () => {
         const checks: Record<string, { ok: boolean, detail?: string }> = {
-          spool: { ok: spool.bytes < config.maxSpoolBytes, detail: `${spool.bytes} of ${config.maxSpoolBytes} bytes` }
+          spool: { ok: spool.bytes < config.maxSpoolBytes && !spool.refusing, detail: `${spool.bytes} of ${config.maxSpoolBytes} bytes${spool.refusing ? ', full: refusing frames' : ''}` }
         }
         if (sink !== null) {
           const up = await sink.ping()
@@ -184,6 +246,20 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
         return checks
       }
     })
+    // The dashboard (page, sessions, live feed) is registered before the app listens; its closer
+    // runs after the HTTP server's, once no request can reach it.
+    const dashboard = await startDashboard({
+      hospital: { name: config.hospitalName, latitude: config.hospitalLat, longitude: config.hospitalLon },
+      sessionTtlMs: config.sessionTtlMs,
+      loginRateMax: config.loginRateMax,
+      loginRateWindowMs: 60_000,
+      liveBlockedTimeoutMs: config.liveBlockedTimeoutMs
+    }, { app: http, ingest, credentials, metrics, log, alerts })
+    closers.push(() => dashboard.close())
+    // Dataspace: routes registered before the app listens; live streams get frames and alerts.
+    dataspace.attachFrames(ingest)
+    dataspace.attachAlerts(alerts)
+    registerDataspaceRoutes(http, dataspace)
     if (config.httpPort !== null) {
       await http.listen({ port: config.httpPort, host: config.host })
       ports.http = (http.server.address() as AddressInfo).port
@@ -191,7 +267,7 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
     closers.push(async () => { await http.close() })
 
     log.info({ ports, dataDir: config.dataDir, devices: credentials.deviceCount }, 'ambulink gateway listening')
-    return { config, log, metrics, spool, deadLetters, sink, ingest, broker, credentials, http, ports, close: once(close) }
+    return { config, log, metrics, spool, deadLetters, sink, ingest, broker, credentials, http, alerts, live: dashboard.hub, dataspace, ports, close: once(close) }
   } catch (err) {
     await close()
     throw err

@@ -11,12 +11,21 @@
  *   offending lines are isolated; those go to dead letters with InfluxDB's message, the rest is
  *   written (writes are idempotent, so re-sending lines that a partial write kept is harmless).
  * - v1 (`/write?db=`) creates its database when missing; v2 (`/api/v2/write?org=&bucket=`).
+ * - Drain policy after an outage: FIFO. The backlog is written oldest first and live frames
+ *   queue behind it, so InfluxDB is complete up to a moving point in time, never holey; live
+ *   views (dashboard, alerts) are fed from ingest and do not wait. One cursor keeps crash
+ *   recovery simple (see spool.ts); interleaving would need two and out-of-order commits.
+ *   Measured by test/faults-outage.test.ts and loadtest/outage.ts.
+ * - Every request is aborted after timeoutMs (INFLUX_TIMEOUT_MS): a hung InfluxDB (SIGSTOP)
+ *   is a failed attempt, retried with backoff, not a stuck sink.
  */
 import { promisify } from 'node:util'
 import { gzip as gzipCb, constants as zc } from 'node:zlib'
 import { HttpError, InfluxDB, type Transport } from '@influxdata/influxdb-client'
 import type { Spool, SpoolBatch } from './spool.js'
 import type { DeadLetterStore } from './dead-letter.js'
+import { crashPoint } from './crash-point.js'
+import { StreamError } from './errors.js'
 
 const gzip = promisify(gzipCb)
 
@@ -129,6 +138,7 @@ export class InfluxSink {
       if (batch === null) continue
       const ok = await this.writeBatch(batch)
       if (!ok) { this.spool.rewind(); break }
+      crashPoint('sink-written')
       await this.spool.commit(batch.end)
     }
   }
@@ -192,7 +202,9 @@ export class InfluxSink {
   private async post (data: Buffer): Promise<void> {
     const body = await gzip(data, { level: zc.Z_BEST_SPEED })
     try {
-      await this.send(body)
+      const sent = this.send(body)
+      crashPoint('sink-posting')
+      await sent
     } catch (err) {
       if (this.options.api === 'v1' && !this.dbCreated && err instanceof HttpError && err.statusCode === 404) {
         await this.createDatabase()
@@ -208,12 +220,19 @@ export class InfluxSink {
    * through untouched; request() would JSON.stringify it.
    */
   private send (body: Buffer): Promise<void> {
+    const timeoutMs = this.options.timeoutMs
+    const signal = AbortSignal.timeout(timeoutMs)
     return new Promise((resolve, reject) => {
       this.transport.send(this.writePath, body as unknown as string, {
         method: 'POST',
-        headers: { 'content-type': 'text/plain; charset=utf-8', 'content-encoding': 'gzip' }
+        headers: { 'content-type': 'text/plain; charset=utf-8', 'content-encoding': 'gzip' },
+        // The transport's own `timeout` only reports an error and leaves the request (and its
+        // socket) open against a hung server; aborting closes it, so a SIGSTOPped InfluxDB
+        // costs one socket per attempt only until that attempt's timeout.
+        signal
       }, {
-        error: reject,
+        // Name the cause: the transport reports an abort as "Response aborted".
+        error: (err: Error) => { reject(signal.aborted ? new StreamError('AMB_ERR_INFLUX_UNAVAILABLE', `InfluxDB write timed out after ${timeoutMs} ms (INFLUX_TIMEOUT_MS)`, { cause: err }) : err) },
         complete: () => { resolve() }
       })
     })

@@ -16,9 +16,12 @@ import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile, type F
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
 import { StreamError } from './errors.js'
+import { crashPoint } from './crash-point.js'
 import { GroupCommitFile } from './group-commit.js'
 
 const HEADER = 20
+/** Bytes appendRecord() expects reserved in front of the payload. */
+export const SPOOL_RECORD_HEADER = HEADER
 
 export interface SpoolOptions {
   /** Folder for segments and the cursor. */
@@ -75,6 +78,13 @@ export class Spool {
   private closedSyncs = 0
   /** Records appended since open. */
   appends = 0
+  /**
+   * True from a refusal at the bound until the sink frees space: the spool may sit a little
+   * under maxSpoolBytes and still refuse every frame (readiness must say so).
+   */
+  refusing = false
+  /** Torn segment tails skipped by read() (see there); 0 unless a crash tore a write. */
+  tornTailsSkipped = 0
   private readonly now: () => number
   readonly options: Readonly<SpoolOptions>
 
@@ -116,6 +126,23 @@ export class Spool {
     if (this.cursor.segment < first.n) this.cursor = { segment: first.n, offset: 0 }
     const last = this.segments[this.segments.length - 1]!
     last.bytes = last.bytes === 0 ? 0 : await this.validLength(last)
+    // A crash during rotate() can tear the segment before the newest one (it was still being
+    // flushed when the new one was created): trim its torn tail too. Older segments were
+    // complete and fsync'd before their successor took writes.
+    const prev = this.segments.length > 1 ? this.segments[this.segments.length - 2]! : null
+    if (prev !== null && prev.n >= this.cursor.segment) {
+      const valid = await this.validLength(prev)
+      if (valid < prev.bytes) {
+        const pfh = await open(join(dir, segName(prev.n)), fsc.O_RDWR)
+        try {
+          await pfh.truncate(valid)
+          await pfh.datasync()
+        } finally {
+          await pfh.close()
+        }
+        prev.bytes = valid
+      }
+    }
     if (this.cursor.segment === last.n && this.cursor.offset > last.bytes) this.cursor.offset = last.bytes
     this.readPos = { ...this.cursor }
     const fh = await open(join(dir, segName(last.n)), fsc.O_RDWR | fsc.O_CREAT)
@@ -159,15 +186,25 @@ export class Spool {
    * spool is at its bound (the caller must not acknowledge the frame).
    */
   async append (payload: string | Buffer, points: number): Promise<void> {
-    if (this.closed) throw new StreamError('AMB_ERR_SPOOL_CLOSED', 'spool is closed', { retryAfterMs: 1000 })
     const body = typeof payload === 'string' ? Buffer.from(payload) : payload
     const rec = Buffer.allocUnsafe(HEADER + body.length)
-    rec.writeUInt32LE(body.length, 0)
+    body.copy(rec, HEADER)
+    return await this.appendRecord(rec, points)
+  }
+
+  /**
+   * append() for a payload already written after SPOOL_RECORD_HEADER reserved bytes at the start
+   * of `rec` (ingest writes line protocol straight there): the spool fills in the header, so the
+   * frame's ~18 KB of lines are not copied again. `rec` belongs to the spool from here on.
+   */
+  async appendRecord (rec: Buffer, points: number): Promise<void> {
+    if (this.closed) throw new StreamError('AMB_ERR_SPOOL_CLOSED', 'spool is closed', { retryAfterMs: 1000 })
+    rec.writeUInt32LE(rec.length - HEADER, 0)
     rec.writeDoubleLE(this.now(), 8)
     rec.writeUInt32LE(points, 16)
-    body.copy(rec, HEADER)
     rec.writeUInt32LE(crc32(rec.subarray(8)), 4)
     if (this.totalBytes + rec.length > this.options.maxSpoolBytes) {
+      this.refusing = true
       throw new StreamError('AMB_ERR_SPOOL_FULL', `spool holds ${this.totalBytes} bytes, bound maxSpoolBytes=${this.options.maxSpoolBytes}`, { retryAfterMs: 5000 })
     }
     if (this.rotating !== null) await this.rotating
@@ -177,6 +214,7 @@ export class Spool {
     const seg = this.writerSeg
     seg.bytes += rec.length
     const done = this.writer.append(rec)
+    crashPoint('spool-append-inflight')
     if (seg.bytes >= this.options.segmentBytes && this.rotating === null) {
       this.rotating = this.rotate().finally(() => { this.rotating = null })
     }
@@ -185,6 +223,7 @@ export class Spool {
     } catch (err) {
       throw new StreamError('AMB_ERR_SPOOL_IO', `spool write failed: ${(err as Error).message}`, { cause: err })
     }
+    crashPoint('spool-durable')
   }
 
   private async rotate (): Promise<void> {
@@ -193,6 +232,7 @@ export class Spool {
     const next: Segment = { n: this.writerSeg.n + 1, bytes: 0 }
     const fh = await open(join(this.options.dir, segName(next.n)), fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL)
     await syncDir(this.options.dir)
+    crashPoint('spool-rotate')
     await old.close()
     this.segments.push(next)
     this.writerSeg = next
@@ -254,10 +294,14 @@ export class Spool {
       while (off + HEADER <= bytesRead) {
         const len = chunk.readUInt32LE(off)
         if (off + HEADER + len > bytesRead) {
-          if (off === 0) {
-            // One record larger than the chunk: read it alone.
+          // A record running past the segment's end is a torn tail: leave it to the check below.
+          if (off === 0 && pos.offset + HEADER + len <= end) {
+            // One record larger than the chunk: read it alone, and check it like any other.
             const big = Buffer.allocUnsafe(HEADER + len)
-            await fh.read(big, 0, big.length, pos.offset)
+            const got = await fh.read(big, 0, big.length, pos.offset)
+            if (got.bytesRead !== big.length || crc32(big.subarray(8)) !== big.readUInt32LE(4)) {
+              throw new StreamError('AMB_ERR_SPOOL_CORRUPT', `spool record at ${segName(pos.segment)}:${pos.offset} fails its checksum`)
+            }
             this.takeRecord(big, 0, parts)
             if (records === 0) first = big.readDoubleLE(8)
             points += big.readUInt32LE(16)
@@ -278,7 +322,18 @@ export class Spool {
         off += HEADER + len
         if (bytes >= maxBytes || points >= maxPoints) break
       }
-      if (off === 0) break
+      if (off === 0) {
+        if (pos.segment === this.writerSeg.n) break
+        // Nothing whole is left in a finished segment: the tail a crash tore while a rotation
+        // was flushing it (recover() trims the newest two; this covers any other). Such a record
+        // was never fsync'd, so never acknowledged: skip to the next segment instead of
+        // re-reading the remnant for ever.
+        this.tornTailsSkipped++
+        const next = this.segments.find(x => x.n > pos.segment)
+        if (next === undefined) break
+        this.readPos = { segment: next.n, offset: 0 }
+        continue
+      }
       this.readPos = { segment: pos.segment, offset: pos.offset + off }
     }
     if (records === 0) return null
@@ -331,6 +386,7 @@ export class Spool {
     const tmp = join(this.options.dir, 'cursor.json.tmp')
     await writeFile(tmp, JSON.stringify(this.cursor))
     await rename(tmp, join(this.options.dir, 'cursor.json'))
+    crashPoint('spool-commit')
     while (this.segments.length > 1 && this.segments[0]!.n < this.cursor.segment) {
       const seg = this.segments.shift()!
       if (this.readFh?.n === seg.n) {
@@ -339,6 +395,7 @@ export class Spool {
       }
       await unlink(join(this.options.dir, segName(seg.n)))
       this.totalBytes -= seg.bytes
+      this.refusing = false
     }
     this.checkPressure()
   }

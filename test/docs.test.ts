@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { FRAME_ERRORS } from '../decoders/index.js'
-import { OPTIONS } from '../gateway/config.js'
+import { OPTIONS, optionsMarkdown } from '../gateway/config.js'
 import { GATEWAY_ERRORS } from '../gateway/errors.js'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
@@ -14,6 +14,9 @@ describe('README', () => {
   })
   it.each(Object.keys(FRAME_ERRORS).map(c => [c]))('documents %s', code => {
     expect(readme).toContain('`' + code + '`')
+  })
+  it('shows the configuration table exactly as `ambulink config --markdown` prints it', () => {
+    expect(readme).toContain(optionsMarkdown())
   })
   it('names the test command that .ci/run calls', () => {
     expect(readFileSync(new URL('../.ci/run', import.meta.url), 'utf8')).toMatch(/npm test/)

@@ -39,6 +39,10 @@ export async function startTestGateway (overrides: Partial<Config> = {}, opts: {
     httpPort: 0,
     logLevel: 'debug',
     credentialsPollMs: 100,
+    // Alerts: no time-driven alert (signal loss when a test unit falls silent, escalation) unless
+    // a test asks for one, so spool and InfluxDB counts stay exact in tests about other things.
+    signalLossMs: 3_600_000,
+    alertEscalateMs: 3_600_000,
     ...overrides
   }, {})
   const log = createLogger(config.logLevel, sink)

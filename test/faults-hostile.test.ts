@@ -1,0 +1,163 @@
+// Hostile clients (issue #3, item 5): oversized and malformed MQTT packets are cut at the fixed
+// header (TCP and WebSocket) without being buffered; brute-force logins are refused with
+// CONNACK 5 without running scrypt, per address and per unit, and logged; connection floods
+// are capped per address; a trickling HTTP client is timed out.
+import { connect, type Socket } from 'node:net'
+import mqtt from 'mqtt'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { metricValue } from '../loadtest/fault-harness.js'
+import { testFrame } from './support/frames.js'
+import { startTestGateway, type TestGateway } from './support/gateway.js'
+import { waitFor } from './support/proc.js'
+
+const MAX_PACKET = 64 * 1024
+
+function rawConnect (port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => { resolve(s) })
+    s.once('error', reject)
+  })
+}
+
+/** Resolves with ms until the server closed the socket (rejects after `ms`). */
+function closedWithin (s: Socket, ms: number): Promise<number> {
+  const t0 = Date.now()
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { reject(new Error(`socket still open after ${ms} ms`)) }, ms)
+    s.on('error', () => {})
+    s.once('close', () => { clearTimeout(timer); resolve(Date.now() - t0) })
+  })
+}
+
+async function refused (tg: TestGateway, reason: string): Promise<number> {
+  const text = await tg.gw.metrics.registry.metrics()
+  return metricValue(text, 'ambulink_mqtt_refused_total', `reason="${reason}"`) ?? 0
+}
+
+describe('hostile MQTT and HTTP clients', () => {
+  let tg: TestGateway
+  beforeAll(async () => {
+    tg = await startTestGateway({
+      maxPacketBytes: MAX_PACKET,
+      maxConnectionsPerIp: 8,
+      loginMaxFailuresPerUnit: 3,
+      loginMaxFailuresPerIp: 6,
+      httpRequestTimeoutMs: 1500
+    })
+  })
+  afterAll(async () => { await tg?.close() })
+
+  it('closes a connection whose packet declares more than MAX_PACKET_BYTES, before buffering it', async () => {
+    const s = await rawConnect(tg.gw.ports.mqtt!)
+    const before = process.memoryUsage().rss
+    // PUBLISH, remaining length 200 MiB (varint 0x80 0x80 0x80 0x64), then 1 MiB of payload.
+    s.write(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x64]))
+    s.write(Buffer.alloc(1024 * 1024, 0x41))
+    expect(await closedWithin(s, 3000)).toBeLessThan(3000)
+    expect(await refused(tg, 'AMB_ERR_PACKET_TOO_LARGE')).toBeGreaterThanOrEqual(1)
+    // Nothing near the declared 200 MiB was allocated.
+    expect(process.memoryUsage().rss - before).toBeLessThan(64 * 1024 * 1024)
+  })
+
+  it('closes a connection whose remaining-length varint runs past 4 bytes', async () => {
+    const s = await rawConnect(tg.gw.ports.mqtt!)
+    s.write(Buffer.from([0x10, 0x80, 0x80, 0x80, 0x80, 0x01]))
+    await closedWithin(s, 3000)
+    expect(await refused(tg, 'AMB_ERR_PACKET_MALFORMED')).toBeGreaterThanOrEqual(1)
+  })
+
+  it('guards MQTT over WebSocket the same way', async () => {
+    const before = await refused(tg, 'AMB_ERR_PACKET_TOO_LARGE')
+    const ws = new WebSocket(tg.wsUrl, 'mqtt')
+    await new Promise<void>((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
+    const closed = new Promise<void>(resolve => ws.once('close', () => { resolve() }))
+    ws.send(Buffer.from([0x30, 0xff, 0xff, 0xff, 0x7f]))
+    await closed
+    expect(await refused(tg, 'AMB_ERR_PACKET_TOO_LARGE')).toBe(before + 1)
+  })
+
+  it('lets a real device publish frames under the bound and cuts it for one over it', async () => {
+    const token = await tg.addDevice('big-1')
+    const c = await mqtt.connectAsync(tg.mqttUrl, { username: 'big-1', password: token, clientId: 'big-1', reconnectPeriod: 0 })
+    await c.publishAsync('units/big-1/telemetry', Buffer.from(testFrame({ unit: 'big-1', seq: 1 })), { qos: 1 })
+    const closed = new Promise<void>(resolve => c.once('close', () => { resolve() }))
+    c.publish('units/big-1/telemetry', Buffer.alloc(MAX_PACKET + 1, 1), { qos: 1 }, () => {})
+    await closed
+    await c.endAsync(true)
+    expect(tg.logs()).toMatch(/AMB_ERR_PACKET_TOO_LARGE/)
+  })
+
+  it('refuses brute-force logins with CONNACK 5 after the unit budget, without running scrypt, and logs it', async () => {
+    const token = await tg.addDevice('brute-1')
+    const attempt = async (password: string): Promise<{ code: number, ms: number }> => {
+      const t0 = performance.now()
+      try {
+        const c = await mqtt.connectAsync(tg.mqttUrl, { username: 'brute-1', password, clientId: 'brute-1', reconnectPeriod: 0, connectTimeout: 5000 })
+        await c.endAsync()
+        return { code: 0, ms: performance.now() - t0 }
+      } catch (err) {
+        return { code: (err as { code?: number }).code ?? -1, ms: performance.now() - t0 }
+      }
+    }
+    const first = [await attempt('wrong-1'), await attempt('wrong-2'), await attempt('wrong-3')]
+    expect(first.map(a => a.code)).toEqual([4, 4, 4])
+    const limited = await attempt('wrong-4')
+    expect(limited.code).toBe(5)
+    // Even the right token waits until the budget refills (documented trade-off).
+    expect((await attempt(token)).code).toBe(5)
+    expect(await refused(tg, 'AMB_ERR_LOGIN_RATE_LIMITED')).toBeGreaterThanOrEqual(2)
+    expect(tg.logs()).toMatch(/too many failed logins for brute-1/)
+  })
+
+  it('caps failed logins per address across units too', async () => {
+    // 3 failures for brute-1 above count for 127.0.0.1; 3 more on other (unknown) names fill it.
+    for (const name of ['nobody-1', 'nobody-2', 'nobody-3']) {
+      await mqtt.connectAsync(tg.mqttUrl, { username: name, password: 'x', clientId: name, reconnectPeriod: 0 }).then(c => c.endAsync(), () => {})
+    }
+    const err = await mqtt.connectAsync(tg.mqttUrl, { username: 'nobody-4', password: 'x', clientId: 'nobody-4', reconnectPeriod: 0 }).then(() => null, (e: { code?: number }) => e)
+    expect(err?.code).toBe(5)
+    expect(tg.logs()).toMatch(/too many failed logins from 127\.0\.0\.1/)
+  })
+
+  it('caps connections per address and frees the slots when they close', async () => {
+    const socks: Socket[] = []
+    const closes: Array<Promise<number>> = []
+    try {
+      for (let i = 0; i < 20; i++) {
+        const s = await rawConnect(tg.gw.ports.mqtt!)
+        socks.push(s)
+        closes.push(closedWithin(s, 1500).catch(() => -1))
+      }
+      const results = await Promise.all(closes)
+      // 8 allowed (they stay open, waiting for CONNECT); the other 12 were closed at once.
+      expect(results.filter(r => r >= 0).length).toBe(12)
+      expect(await refused(tg, 'AMB_ERR_TOO_MANY_CONNECTIONS')).toBeGreaterThanOrEqual(12)
+    } finally {
+      for (const s of socks) s.destroy()
+    }
+    await waitFor(async () => {
+      const s = await rawConnect(tg.gw.ports.mqtt!)
+      const open = await closedWithin(s, 300).then(() => false, () => true)
+      s.destroy()
+      return open
+    }, { timeoutMs: 5000, what: 'a connection slot to be free again' })
+  })
+
+  it('times out an HTTP client that trickles its request', async () => {
+    const s = await rawConnect(tg.gw.ports.http!)
+    let answer = ''
+    s.on('data', (d: Buffer) => { answer += d.toString() })
+    s.write('POST /api/v1/units/u1/telemetry HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100000\r\n')
+    const trickle = setInterval(() => { s.write('X') }, 200)
+    try {
+      const ms = await closedWithin(s, 8000)
+      // requestTimeout 1.5 s, checked every 0.5 s.
+      expect(ms).toBeLessThan(4000)
+      expect(answer).toMatch(/^HTTP\/1\.1 408/)
+    } finally {
+      clearInterval(trickle)
+      s.destroy()
+    }
+  })
+})

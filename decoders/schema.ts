@@ -5,6 +5,7 @@
 import { fileURLToPath } from 'node:url'
 import Long from 'long'
 import protobuf from 'protobufjs'
+import { makeWaveformDecoder } from './waveform-decode.js'
 
 // 64-bit fields come back as Long (never a lossy double): seq keeps all 64 bits.
 protobuf.util.Long = Long
@@ -15,6 +16,12 @@ export const PROTO_PATH = fileURLToPath(new URL('./proto/ambulink/v1/telemetry.p
 const root = protobuf.loadSync(PROTO_PATH)
 export const TelemetryFrameType = root.lookupType('ambulink.v1.TelemetryFrame')
 
+// Samples are decoded into Int32Arrays (waveform-decode.ts). setup() first: it would otherwise
+// run later (on the first encode) and put the generated decoder back.
+const WaveformType = root.lookupType('ambulink.v1.Waveform')
+WaveformType.setup()
+WaveformType.decode = makeWaveformDecoder(protobuf.Reader, () => protobuf.Reader.recursionLimit) as unknown as typeof WaveformType.decode
+
 /** Decoded wire shape (protobufjs camelCases the field names). */
 export interface WireNumeric { sign: number, value: number, offsetMs: number }
 export interface WireWaveform {
@@ -22,7 +29,8 @@ export interface WireWaveform {
   sampleRateHz: number
   microvoltsPerLsb: number
   offsetMs: number
-  samples: number[]
+  /** Decoded frames hold an Int32Array; frames built by hand may use a plain array. */
+  samples: ArrayLike<number>
 }
 export interface WirePosition { latitude: number, longitude: number, speedMps: number, headingDeg: number, offsetMs: number }
 export interface WireAlarm { code: string, priority: number, text: string, offsetMs: number }
@@ -66,6 +74,8 @@ function toLong (v: number | bigint | string | Long | undefined, unsigned: boole
 export function encodeFrame (init: FrameInit): Uint8Array {
   const msg = TelemetryFrameType.fromObject({
     ...init,
+    // protobufjs' fromObject takes arrays only (decoded frames carry Int32Arrays).
+    waveforms: init.waveforms?.map(w => ({ ...w, samples: Array.isArray(w.samples) ? w.samples : Array.from(w.samples) })),
     seq: toLong(init.seq, true),
     capturedAtMs: toLong(init.capturedAtMs, false),
     assessment: init.assessment === undefined

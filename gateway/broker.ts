@@ -107,6 +107,8 @@ export async function createBroker (deps: BrokerDeps): Promise<Aedes> {
         if (cert !== undefined) {
           // mTLS: the TLS layer already verified the chain; the CN names the unit.
           if (username !== undefined && username !== cert) return fail('AMB_ERR_UNAUTHENTICATED', `username differs from certificate CN ${cert}`)
+          // A unit the CLI added since the last poll: look once more before refusing.
+          if (!credentials.hasDevice(cert)) await credentials.reload()
           if (!credentials.hasDevice(cert)) return fail('AMB_ERR_UNAUTHENTICATED', `certificate CN ${cert} is not a registered unit`)
           if (password !== undefined && password.length > 0 && (await credentials.verify(cert, password.toString())) === null) {
             return failLogin('wrong token')

@@ -3,7 +3,7 @@
  * (mqemitter-redis) and sessions, subscriptions, retained messages and wills
  * (aedes-persistence-redis), so a clinician connected to one process receives the alerts and
  * unit status published on another, and a device or clinician that reconnects elsewhere (behind
- * a TCP load balancer) finds its session there. docs/scale-out.md has the deployment.
+ * a TCP load balancer) finds its session there. the README (Scale-out) has the deployment.
  *
  * What stays per process, on purpose:
  * - Telemetry. A device's frame is consumed where it arrives (decoded, spooled, fsync'd before
@@ -30,7 +30,8 @@ interface RedisEmitter {
   emit: (packet: AedesPublishPacket, done?: (err?: Error) => void) => void
   _emit: (packet: AedesPublishPacket, done?: (err?: Error) => void) => void
   close: (cb: () => void) => void
-  pubConn: { ping: () => Promise<string> }
+  pubConn: { ping: () => Promise<string>, status: string }
+  subConn: { status: string }
   state: { on: (event: 'error', listener: (err: Error) => void) => void }
 }
 
@@ -54,6 +55,8 @@ export interface Cluster {
   heartbeatIntervalMs: number
   /** Hooks the broker once created (stale-will clean-up). */
   attach: (broker: Aedes) => void
+  /** For /readyz: both Redis connections of the router are up. */
+  readiness: () => { ok: boolean, detail: string }
   /** After the broker closed: disconnects the persistence. Safe to call twice. */
   close: () => Promise<void>
 }
@@ -138,6 +141,10 @@ export async function connectCluster (o: ClusterOptions): Promise<Cluster> {
           })
         }
       })
+    },
+    readiness () {
+      const ok = mq.pubConn.status === 'ready' && mq.subConn.status === 'ready'
+      return { ok, detail: ok ? `redis ${url.host}` : `redis ${url.host}: publish ${mq.pubConn.status}, subscribe ${mq.subConn.status}` }
     },
     async close () {
       if (closed) return

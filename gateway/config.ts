@@ -49,6 +49,7 @@ export const OPTIONS = {
   influxBatchBytes: { env: 'INFLUX_BATCH_BYTES', kind: 'int', default: INFLUX_SINK_DEFAULTS.maxBatchBytes, doc: 'most line-protocol bytes per write request' },
   influxLingerMs: { env: 'INFLUX_LINGER_MS', kind: 'int', default: INFLUX_SINK_DEFAULTS.lingerMs, doc: 'ms a batch may wait to fill' },
   influxTimeoutMs: { env: 'INFLUX_TIMEOUT_MS', kind: 'int', default: INFLUX_SINK_DEFAULTS.timeoutMs, doc: 'write request timeout, ms' },
+  influxConcurrency: { env: 'INFLUX_CONCURRENCY', kind: 'int', default: INFLUX_SINK_DEFAULTS.concurrency, doc: 'write requests in flight (the spool cursor still moves in order)' },
   maxSpoolBytes: { env: 'MAX_SPOOL_BYTES', kind: 'int', default: SPOOL_DEFAULTS.maxSpoolBytes, doc: 'bound on spool disk use, bytes; frames beyond it are refused' },
   spoolSegmentBytes: { env: 'SPOOL_SEGMENT_BYTES', kind: 'int', default: SPOOL_DEFAULTS.segmentBytes, doc: 'spool segment size, bytes' },
   maxDeadLetterBytes: { env: 'MAX_DEAD_LETTER_BYTES', kind: 'int', default: DEAD_LETTER_DEFAULTS.maxBytes, doc: 'bound on dead-letter disk use, bytes' },
@@ -85,7 +86,7 @@ export const OPTIONS = {
   dataspacePublisher: { env: 'DATASPACE_PUBLISHER', kind: 'string', default: 'Ambulink data holder', doc: 'publisher named in the dataspace catalogue' },
   dataspaceContact: { env: 'DATASPACE_CONTACT', kind: 'string', default: 'dataspace@example.org', doc: 'contact e-mail in the dataspace catalogue' },
   dataspaceAuditHead: { env: 'DATASPACE_AUDIT_HEAD', kind: 'path', default: undefined, doc: 'signed head of the audit log (unset = DATA_DIR/dataspace/audit.head.json); put it on other storage' },
-  // Scale-out (gateway/cluster.ts, docs/scale-out.md).
+  // Scale-out (gateway/cluster.ts, the README (Scale-out)).
   redisUrl: { env: 'REDIS_URL', kind: 'string', default: undefined, doc: 'redis://host:port[/db]: share MQTT routing, sessions and retained messages with other gateway processes (unset = one process)' },
   logLevel: { env: 'LOG_LEVEL', kind: 'level', default: 'info', values: LEVELS, doc: 'pino log level' }
 } as const satisfies Record<string, OptionSpec>
@@ -123,6 +124,7 @@ export function loadConfig (overrides: Partial<Config> = {}, env: NodeJS.Process
   if (c.influxUrl !== undefined) {
     try { new URL(c.influxUrl) } catch { throw new ConfigError(`INFLUX_URL is not a URL: ${c.influxUrl}`) }
   }
+  if (c.influxConcurrency < 1) throw new ConfigError(`INFLUX_CONCURRENCY must be at least 1, got ${c.influxConcurrency}`)
   if (c.redisUrl !== undefined) {
     let u: URL | undefined
     try { u = new URL(c.redisUrl) } catch { /* reported below */ }

@@ -23,8 +23,8 @@ export interface IngestEvents {
 export class Ingest extends EventEmitter<IngestEvents> {
   /** unit → boot → highest seq seen (as bigint) to tell resends from new frames. */
   private readonly lastSeq = new Map<string, { boot: string, seq: bigint }>()
-  /** Slabs the frames' spool records are written into (1 MiB: ~50 12-lead frames each). */
-  private readonly lines = new LineBuffer(1024 * 1024, SPOOL_RECORD_HEADER)
+  /** Scratch for one frame's spool record; reused, since writing it is synchronous. */
+  private readonly lines = new LineBuffer(64 * 1024, SPOOL_RECORD_HEADER)
 
   constructor (
     private readonly decoder: FrameDecoder,
@@ -51,7 +51,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
       if (kept) this.metrics.deadLetters.inc({ source: 'decoder' })
       return { ok: false, error: err }
     }
-    // Line protocol is written straight after the spool record header: no string, no copy.
+    // Line protocol is written straight after the spool record header: no string, one copy.
     const out = this.lines
     out.reset()
     const lines = writeFrameLines(frame, out)

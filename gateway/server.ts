@@ -122,7 +122,8 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
         maxBatchPoints: config.influxBatchPoints,
         maxBatchBytes: config.influxBatchBytes,
         lingerMs: config.influxLingerMs,
-        timeoutMs: config.influxTimeoutMs
+        timeoutMs: config.influxTimeoutMs,
+        concurrency: config.influxConcurrency
       }, spool, deadLetters, {
         onWritten: (points, _bytes, latencyMs, firstReceivedAtMs) => {
           metrics.pointsWritten.inc(points)
@@ -237,6 +238,9 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
         const checks: Record<string, { ok: boolean, detail?: string }> = {
           spool: { ok: spool.bytes < config.maxSpoolBytes && !spool.refusing, detail: `${spool.bytes} of ${config.maxSpoolBytes} bytes${spool.refusing ? ', full: refusing frames' : ''}` }
         }
+        // In a cluster, a process cut off from Redis cannot route alerts or find sessions: a
+        // load balancer should send devices elsewhere.
+        if (cluster !== undefined) checks.redis = cluster.readiness()
         if (sink !== null) {
           const up = await sink.ping()
           checks.influxdb = { ok: up && sink.healthy, detail: up ? (sink.healthy ? 'writing' : `failing: ${sink.lastError?.message ?? ''}`) : 'unreachable' }

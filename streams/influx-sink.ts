@@ -3,7 +3,8 @@
  * @influxdata/influxdb-client transport (its WriteApi keeps a memory retry buffer that it drops on
  * close and flushes every 60 s by default; here the spool is the retry buffer instead).
  *
- * - Batches by points, bytes and time (a short linger lets a batch fill under load).
+ * - Batches by points, bytes and time (a short linger lets a batch fill under load); up to
+ *   `concurrency` batches in flight, the cursor committed in spool order.
  * - gzip (level 1, on libuv's thread pool: off the event loop).
  * - 429/5xx/network errors: the same batch is retried with exponential backoff and jitter
  *   (honouring Retry-After); the spool keeps everything behind it. Nothing is dropped.
@@ -45,6 +46,12 @@ export interface InfluxSinkOptions {
   lingerMs: number
   /** Request timeout, in ms. */
   timeoutMs: number
+  /**
+   * Write requests in flight. InfluxDB parses a request on one core: with one request at a
+   * time it idles while the gateway reads, gzips and commits the next batch, and a 2-core
+   * InfluxDB drains at about half its rate. The cursor is still committed in spool order.
+   */
+  concurrency: number
   minRetryDelayMs: number
   maxRetryDelayMs: number
 }
@@ -55,6 +62,7 @@ export const INFLUX_SINK_DEFAULTS = Object.freeze({
   maxBatchBytes: 4 * 1024 * 1024,
   lingerMs: 20,
   timeoutMs: 30_000,
+  concurrency: 2,
   minRetryDelayMs: 200,
   maxRetryDelayMs: 15_000
 })
@@ -76,7 +84,8 @@ export class InfluxSink {
   private readonly writePath: string
   private running: Promise<void> | null = null
   private stopping = false
-  private wakeSleep: (() => void) | null = null
+  /** Wakes every pending sleep (linger, retry backoffs of the batches in flight). */
+  private readonly sleepers = new Set<() => void>()
   private dbCreated = false
   /** Last outcome, for /readyz. */
   lastError: Error | null = null
@@ -121,10 +130,39 @@ export class InfluxSink {
 
   private async loop (): Promise<void> {
     const o = this.options
+    // Up to `concurrency` batches in flight, each retried on its own; the cursor moves in spool
+    // order only, so a crash or stop at any point replays (idempotently) what was not committed.
+    const inFlight: Array<{ batch: SpoolBatch, ok: Promise<boolean> }> = []
+    const commitOldest = async (): Promise<boolean> => {
+      const { batch, ok } = inFlight.shift()!
+      if (!await ok) return false
+      crashPoint('sink-written')
+      await this.spool.commit(batch.end)
+      return true
+    }
+    let failed = false
     while (!this.stopping) {
-      await this.spool.waitForData()
+      if (inFlight.length >= Math.max(1, o.concurrency)) {
+        if (!await commitOldest()) { failed = true; break }
+        continue
+      }
+      if (inFlight.length > 0) {
+        // More data to send, or the oldest write done: whichever comes first.
+        const oldest = inFlight[0]!.ok
+        const next = await Promise.race([this.spool.waitForData().then(() => 'data' as const), oldest.then(() => 'oldest' as const)])
+        if (next === 'oldest') {
+          if (!await commitOldest()) { failed = true; break }
+          continue
+        }
+      } else {
+        await this.spool.waitForData()
+      }
       if (this.stopping) break
+      // Let the batch fill: without it, frames arriving one by one would each become a request
+      // (InfluxDB fsyncs its WAL per request). While draining a backlog the wait overlaps the
+      // write in flight.
       if (o.lingerMs > 0) await this.sleep(o.lingerMs)
+      if (this.stopping) break
       let batch: SpoolBatch | null
       try {
         batch = await this.spool.read(o.maxBatchBytes, o.maxBatchPoints)
@@ -133,14 +171,19 @@ export class InfluxSink {
         this.lastError = err as Error
         this.failing = true
         this.events.onError?.(err as Error)
-        return
+        failed = true
+        break
       }
       if (batch === null) continue
-      const ok = await this.writeBatch(batch)
-      if (!ok) { this.spool.rewind(); break }
-      crashPoint('sink-written')
-      await this.spool.commit(batch.end)
+      inFlight.push({ batch, ok: this.writeBatch(batch) })
     }
+    // Stopping (writes in flight give up their retries) or failed: commit what was stored, in
+    // order; the reader goes back to the cursor for whatever was not.
+    while (inFlight.length > 0 && !failed) {
+      if (!await commitOldest()) failed = true
+    }
+    await Promise.all(inFlight.map(b => b.ok))
+    if (failed || this.stopping) this.spool.rewind()
   }
 
   /** Writes one spool batch, retrying until it is stored or the sink stops. */
@@ -248,8 +291,13 @@ export class InfluxSink {
 
   private sleep (ms: number): Promise<void> {
     return new Promise(resolve => {
-      const t = setTimeout(() => { this.wakeSleep = null; resolve() }, ms)
-      this.wakeSleep = () => { clearTimeout(t); this.wakeSleep = null; resolve() }
+      const wake = (): void => {
+        clearTimeout(t)
+        this.sleepers.delete(wake)
+        resolve()
+      }
+      const t = setTimeout(wake, ms)
+      this.sleepers.add(wake)
     })
   }
 
@@ -266,7 +314,7 @@ export class InfluxSink {
       await new Promise(resolve => setTimeout(resolve, 20))
     }
     this.stopping = true
-    this.wakeSleep?.()
+    for (const wake of [...this.sleepers]) wake()
     this.spool.wakeReaders()
     await running
     this.running = null

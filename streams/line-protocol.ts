@@ -110,7 +110,7 @@ function uniformEcg (waves: WireWaveform[], t: string, baseUs: number, out: Line
   const startUs = baseUs + first.offsetMs * 1000
   const prefix = Buffer.from(`ecg${t} `, 'latin1')
   const names: Buffer[] = new Array<Buffer>(leads)
-  const samples: number[][] = new Array<number[]>(leads)
+  const samples: Array<ArrayLike<number>> = new Array<ArrayLike<number>>(leads)
   let allUnitLsb = true
   for (let l = 0; l < leads; l++) {
     const w = waves[l]!

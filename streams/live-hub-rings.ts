@@ -56,18 +56,32 @@ export class EcgRing {
       if (gapMs > GAP_TOLERANCE_MS) this.fill(Math.round(Math.min(gapMs, MAX_GAP_FILL_MS) / periodMs))
     }
     let present = 0
+    const cap = this.capacity
+    const data = this.data
+    const at = this.next % cap
+    // Per sample (12 leads × 500 Hz per unit, on every frame): the ring wraps at most once per
+    // frame, so the index needs no modulo per sample.
+    const wrap = cap - at
     for (const wf of waves) {
       const lead = wf.lead - 1
       if (lead < 0 || lead >= LEADS) continue
       present |= 1 << lead
       const s = wf.samples
       const lsb = wf.microvoltsPerLsb
-      const base = lead * this.capacity
+      const base = lead * cap
       const len = Math.min(s.length, n)
+      if (lsb === 1 && len === n && n <= cap) {
+        // The usual scale: samples are already whole µV.
+        for (let i = 0; i < n; i++) {
+          const v = s[i]!
+          // ±32 000 µV is the decoder's bound; clamp anyway so NO_SAMPLE stays unambiguous.
+          data[base + (i < wrap ? at + i : i - wrap)] = v > 32767 ? 32767 : v < -32767 ? -32767 : v
+        }
+        continue
+      }
       for (let i = 0; i < n; i++) {
         const v = i < len ? Math.round(s[i]! * lsb) : NO_SAMPLE
-        // ±32 000 µV is the decoder's bound; clamp anyway so NO_SAMPLE stays unambiguous.
-        this.data[base + ((this.next + i) % this.capacity)] = v === NO_SAMPLE ? v : v > 32767 ? 32767 : v < -32767 ? -32767 : v
+        data[base + ((this.next + i) % cap)] = v === NO_SAMPLE ? v : v > 32767 ? 32767 : v < -32767 ? -32767 : v
       }
     }
     // Leads this frame lacks read as "no signal" rather than as stale samples from the last lap.

@@ -1,0 +1,130 @@
+/**
+ * The servers a benchmark runs against, all private to the run and on 127.0.0.1: a real
+ * InfluxDB 1.x, one or more gateways as child processes (`node bin/ambulink.js serve`, so RSS
+ * and CPU profiles are the gateway's alone), and with several gateways a real redis-server
+ * they share (REDIS_URL). stop() removes everything unless `keep`.
+ *
+ * Credentials: one credentials.json in a shared folder, linked into each gateway's DATA_DIR
+ * (the layout the README (Scale-out) recommends for a cluster).
+ */
+import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { writeBenchCredentials, type BenchCredentials } from './bench-credentials.js'
+import { startGatewayProcess, type GatewayProcess } from './servers/gateway-process.js'
+import { createDatabase, startInfluxDB, type InfluxServer } from './servers/influxdb.js'
+import { makeTempDir, removeTempDir } from './servers/proc.js'
+import { startRedis, type RedisServer } from './servers/redis.js'
+
+export const BENCH_DB = 'ambulink'
+
+export interface BenchEnvOptions {
+  gateways: number
+  /** Every unit id any phase will use (registered up front). */
+  units: readonly string[]
+  scryptN: number
+  /** Write a V8 CPU profile of each gateway here (node --cpu-prof) when it stops. */
+  cpuProfDir?: string
+  /** Extra gateway environment (limits for the connection test, …). */
+  gatewayEnv?: Record<string, string>
+  /** Start InfluxDB (default true). */
+  influx?: boolean
+  /**
+   * Point the gateways at InfluxDB from the start (default true). false: they start embedded
+   * (the spool is the store of record) and connectInflux() restarts them with INFLUX_URL, when
+   * they drain what they spooled: the saturation runs measure the broker path alone, then the
+   * sink alone.
+   */
+  influxAtStart?: boolean
+  keep?: boolean
+  log: (msg: string) => void
+}
+
+export interface BenchEnv {
+  dir: string
+  influx: InfluxServer | null
+  redis: RedisServer | null
+  gateways: GatewayProcess[]
+  mqttUrls: string[]
+  httpUrls: string[]
+  creds: BenchCredentials
+  /** Restarts gateway `i` (same DATA_DIR and ports) pointed at InfluxDB; resolves once it listens. */
+  connectInflux: (i: number) => Promise<void>
+  /**
+   * Stops gateway `i`, deletes its spool (a benchmark backlog nobody will count) and starts it
+   * again pointed at InfluxDB.
+   */
+  discardSpool: (i: number) => Promise<void>
+  stop: () => Promise<void>
+}
+
+export async function startBenchEnv (o: BenchEnvOptions): Promise<BenchEnv> {
+  // Registered for removal at exit (also on Ctrl-C: see runBenchCli) unless it is to be kept.
+  const dir = o.keep === true ? await mkdtemp(join(tmpdir(), 'ambulink-bench-')) : await makeTempDir('ambulink-bench-')
+  let influx: InfluxServer | null = null
+  let redis: RedisServer | null = null
+  const gateways: GatewayProcess[] = []
+  const stop = async (): Promise<void> => {
+    // Gateways first (SIGTERM: they drain and, with --cpu-prof, write their profiles).
+    await Promise.all(gateways.map(g => g.stop()))
+    await redis?.stop()
+    await influx?.stop()
+    if (o.keep !== true) await removeTempDir(dir)
+    else o.log(`bench: kept ${dir}`)
+  }
+  try {
+    if (o.influx !== false) {
+      o.log('bench: starting InfluxDB')
+      influx = await startInfluxDB({ logLevel: 'warn' })
+      await createDatabase(influx.url, BENCH_DB)
+    }
+    if (o.gateways > 1) {
+      redis = await startRedis()
+      o.log(`bench: redis-server on ${redis.url}`)
+    }
+    const influxEnv = (): Record<string, string> => influx !== null ? { INFLUX_URL: influx.url, INFLUX_API: 'v1', INFLUX_DB: BENCH_DB } : {}
+    o.log(`bench: writing credentials for ${o.units.length} units (scrypt N=${o.scryptN})`)
+    const credsDir = join(dir, 'shared-credentials')
+    const creds = await writeBenchCredentials(credsDir, o.units, o.scryptN)
+    for (let i = 0; i < o.gateways; i++) {
+      const dataDir = join(dir, `gateway-${i + 1}`)
+      await mkdir(dataDir, { recursive: true, mode: 0o700 })
+      await symlink(join(credsDir, 'credentials.json'), join(dataDir, 'credentials.json'))
+      const env: Record<string, string> = {
+        // info: the launcher reads the bound ports from the 'listening' line.
+        LOG_LEVEL: 'info',
+        ...(o.influxAtStart !== false ? influxEnv() : {}),
+        ...(redis !== null ? { REDIS_URL: redis.url } : {}),
+        ...o.gatewayEnv
+      }
+      const nodeArgs = o.cpuProfDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []
+      const gw = await startGatewayProcess({ dataDir, env, nodeArgs })
+      gateways.push(gw)
+      o.log(`bench: gateway ${i + 1} pid ${gw.pid} mqtt :${gw.ports.mqtt} http :${gw.ports.http}`)
+    }
+    return {
+      dir,
+      influx,
+      redis,
+      gateways,
+      mqttUrls: gateways.map(g => `mqtt://127.0.0.1:${g.ports.mqtt}`),
+      httpUrls: gateways.map(g => `http://127.0.0.1:${g.ports.http}`),
+      creds,
+      connectInflux: async i => {
+        await gateways[i]!.restart(influxEnv())
+        o.log(`bench: gateway ${i + 1} restarted with INFLUX_URL (pid ${gateways[i]!.pid})`)
+      },
+      discardSpool: async i => {
+        const g = gateways[i]!
+        await g.stop()
+        await rm(join(g.dataDir, 'spool'), { recursive: true, force: true })
+        await g.restart(influxEnv())
+        o.log(`bench: gateway ${i + 1} restarted with an empty spool (pid ${g.pid})`)
+      },
+      stop
+    }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * `ambulink bench` options: one table of defaults for the quick and the full run, validated once
+ * with errors that name the option. Every loop of the benchmark is bounded by these numbers.
+ */
+import { parseArgs } from 'node:util'
+import { PRODUCTION_SCRYPT_N } from './bench-credentials.js'
+
+export interface BenchOptions {
+  mode: 'quick' | 'full'
+  /** Real-time units (alert probes included); the full run searches instead, from searchFrom. */
+  units: number
+  /** Of which alert probes (bench-alerts.ts). */
+  probes: number
+  /** Seconds of each real-time step. */
+  durationS: number
+  /** Full run: units tried first, step, and the most ever tried. */
+  searchFrom: number
+  searchStep: number
+  searchTo: number
+  /** Saturation: clients, frames in flight per client, seconds, warm-up seconds. */
+  satUnits: number
+  window: number
+  satDurationS: number
+  satWarmupS: number
+  /** Saturation: most frames per client (0 = bounded by time only; smoke tests). */
+  satMaxFrames: number
+  /** Saturating clients: raw-publisher.ts (default) or mqtt.js. */
+  generator: 'raw' | 'mqttjs'
+  /** The gateways' INFLUX_CONCURRENCY (0 = the gateway's default). */
+  influxConcurrency: number
+  /** Raw InfluxDB reference: points prepared, lines per batch, requests in flight. */
+  rawPoints: number
+  rawBatchLines: number
+  rawConcurrency: number
+  /** Gateway processes (≥ 2: a Redis cluster, and the 1-vs-N throughput ratio is measured). */
+  gateways: number
+  /** Seconds the spools may take to drain after a phase. */
+  drainTimeoutS: number
+  /**
+   * Seconds of draining the saturation backlog that the sink rate is measured over; 0 = until
+   * empty (then the backlog is also counted in InfluxDB). The quick run stops early and
+   * discards the rest, which a 10 s saturation makes minutes long.
+   */
+  sinkSeconds: number
+  scryptN: number
+  cpuProfDir?: string
+  skipReferences: boolean
+  keep: boolean
+}
+
+export const BENCH_DEFAULTS: Readonly<Record<'quick' | 'full', Omit<BenchOptions, 'cpuProfDir'>>> = Object.freeze({
+  quick: {
+    mode: 'quick',
+    units: 100,
+    probes: 4,
+    durationS: 20,
+    searchFrom: 100,
+    searchStep: 100,
+    searchTo: 100,
+    satUnits: 32,
+    window: 8,
+    satDurationS: 10,
+    satWarmupS: 3,
+    satMaxFrames: 0,
+    generator: 'raw',
+    influxConcurrency: 0,
+    rawPoints: 1_200_000,
+    rawBatchLines: 5000,
+    rawConcurrency: 3,
+    gateways: 1,
+    drainTimeoutS: 60,
+    sinkSeconds: 15,
+    scryptN: PRODUCTION_SCRYPT_N,
+    skipReferences: false,
+    keep: false
+  },
+  full: {
+    mode: 'full',
+    units: 100,
+    probes: 4,
+    durationS: 60,
+    searchFrom: 100,
+    searchStep: 50,
+    searchTo: 600,
+    satUnits: 32,
+    window: 8,
+    satDurationS: 25,
+    satWarmupS: 5,
+    satMaxFrames: 0,
+    generator: 'raw',
+    influxConcurrency: 0,
+    rawPoints: 3_000_000,
+    rawBatchLines: 5000,
+    rawConcurrency: 3,
+    gateways: 1,
+    drainTimeoutS: 300,
+    sinkSeconds: 0,
+    scryptN: PRODUCTION_SCRYPT_N,
+    skipReferences: false,
+    keep: false
+  }
+})
+
+export const BENCH_USAGE = `usage: ambulink bench [--quick] [options]
+
+Starts a private InfluxDB and gateway(s) on 127.0.0.1, streams a simulated fleet into them,
+measures the references (raw InfluxDB ingest, Mosquitto) in the same run, and prints one JSON
+object on stdout (progress on stderr). --quick takes under 2 minutes; the full run searches the
+most units sustained with lost = 0 and stable lag (10-15 minutes).
+
+  --quick                 short run at --units
+  --units N               real-time units, alert probes included (default 100)
+  --probes N              alert probe units (default 4)
+  --duration S            seconds per real-time step (quick 20, full 60)
+  --search-from N --search-step N --search-to N   full run's unit search (100, 50, 600)
+  --sat-units N           saturating clients (default 32)
+  --window N              frames in flight per saturating client (default 8)
+  --sat-duration S        seconds per saturation run, warm-up included (quick 10, full 25)
+  --sat-max-frames N      most frames per saturating client (default 0: time only)
+  --generator raw|mqttjs  saturating clients: hand-encoded QoS 1 (default) or mqtt.js
+  --raw-points N          points for the raw InfluxDB reference (quick 1200000, full 3000000;
+                          prepared and gzipped before the clock starts)
+  --raw-batch N           lines per raw write (default 5000)
+  --raw-concurrency N     raw writes in flight (default 3)
+  --gateways N            gateway processes sharing a Redis (default 1)
+  --drain-timeout S       longest wait for the spools to drain (quick 60, full 300)
+  --sink-seconds S        measure the sink over this much draining, then discard the rest
+                          (quick 15; full 0 = drain it all and count it in InfluxDB)
+  --influx-concurrency N  the gateways' INFLUX_CONCURRENCY (default: theirs)
+  --scrypt-n N            scrypt cost of the bench credentials (default ${PRODUCTION_SCRYPT_N}, production)
+  --cpu-prof DIR          write each gateway's V8 CPU profile to DIR
+  --skip-references       gateway only (no raw InfluxDB, no Mosquitto)
+  --keep                  keep the temp folder (logs, spools)
+`
+
+export class BenchUsageError extends Error {
+  readonly code = 'AMB_ERR_BENCH_OPTION'
+}
+
+const INT_OPTIONS: Record<string, keyof BenchOptions> = {
+  units: 'units',
+  probes: 'probes',
+  duration: 'durationS',
+  'search-from': 'searchFrom',
+  'search-step': 'searchStep',
+  'search-to': 'searchTo',
+  'sat-units': 'satUnits',
+  window: 'window',
+  'sat-duration': 'satDurationS',
+  'sat-max-frames': 'satMaxFrames',
+  'raw-points': 'rawPoints',
+  'raw-batch': 'rawBatchLines',
+  'raw-concurrency': 'rawConcurrency',
+  gateways: 'gateways',
+  'drain-timeout': 'drainTimeoutS',
+  'sink-seconds': 'sinkSeconds',
+  'scrypt-n': 'scryptN',
+  'influx-concurrency': 'influxConcurrency'
+}
+
+export function parseBenchArgs (argv: string[]): BenchOptions {
+  const options: Record<string, { type: 'string' | 'boolean' }> = {
+    quick: { type: 'boolean' },
+    'skip-references': { type: 'boolean' },
+    keep: { type: 'boolean' },
+    'cpu-prof': { type: 'string' },
+    generator: { type: 'string' },
+    help: { type: 'boolean' }
+  }
+  for (const k of Object.keys(INT_OPTIONS)) options[k] = { type: 'string' }
+  const { values } = parseArgs({ args: argv, options, allowPositionals: false })
+  if (values.help === true) throw new BenchUsageError('help')
+  const o: BenchOptions = { ...BENCH_DEFAULTS[values.quick === true ? 'quick' : 'full'] }
+  for (const [flag, key] of Object.entries(INT_OPTIONS)) {
+    const raw = values[flag]
+    if (raw === undefined) continue
+    const n = Number(raw)
+    if (!Number.isSafeInteger(n) || n < 0) throw new BenchUsageError(`--${flag} must be a whole number ≥ 0, got ${JSON.stringify(raw)}`)
+    ;(o as unknown as Record<string, number>)[key] = n
+  }
+  if (values.quick === true && values.units !== undefined) o.searchFrom = o.searchTo = o.units
+  if (typeof values['cpu-prof'] === 'string') o.cpuProfDir = values['cpu-prof']
+  if (values.generator !== undefined) {
+    if (values.generator !== 'raw' && values.generator !== 'mqttjs') throw new BenchUsageError(`--generator must be raw or mqttjs, got ${JSON.stringify(values.generator)}`)
+    o.generator = values.generator
+  }
+  o.skipReferences = values['skip-references'] === true
+  o.keep = values.keep === true
+  return validateBenchOptions(o)
+}
+
+export function validateBenchOptions (o: BenchOptions): BenchOptions {
+  const positive = (name: string, v: number): void => { if (!(Number.isSafeInteger(v) && v >= 1)) throw new BenchUsageError(`${name} must be a positive integer, got ${v}`) }
+  positive('--units', o.units)
+  positive('--duration', o.durationS)
+  positive('--sat-units', o.satUnits)
+  positive('--window', o.window)
+  positive('--sat-duration', o.satDurationS)
+  positive('--raw-batch', o.rawBatchLines)
+  positive('--raw-concurrency', o.rawConcurrency)
+  positive('--gateways', o.gateways)
+  positive('--search-step', o.searchStep)
+  if (o.probes >= o.units) throw new BenchUsageError(`--probes ${o.probes} must be fewer than --units ${o.units}`)
+  if (o.searchFrom <= o.probes) throw new BenchUsageError(`--search-from ${o.searchFrom} must exceed --probes ${o.probes}`)
+  if (o.searchTo < o.searchFrom) throw new BenchUsageError(`--search-to ${o.searchTo} must be ≥ --search-from ${o.searchFrom}`)
+  if (o.satWarmupS >= o.satDurationS) o.satWarmupS = Math.max(0, o.satDurationS - 1)
+  if (o.scryptN < 2 || (o.scryptN & (o.scryptN - 1)) !== 0) throw new BenchUsageError(`--scrypt-n must be a power of 2, got ${o.scryptN}`)
+  return o
+}

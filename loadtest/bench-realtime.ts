@@ -1,0 +1,185 @@
+/**
+ * One real-time step of `ambulink bench`: N units stream as ambulances do (the simulator's
+ * Fleet: 12-lead 500 Hz ECG in 250 ms frames, numerics and position at 1 Hz, QoS 1, 32 frames
+ * in flight at most), a few of them alert probes (bench-alerts.ts), for `durationMs` of wall
+ * time. Then the fleet drains its queues, the gateways drain their spools into InfluxDB, and
+ * every acknowledged frame is looked up there (bench-stored.ts).
+ *
+ * "Sustained" (the full run's search criterion) means all of:
+ * - lost = 0 and no frame dropped by a device queue;
+ * - the devices' backlog at the end of the run is at most half a second of frames
+ *   (the gateway kept up with PUBACKs);
+ * - publish→stored lag did not grow: p50 over the last third of the run ≤ 2 × the first third's
+ *   p50 + 250 ms (the sink kept up with InfluxDB).
+ */
+import { AlertProbes } from './bench-alerts.js'
+import type { BenchEnv } from './bench-env.js'
+import { BENCH_DB } from './bench-env.js'
+import { countLost, readMetrics, StoredLatencyProbe, waitForDrain, type BenchUnitReport, type LostCount } from './bench-stored.js'
+import { Fleet } from './simulator.js'
+
+export interface RealtimeOptions {
+  env: BenchEnv
+  /** Fleet units (the probes come on top, and count in `units`). */
+  units: readonly string[]
+  probes: readonly string[]
+  durationMs: number
+  /**
+   * Latencies (stored, alert) are taken after this much of the run: a gateway process just
+   * started compiles its hot paths (JIT) during the first seconds. Lost counts everything.
+   */
+  warmupMs: number
+  /** How long the spools may take to drain before the step fails, ms. */
+  drainTimeoutMs: number
+  progress: (line: string) => void
+}
+
+export interface RealtimeResult {
+  units: number
+  duration_s: number
+  frames_generated: number
+  frames_acked: number
+  frames_per_s: number
+  ecg_points_per_s: number
+  lost: number
+  lost_detail: LostCount
+  dropped_by_devices: number
+  /** Frames generated but not yet acknowledged when generation stopped. */
+  backlog_frames_at_end: number
+  /** Publish → PUBACK over the run (warm-up included: the fleet keeps one rolling window). */
+  ack_latency_ms: { p50: number, p99: number, max: number }
+  publish_to_stored_ms: { p50: number, p99: number, max: number, count: number }
+  publish_to_stored_thirds_ms: { first: { p50: number, p99: number }, last: { p50: number, p99: number } }
+  publish_to_alert_ms: { p50: number, p99: number, max: number, count: number }
+  /** The same over the whole run, warm-up included. */
+  publish_to_stored_ms_with_warmup: { p50: number, p99: number, max: number, count: number }
+  publish_to_alert_ms_with_warmup: { p50: number, p99: number, max: number, count: number }
+  warmup_s: number
+  alerts_unmatched: number
+  drain_ms: number
+  gateway_rss_mb_peak: number
+  gateway_rss_mb_end: number
+  sustained: boolean
+  why_not: string[]
+}
+
+/** Units whose stored timestamps are polled for publish→stored (spread over the fleet). */
+const STORED_SAMPLE_UNITS = 8
+
+export async function runRealtime (o: RealtimeOptions): Promise<RealtimeResult> {
+  const { env } = o
+  const urls = env.mqttUrls
+  // Units are spread over the gateways (one fleet per gateway), as a load balancer would.
+  const fleets = urls.map((url, g) => new Fleet({
+    url,
+    units: o.units.filter((_u, i) => i % urls.length === g).map(unitId => ({ unitId, token: env.creds.token })),
+    durationMs: o.durationMs,
+    startTimeoutMs: 120_000,
+    drainTimeoutMs: 60_000,
+    log: msg => { o.progress(`fleet: ${msg}`) }
+  }))
+  const probes = new AlertProbes({
+    url: urls[0]!,
+    clinicianUrl: urls[urls.length - 1]!,
+    units: o.probes,
+    token: env.creds.token,
+    clinician: env.creds.clinician,
+    log: msg => { o.progress(`probe: ${msg}`) }
+  })
+  const total = o.units.length + o.probes.length
+  o.progress(`realtime ${total} units: connecting`)
+  await probes.connect()
+  await Promise.all(fleets.map(f => f.start()))
+  const startMs = fleets[0]!.startedAtMs
+  probes.start(startMs)
+  const sampled = pickSpread(fleets.flatMap(f => f.unitIds.map(unitId => ({ unitId, startMs: f.startedAtMs }))), STORED_SAMPLE_UNITS)
+  const stored = new StoredLatencyProbe(env.influx!.url, BENCH_DB, sampled)
+  stored.start()
+
+  let rssPeak = 0
+  const t0 = Date.now()
+  const monitor = setInterval(() => {
+    void (async () => {
+      let rss = 0
+      for (const g of env.gateways) rss += await g.rss().catch(() => 0)
+      rssPeak = Math.max(rssPeak, rss)
+      const s = fleets.map(f => f.stats())
+      const acked = s.reduce((a, x) => a + x.framesAcked, 0)
+      const pending = s.reduce((a, x) => a + x.pending, 0)
+      const spool = (await Promise.all(env.httpUrls.map(u => readMetrics(u).then(m => m.get('ambulink_spool_pending_bytes') ?? 0).catch(() => 0)))).reduce((a, b) => a + b, 0)
+      const st = stored.summary()
+      o.progress(`realtime ${total} units ${((Date.now() - t0) / 1000).toFixed(0)}/${o.durationMs / 1000} s: acked ${acked} frames, backlog ${pending}, ack p99 ${s[0]!.ackLatencyMs.p99} ms, stored p50 ${st.p50} ms p99 ${st.p99} ms, spool ${(spool / 1e6).toFixed(1)} MB, gateway RSS ${(rss / 1e6).toFixed(0)} MB`)
+    })()
+  }, 2000)
+
+  let backlog = 0
+  try {
+    await Promise.all(fleets.map(f => f.whenGenerated()))
+    backlog = fleets.reduce((a, f) => a + f.stats().pending, 0)
+  } finally {
+    clearInterval(monitor)
+  }
+  const elapsedS = (Date.now() - t0) / 1000
+  o.progress(`realtime ${total} units: generation done, draining devices (${backlog} frames unacknowledged)`)
+  const stats = await Promise.all(fleets.map(f => f.stop({ drain: true, timeoutMs: 60_000 })))
+  await probes.stop()
+  let drainMs = -1
+  try {
+    drainMs = await waitForDrain(env.httpUrls, o.drainTimeoutMs, o.progress)
+  } catch (err) {
+    o.progress(`realtime: ${(err as Error).message}`)
+  }
+  await new Promise(resolve => setTimeout(resolve, 200))
+  await stored.stop()
+  let rssEnd = 0
+  for (const g of env.gateways) rssEnd += await g.rss().catch(() => 0)
+
+  const reports: BenchUnitReport[] = [
+    ...fleets.flatMap(f => f.unitReports().map(r => ({ unitId: r.unitId, startMs: f.startedAtMs, frameMs: 250, acked: r.acked, ackedSeqRanges: r.ackedSeqRanges, ecgPointsAcked: r.ecgPointsAcked }))),
+    ...probes.reports()
+  ]
+  o.progress(`realtime ${total} units: counting ${reports.reduce((a, r) => a + r.acked, 0)} acknowledged frames in InfluxDB`)
+  const lost = await countLost(env.influx!.url, BENCH_DB, reports)
+  const acked = reports.reduce((a, r) => a + r.acked, 0)
+  const ecg = reports.reduce((a, r) => a + r.ecgPointsAcked, 0)
+  const dropped = stats.reduce((a, s) => a + s.dropped, 0)
+  const generated = stats.reduce((a, s) => a + s.framesGenerated, 0) + probes.linkStats().reduce((a, r) => a + r.generated, 0)
+  const thirds = stored.thirds()
+  const whyNot: string[] = []
+  if (lost.lost > 0) whyNot.push(`${lost.lost} acknowledged frames missing from InfluxDB`)
+  if (dropped > 0) whyNot.push(`${dropped} frames dropped by device queues`)
+  if (backlog > total * 2) whyNot.push(`device backlog ${backlog} frames at the end (> 0.5 s)`)
+  if (drainMs < 0) whyNot.push('spool did not drain')
+  if (thirds.last.p50 > 2 * thirds.first.p50 + 250) whyNot.push(`publish→stored lag grew: p50 ${thirds.first.p50} → ${thirds.last.p50} ms`)
+  const ackLatency = stats[0]!.ackLatencyMs
+  return {
+    units: total,
+    duration_s: Math.round(elapsedS * 10) / 10,
+    frames_generated: generated,
+    frames_acked: acked,
+    frames_per_s: Math.round(acked / elapsedS),
+    ecg_points_per_s: Math.round(ecg / elapsedS),
+    lost: lost.lost,
+    lost_detail: lost,
+    dropped_by_devices: dropped,
+    backlog_frames_at_end: backlog,
+    ack_latency_ms: { p50: ackLatency.p50, p99: ackLatency.p99, max: ackLatency.max },
+    publish_to_stored_ms: stored.summary(t0 + o.warmupMs),
+    publish_to_stored_thirds_ms: thirds,
+    publish_to_alert_ms: probes.summary(t0 + o.warmupMs),
+    publish_to_stored_ms_with_warmup: stored.summary(),
+    publish_to_alert_ms_with_warmup: probes.summary(),
+    warmup_s: o.warmupMs / 1000,
+    alerts_unmatched: probes.unmatched,
+    drain_ms: drainMs,
+    gateway_rss_mb_peak: Math.round(rssPeak / 1e5) / 10,
+    gateway_rss_mb_end: Math.round(rssEnd / 1e5) / 10,
+    sustained: whyNot.length === 0,
+    why_not: whyNot
+  }
+}
+
+function pickSpread<T> (xs: readonly T[], n: number): T[] {
+  if (xs.length <= n) return [...xs]
+  return Array.from({ length: n }, (_, i) => xs[Math.floor(i * xs.length / n)]!)
+}

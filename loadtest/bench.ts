@@ -1,0 +1,358 @@
+/**
+ * `ambulink bench`: the gateway against its references, side by side in one run on this
+ * machine (2-core, noisy: the ratios are the figures to read, absolutes come with the load
+ * average at the time). Prints progress on stderr and one JSON object on stdout.
+ *
+ * Phases (all on 127.0.0.1, every loop bounded by the options in bench-options.ts). Each
+ * figure is measured with nothing else running, as its reference is:
+ * 1. Broker (bench-saturate.ts): the gateways start embedded (no INFLUX_URL: decode, validate,
+ *    spool + fsync, alert engine, live hub, but no InfluxDB work on the machine) and clients
+ *    publish as fast as PUBACKs allow, `window` frames in flight each: PUBACKs/s. With
+ *    --gateways N ≥ 2, again across all N processes (Redis cluster): the scale-out ratio.
+ * 2. Sink: gateway 1 is restarted with INFLUX_URL and drains the spooled backlog alone: points
+ *    written per second (its own counter, from the first look after the restart until the
+ *    spool is empty, or over --sink-seconds). Then every acknowledged frame is counted in
+ *    InfluxDB (lost), or, in the quick run, the rest of the backlog is discarded.
+ * 3. The sink's reference, next to it: the same line protocol posted straight to InfluxDB
+ *    (references.ts), on the same InfluxDB, quiet again.
+ * 4. Real time (bench-realtime.ts): N units stream as ambulances do; lost frames,
+ *    publish→stored, publish→alert, gateway RSS. The full run repeats it with more units
+ *    (search) until a step is not sustained, then bisects.
+ * 5. The broker's reference: the same saturating generator against Mosquitto.
+ */
+import { cpus, loadavg } from 'node:os'
+import { startBenchEnv, BENCH_DB, type BenchEnv } from './bench-env.js'
+import { unitIds } from './bench-credentials.js'
+import { BenchUsageError, BENCH_USAGE, parseBenchArgs, type BenchOptions } from './bench-options.js'
+import { runRealtime, type RealtimeResult } from './bench-realtime.js'
+import { saturate, type SaturateOptions, type SaturateResult } from './bench-saturate.js'
+import { processCpuSeconds } from './bench-cpu.js'
+import { countLost, readMetrics, waitForDrain } from './bench-stored.js'
+import { mosquittoReference, rawInfluxIngest, type RawIngestResult } from './references.js'
+
+export interface GatewaySaturation {
+  gateways: number
+  /** PUBACKs from the gateways running embedded (no InfluxDB work during the run). */
+  publish: Omit<SaturateResult, 'reports'>
+  /** Acknowledged frames missing from InfluxDB; null when the backlog was discarded (quick). */
+  lost: number | null
+}
+
+export interface SinkDrain {
+  /** Spooled bytes gateway 1 had to write when it was restarted with INFLUX_URL. */
+  backlog_mb: number
+  /** Whether the whole backlog was written (else the rate is over `seconds` of it). */
+  complete: boolean
+  seconds: number
+  points: number
+  points_per_s: number
+  /** points_per_s × the ECG share of the points. */
+  ecg_points_per_s: number
+  /** CPU per point written: the gateway (spool read, gzip, HTTP) and InfluxDB, µs. */
+  gateway_cpu_us_per_point: number
+  influx_cpu_us_per_point: number
+}
+
+type MosquittoResult = Omit<Awaited<ReturnType<typeof mosquittoReference>>, 'reports'>
+
+export interface BenchReport {
+  benchmark: 'ambulink'
+  mode: 'quick' | 'full'
+  node: string
+  cpus: number
+  load_average: { start: number[], end: number[], per_phase: Record<string, number[]> }
+  units: number
+  frames_per_s: number
+  ecg_points_per_s: number
+  lost: number
+  publish_to_stored_p50_ms: number
+  publish_to_stored_p99_ms: number
+  publish_to_alert_p50_ms: number
+  publish_to_alert_p99_ms: number
+  gateway_rss_mb: number
+  influx_raw_points_per_s: number | null
+  gateway_sink_points_per_s: number
+  sink_ratio: number | null
+  mosquitto_msgs_per_s: number | null
+  gateway_msgs_per_s: number
+  broker_ratio: number | null
+  /** The same ratios from CPU time per frame / point instead of wall-clock rates. */
+  cpu_based: { broker_ratio: number | null, sink_ratio: number | null }
+  cluster: { gateways: number, one_process_msgs_per_s: number, all_processes_msgs_per_s: number, ratio: number | null } | null
+  goals: Record<string, boolean | null>
+  definitions: Record<string, string>
+  realtime: RealtimeResult
+  search: Array<Pick<RealtimeResult, 'units' | 'frames_per_s' | 'lost' | 'backlog_frames_at_end' | 'publish_to_stored_ms' | 'publish_to_alert_ms' | 'sustained' | 'why_not'>>
+  saturation: { gateway: GatewaySaturation, cluster: GatewaySaturation | null, sink: SinkDrain, mosquitto: MosquittoResult | null, raw_influx: RawIngestResult | null }
+  options: BenchOptions
+}
+
+const DEFINITIONS = {
+  units: 'real-time units (12-lead 500 Hz ECG in 250 ms frames, numerics and position at 1 Hz, QoS 1); full run: the most sustained (lost = 0, no device backlog, publish→stored lag not growing)',
+  lost: 'frames PUBACKed to devices whose 125 ECG points are not all in InfluxDB after the drain (InfluxQL count per unit over the acknowledged frames)',
+  publish_to_stored: 'InfluxDB polled every 25 ms for the latest ecg timestamp of 8 sampled units; frame publish = end of its 250 ms (when the simulated device sends it); resolution 25 ms; after the warm-up (first 5 s of a fresh gateway process: JIT)',
+  publish_to_alert: 'probe units alternate systolic 80/120 mmHg each second; clinician subscribed to alerts/# on MQTT; probe hand-over to MQTT → raised/cleared event received; after the warm-up',
+  gateway_rss_mb: 'peak VmRSS of the gateway process(es) during the real-time step',
+  saturated: 'each client keeps `window` QoS 1 frames in flight (next frame on every PUBACK), no pacing; rate after warm-up; the gateway runs embedded (no InfluxDB work meanwhile), as Mosquitto runs alone; clients: options.generator (raw = hand-encoded MQTT, a few µs per message)',
+  influx_raw_points_per_s: 'ECG points/s of the same line protocol posted to InfluxDB /write in gzip batches, prepared before the clock starts',
+  gateway_sink_points_per_s: 'the saturated runs\' spool backlog drained into InfluxDB by gateway 1 alone after a restart with INFLUX_URL: points written/s (its counter) × ECG share',
+  sink_ratio: 'gateway_sink_points_per_s ÷ influx_raw_points_per_s',
+  broker_ratio: 'gateway_msgs_per_s (saturated PUBACKs/s: decode, spool, fsync) ÷ mosquitto_msgs_per_s (same generator, frames, QoS 1, no persistence)',
+  cpu_based: 'broker: Mosquitto CPU µs per message ÷ gateway CPU µs per frame; sink: InfluxDB CPU µs per point (raw) ÷ (gateway + InfluxDB CPU µs per point while draining) — the machine\'s neighbours move these far less than rates'
+}
+
+const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d
+/** a ÷ b, or null when b is 0 (a reference that measured nothing). */
+const ratio = (a: number, b: number): number | null => b > 0 ? round(a / b) : null
+
+export async function runBench (o: BenchOptions, progress: (line: string) => void): Promise<BenchReport> {
+  const loads: Record<string, number[]> = {}
+  const mark = (phase: string): void => { loads[phase] = loadavg().map(x => round(x, 2)) }
+  const loadStart = loadavg().map(x => round(x, 2))
+  const fleetIds = unitIds('amb', o.searchTo - o.probes)
+  const probeIds = unitIds('probe', o.probes)
+  const satIds = unitIds('satg', o.satUnits)
+  const clusterIds = o.gateways > 1 ? unitIds('satc', o.satUnits) : []
+  const env = await startBenchEnv({
+    gateways: o.gateways,
+    units: [...fleetIds, ...probeIds, ...satIds, ...clusterIds],
+    scryptN: o.scryptN,
+    cpuProfDir: o.cpuProfDir,
+    keep: o.keep,
+    influxAtStart: false,
+    gatewayEnv: o.influxConcurrency > 0 ? { INFLUX_CONCURRENCY: String(o.influxConcurrency) } : {},
+    log: progress
+  })
+  try {
+    // 1. Broker: saturation, gateways embedded.
+    mark('saturation_gateway')
+    const cpuPids = env.gateways.map(g => g.pid)
+    const one = await saturate({ ...satBase(o, progress), urls: [env.mqttUrls[0]!], units: satIds, token: env.creds.token, label: 'gateway', cpuPids })
+    let all: SaturateResult | null = null
+    if (o.gateways > 1) {
+      mark('saturation_cluster')
+      all = await saturate({ ...satBase(o, progress), urls: env.mqttUrls, units: clusterIds, token: env.creds.token, label: `gateways×${o.gateways}`, cpuPids })
+    }
+    // 2. Sink: gateway 1 drains the backlog alone; then the others; then count (or, when the
+    // sink was measured over part of the backlog only, discard the rest).
+    await waitQuiet([env.influx!.pid], o.mode === 'quick' ? 8000 : 30_000, progress)
+    mark('sink_drain')
+    const sink = await drainTimed(env, 0, o, progress)
+    for (let i = 1; i < env.gateways.length; i++) {
+      if (sink.complete) {
+        await env.connectInflux(i)
+        await waitForDrain([env.httpUrls[i]!], o.drainTimeoutS * 1000, progress)
+      } else {
+        await env.discardSpool(i)
+      }
+    }
+    const gateway = await lostOf(env, one, 1, sink.complete, progress)
+    const cluster = all === null ? null : await lostOf(env, all, o.gateways, sink.complete, progress)
+    // The real-time phase starts from fresh gateway processes (its RSS is its own), with
+    // InfluxDB and an empty spool.
+    if (!sink.complete) await env.discardSpool(0)
+    else for (let i = 0; i < env.gateways.length; i++) await env.connectInflux(i)
+    const acked = [...one.reports, ...(all?.reports ?? [])]
+    const ecgShare = acked.reduce((a, r) => a + r.ecgPointsAcked, 0) / Math.max(1, acked.reduce((a, r) => a + r.ecgPointsAcked + pointsBesidesEcg(r.acked), 0))
+    sink.ecg_points_per_s = Math.round(sink.points_per_s * ecgShare)
+
+    // 3. The sink's reference right after it, on the same (quiet again) InfluxDB.
+    let raw: RawIngestResult | null = null
+    if (!o.skipReferences) {
+      await waitQuiet([env.influx!.pid], o.mode === 'quick' ? 8000 : 30_000, progress)
+      mark('influx_raw')
+      raw = await rawInfluxIngest({ influxUrl: env.influx!.url, influxPid: env.influx!.pid, db: `${BENCH_DB}_raw`, points: o.rawPoints, batchLines: o.rawBatchLines, concurrency: o.rawConcurrency, maxSeconds: Math.max(o.sinkSeconds, o.satDurationS * 2), prefix: 'raw', units: o.satUnits, progress })
+    }
+
+    // 4. Real time.
+    const search: RealtimeResult[] = []
+    const step = async (units: number): Promise<RealtimeResult> => {
+      mark(`realtime_${units}`)
+      const r = await runRealtime({ env, units: fleetIds.slice(0, units - o.probes), probes: probeIds, durationMs: o.durationS * 1000, warmupMs: Math.min(5000, o.durationS * 250), drainTimeoutMs: o.drainTimeoutS * 1000, progress })
+      progress(`realtime ${units} units: ${r.sustained ? 'sustained' : `NOT sustained (${r.why_not.join('; ')})`}, lost ${r.lost}, stored p99 ${r.publish_to_stored_ms.p99} ms, alert p99 ${r.publish_to_alert_ms.p99} ms`)
+      search.push(r)
+      return r
+    }
+    let best: RealtimeResult | null = null
+    if (o.mode === 'quick') {
+      best = await step(o.units)
+    } else {
+      let lo = 0
+      let hi = 0
+      for (let n = o.searchFrom; n <= o.searchTo; n += o.searchStep) {
+        const r = await step(n)
+        if (!r.sustained) { hi = n; break }
+        best = r
+        lo = n
+      }
+      // Bisect between the last sustained and the first failing step, to a quarter step.
+      while (hi > 0 && lo > 0 && hi - lo > o.searchStep / 4) {
+        const mid = Math.round((lo + hi) / 2)
+        const r = await step(mid)
+        if (r.sustained) { best = r; lo = mid } else hi = mid
+      }
+    }
+    const headline = best ?? search[0]!
+
+    // 5. The broker's reference.
+    let mosquitto: MosquittoResult | null = null
+    if (!o.skipReferences) {
+      mark('mosquitto')
+      const { reports: _r, ...m } = await mosquittoReference({ units: unitIds('satm', o.satUnits), maxFramesPerUnit: o.satMaxFrames, generator: o.generator, window: o.window, durationMs: o.satDurationS * 1000, warmupMs: o.satWarmupS * 1000, progress })
+      mosquitto = m
+    }
+    mark('end')
+
+    const atHundred = search.find(r => r.units === 100) ?? null
+    const sinkRatio = raw !== null ? ratio(sink.ecg_points_per_s, raw.ecg_points_per_s) : null
+    const brokerRatio = mosquitto !== null ? ratio(gateway.publish.frames_per_s, mosquitto.frames_per_s) : null
+    return {
+      benchmark: 'ambulink',
+      mode: o.mode,
+      node: process.version,
+      cpus: cpus().length,
+      load_average: { start: loadStart, end: loadavg().map(x => round(x, 2)), per_phase: loads },
+      units: headline.units,
+      frames_per_s: headline.frames_per_s,
+      ecg_points_per_s: headline.ecg_points_per_s,
+      lost: headline.lost,
+      publish_to_stored_p50_ms: headline.publish_to_stored_ms.p50,
+      publish_to_stored_p99_ms: headline.publish_to_stored_ms.p99,
+      publish_to_alert_p50_ms: headline.publish_to_alert_ms.p50,
+      publish_to_alert_p99_ms: headline.publish_to_alert_ms.p99,
+      gateway_rss_mb: headline.gateway_rss_mb_peak,
+      influx_raw_points_per_s: raw?.ecg_points_per_s ?? null,
+      gateway_sink_points_per_s: sink.ecg_points_per_s,
+      sink_ratio: sinkRatio,
+      mosquitto_msgs_per_s: mosquitto?.frames_per_s ?? null,
+      gateway_msgs_per_s: gateway.publish.frames_per_s,
+      broker_ratio: brokerRatio,
+      cpu_based: {
+        broker_ratio: mosquitto?.broker_cpu_us_per_frame != null && gateway.publish.broker_cpu_us_per_frame != null ? ratio(mosquitto.broker_cpu_us_per_frame, gateway.publish.broker_cpu_us_per_frame) : null,
+        sink_ratio: raw?.influx_cpu_us_per_point != null ? ratio(raw.influx_cpu_us_per_point, sink.gateway_cpu_us_per_point + sink.influx_cpu_us_per_point) : null
+      },
+      cluster: cluster === null
+        ? null
+        : {
+            gateways: o.gateways,
+            one_process_msgs_per_s: gateway.publish.frames_per_s,
+            all_processes_msgs_per_s: cluster.publish.frames_per_s,
+            ratio: ratio(cluster.publish.frames_per_s, gateway.publish.frames_per_s)
+          },
+      goals: {
+        sink_ratio_ge_0_7: sinkRatio === null ? null : sinkRatio >= 0.7,
+        broker_ratio_ge_1: brokerRatio === null ? null : brokerRatio >= 1,
+        alert_p99_le_50ms_at_100_units: atHundred === null ? null : atHundred.publish_to_alert_ms.p99 <= 50,
+        units_ge_200_lost_0: o.mode === 'quick' && o.units < 200 ? null : search.some(r => r.units >= 200 && r.sustained),
+        cluster_ratio_ge_1_6: cluster === null ? null : cluster.publish.frames_per_s / gateway.publish.frames_per_s >= 1.6
+      },
+      definitions: DEFINITIONS,
+      realtime: headline,
+      search: search.map(r => ({ units: r.units, frames_per_s: r.frames_per_s, lost: r.lost, backlog_frames_at_end: r.backlog_frames_at_end, publish_to_stored_ms: r.publish_to_stored_ms, publish_to_alert_ms: r.publish_to_alert_ms, sustained: r.sustained, why_not: r.why_not })),
+      saturation: { gateway, cluster, sink, mosquitto, raw_influx: raw },
+      options: o
+    }
+  } finally {
+    await env.stop()
+  }
+}
+
+function satBase (o: BenchOptions, progress: (line: string) => void): Pick<SaturateOptions, 'window' | 'durationMs' | 'warmupMs' | 'backdateMs' | 'maxFramesPerUnit' | 'generator' | 'progress'> {
+  return { window: o.window, durationMs: o.satDurationS * 1000, warmupMs: o.satWarmupS * 1000, backdateMs: 2 * 3_600_000, maxFramesPerUnit: o.satMaxFrames, generator: o.generator, progress }
+}
+
+/**
+ * Waits (at most `maxMs`) until the processes use under 5 % of a core: InfluxDB compacts in the
+ * background after heavy writes, and a reference measured during that would be measured short.
+ */
+async function waitQuiet (pids: readonly number[], maxMs: number, progress: (line: string) => void): Promise<void> {
+  const t0 = Date.now()
+  let last = (await Promise.all(pids.map(processCpuSeconds))).reduce((a, b) => a + b, 0)
+  while (Date.now() - t0 < maxMs) {
+    await new Promise(resolve => setTimeout(resolve, 500))
+    const now = (await Promise.all(pids.map(processCpuSeconds))).reduce((a, b) => a + b, 0)
+    if (now - last < 0.025) return
+    last = now
+  }
+  progress(`InfluxDB still busy after ${maxMs / 1000} s (compactions); measuring anyway`)
+}
+
+/** Vitals and position points besides ECG in `frames` frames (one of each per second). */
+function pointsBesidesEcg (frames: number): number {
+  return 2 * Math.ceil(frames / 4)
+}
+
+/**
+ * Restarts gateway `i` with INFLUX_URL and times the drain of its backlog: points written (the
+ * gateway's own counter) between the first look after the restart and the empty spool.
+ */
+async function drainTimed (env: BenchEnv, i: number, o: BenchOptions, progress: (line: string) => void): Promise<SinkDrain> {
+  await env.connectInflux(i)
+  const url = env.httpUrls[i]!
+  const m0 = await readMetrics(url)
+  const t0 = performance.now()
+  const backlog = m0.get('ambulink_spool_pending_bytes') ?? 0
+  const pids = [env.gateways[i]!.pid, env.influx!.pid]
+  const cpu0 = await Promise.all(pids.map(processCpuSeconds))
+  let complete = true
+  if (o.sinkSeconds > 0) {
+    // Bounded: measure over sinkSeconds at most; what is left is discarded by the caller.
+    try {
+      await waitForDrain([url], o.sinkSeconds * 1000, progress)
+    } catch {
+      complete = false
+    }
+  } else {
+    await waitForDrain([url], o.drainTimeoutS * 1000, progress)
+  }
+  const seconds = (performance.now() - t0) / 1000
+  const cpu = (await Promise.all(pids.map(processCpuSeconds))).map((c, k) => c - cpu0[k]!)
+  const written = ((await readMetrics(url)).get('ambulink_points_written_total') ?? 0) - (m0.get('ambulink_points_written_total') ?? 0)
+  const pps = Math.round(written / Math.max(1e-3, seconds))
+  const perPoint = (s: number): number => round(s * 1e6 / Math.max(1, written), 2)
+  progress(`sink: ${(written / 1e6).toFixed(2)} M points of a ${(backlog / 1e6).toFixed(0)} MB backlog written in ${seconds.toFixed(1)} s: ${pps} points/s; CPU per point: gateway ${perPoint(cpu[0]!)} µs, InfluxDB ${perPoint(cpu[1]!)} µs${complete ? '' : ' (rest discarded)'}`)
+  return { backlog_mb: round(backlog / 1e6, 1), complete, seconds: round(seconds, 2), points: written, points_per_s: pps, ecg_points_per_s: 0, gateway_cpu_us_per_point: perPoint(cpu[0]!), influx_cpu_us_per_point: perPoint(cpu[1]!) }
+}
+
+async function lostOf (env: BenchEnv, r: SaturateResult, gateways: number, count: boolean, progress: (line: string) => void): Promise<GatewaySaturation> {
+  const { reports: _reports, ...publish } = r
+  let lost: number | null = null
+  if (count) {
+    progress(`${r.label}: counting ${r.reports.reduce((a, x) => a + x.acked, 0)} acknowledged frames in InfluxDB`)
+    lost = (await countLost(env.influx!.url, BENCH_DB, r.reports)).lost
+  }
+  progress(`${r.label}: ${publish.frames_per_s} frames/s acknowledged, ${publish.broker_cpu_us_per_frame ?? '?'} µs of gateway CPU per frame${lost === null ? '' : `, lost ${lost}`}`)
+  return { gateways, publish, lost }
+}
+
+export async function runBenchCli (argv: string[]): Promise<number> {
+  let o: BenchOptions
+  try {
+    o = parseBenchArgs(argv)
+  } catch (err) {
+    if (err instanceof BenchUsageError && err.message === 'help') {
+      process.stderr.write(BENCH_USAGE)
+      return 0
+    }
+    const code = (err as { code?: string }).code
+    if (err instanceof BenchUsageError || (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_'))) {
+      process.stderr.write(`ambulink bench: ${(err as Error).message}\n\n${BENCH_USAGE}`)
+      return 2
+    }
+    throw err
+  }
+  const t0 = Date.now()
+  const progress = (line: string): void => { process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(1)}s] ${line}\n`) }
+  // Ctrl-C: exit at once; servers/proc.ts kills every child and removes the temp folders on exit.
+  const onSignal = (): void => {
+    progress('interrupted: stopping the servers')
+    process.exit(130)
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  progress(`${o.mode} run; load average ${loadavg().map(x => x.toFixed(2)).join(' ')} on ${cpus().length} CPUs`)
+  const report = await runBench(o, progress)
+  progress(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
+  process.stdout.write(JSON.stringify(report, null, 2) + '\n')
+  return report.lost === 0 ? 0 : 1
+}

@@ -1,0 +1,45 @@
+// A smoke run of `ambulink bench` with tiny numbers: the real servers (InfluxDB, the gateway as
+// a child process, Mosquitto) and every phase, checking the report's shape and that no
+// acknowledged frame is missing from InfluxDB. Not a performance assertion: rates on a shared
+// CI machine mean nothing; the benchmark itself lives in loadtest/ and prints JSON.
+import { describe, expect, it } from 'vitest'
+import { BENCH_DEFAULTS, validateBenchOptions } from '../loadtest/bench-options.js'
+import { runBench } from '../loadtest/bench.js'
+
+describe('ambulink bench (smoke)', () => {
+  it('runs every phase and reports the contract fields with lost = 0', async () => {
+    const lines: string[] = []
+    const report = await runBench(validateBenchOptions({
+      ...BENCH_DEFAULTS.quick,
+      units: 5,
+      probes: 2,
+      durationS: 3,
+      searchFrom: 5,
+      searchTo: 5,
+      satUnits: 3,
+      window: 2,
+      satDurationS: 2,
+      satWarmupS: 0,
+      satMaxFrames: 40,
+      rawPoints: 20_000,
+      drainTimeoutS: 30,
+      scryptN: 1024
+    }), line => { lines.push(line) })
+
+    for (const key of ['units', 'frames_per_s', 'ecg_points_per_s', 'lost', 'publish_to_stored_p50_ms', 'publish_to_stored_p99_ms',
+      'publish_to_alert_p50_ms', 'publish_to_alert_p99_ms', 'gateway_rss_mb', 'influx_raw_points_per_s', 'sink_ratio',
+      'mosquitto_msgs_per_s', 'broker_ratio'] as const) {
+      expect(typeof report[key], key).toBe('number')
+    }
+    expect(report.units).toBe(5)
+    expect(report.lost).toBe(0)
+    expect(report.realtime.lost_detail.checked).toBeGreaterThan(0)
+    expect(report.saturation.gateway.lost).toBe(0)
+    expect(report.realtime.publish_to_alert_ms.count, 'alerts measured').toBeGreaterThan(0)
+    expect(report.realtime.publish_to_stored_ms.count, 'stored latencies measured').toBeGreaterThan(0)
+    expect(report.gateway_rss_mb).toBeGreaterThan(10)
+    // Machine-readable: the report survives a JSON round trip unchanged.
+    expect(JSON.parse(JSON.stringify(report))).toEqual(report)
+    expect(lines.some(l => l.includes('realtime'))).toBe(true)
+  }, 120_000)
+})

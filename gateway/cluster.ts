@@ -90,7 +90,11 @@ export async function connectCluster (o: ClusterOptions): Promise<Cluster> {
     port: url.port === '' ? 6379 : Number(url.port),
     username: url.username === '' ? undefined : decodeURIComponent(url.username),
     password: url.password === '' ? undefined : decodeURIComponent(url.password),
-    db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0
+    db: url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0,
+    // During a Redis outage, commands wait for it instead of failing after 20 retries:
+    // aedes-persistence-redis issues some without awaiting them (putWill, delWill), and a
+    // rejection there would be unhandled.
+    maxRetriesPerRequest: null
   }
   const log = o.log.child({ component: 'cluster' })
   // concurrency as aedes' own default mqemitter (100), so delivery is bounded the same way.

@@ -55,34 +55,40 @@ export interface BenchEnv {
    * again pointed at InfluxDB.
    */
   discardSpool: (i: number) => Promise<void>
+  /**
+   * Replaces InfluxDB with a fresh, empty one (same configuration); the gateways point at it
+   * from their next (re)start. After millions of points InfluxDB compacts for minutes, which
+   * would weigh on whatever is measured next.
+   */
+  freshInflux: () => Promise<void>
   stop: () => Promise<void>
 }
 
 export async function startBenchEnv (o: BenchEnvOptions): Promise<BenchEnv> {
   // Registered for removal at exit (also on Ctrl-C: see runBenchCli) unless it is to be kept.
   const dir = o.keep === true ? await mkdtemp(join(tmpdir(), 'ambulink-bench-')) : await makeTempDir('ambulink-bench-')
-  let influx: InfluxServer | null = null
   let redis: RedisServer | null = null
   const gateways: GatewayProcess[] = []
+  const env: { influx: InfluxServer | null } = { influx: null }
   const stop = async (): Promise<void> => {
     // Gateways first (SIGTERM: they drain and, with --cpu-prof, write their profiles).
     await Promise.all(gateways.map(g => g.stop()))
     await redis?.stop()
-    await influx?.stop()
+    await env.influx?.stop()
     if (o.keep !== true) await removeTempDir(dir)
     else o.log(`bench: kept ${dir}`)
   }
   try {
     if (o.influx !== false) {
       o.log('bench: starting InfluxDB')
-      influx = await startInfluxDB({ logLevel: 'warn' })
-      await createDatabase(influx.url, BENCH_DB)
+      env.influx = await startInfluxDB({ logLevel: 'warn' })
+      await createDatabase(env.influx.url, BENCH_DB)
     }
     if (o.gateways > 1) {
       redis = await startRedis()
       o.log(`bench: redis-server on ${redis.url}`)
     }
-    const influxEnv = (): Record<string, string> => influx !== null ? { INFLUX_URL: influx.url, INFLUX_API: 'v1', INFLUX_DB: BENCH_DB } : {}
+    const influxEnv = (): Record<string, string> => env.influx !== null ? { INFLUX_URL: env.influx.url, INFLUX_API: 'v1', INFLUX_DB: BENCH_DB } : {}
     o.log(`bench: writing credentials for ${o.units.length} units (scrypt N=${o.scryptN})`)
     const credsDir = join(dir, 'shared-credentials')
     const creds = await writeBenchCredentials(credsDir, o.units, o.scryptN)
@@ -104,7 +110,7 @@ export async function startBenchEnv (o: BenchEnvOptions): Promise<BenchEnv> {
     }
     return {
       dir,
-      influx,
+      get influx () { return env.influx },
       redis,
       gateways,
       mqttUrls: gateways.map(g => `mqtt://127.0.0.1:${g.ports.mqtt}`),
@@ -113,6 +119,12 @@ export async function startBenchEnv (o: BenchEnvOptions): Promise<BenchEnv> {
       connectInflux: async i => {
         await gateways[i]!.restart(influxEnv())
         o.log(`bench: gateway ${i + 1} restarted with INFLUX_URL (pid ${gateways[i]!.pid})`)
+      },
+      freshInflux: async () => {
+        await env.influx?.stop()
+        env.influx = await startInfluxDB({ logLevel: 'warn' })
+        await createDatabase(env.influx.url, BENCH_DB)
+        o.log(`bench: fresh InfluxDB on ${env.influx.url}`)
       },
       discardSpool: async i => {
         const g = gateways[i]!

@@ -26,8 +26,8 @@ export interface BenchOptions {
   satMaxFrames: number
   /** Saturating clients: raw-publisher.ts (default) or mqtt.js. */
   generator: 'raw' | 'mqttjs'
-  /** The gateways' INFLUX_CONCURRENCY (0 = the gateway's default). */
-  influxConcurrency: number
+  /** Extra environment for the gateways (experiments: INFLUX_CONCURRENCY=3, …). */
+  gatewayEnv: Record<string, string>
   /** Raw InfluxDB reference: points prepared, lines per batch, requests in flight. */
   rawPoints: number
   rawBatchLines: number
@@ -63,7 +63,7 @@ export const BENCH_DEFAULTS: Readonly<Record<'quick' | 'full', Omit<BenchOptions
     satWarmupS: 3,
     satMaxFrames: 0,
     generator: 'raw',
-    influxConcurrency: 0,
+    gatewayEnv: {},
     rawPoints: 1_200_000,
     rawBatchLines: 5000,
     rawConcurrency: 3,
@@ -84,11 +84,11 @@ export const BENCH_DEFAULTS: Readonly<Record<'quick' | 'full', Omit<BenchOptions
     searchTo: 600,
     satUnits: 32,
     window: 8,
-    satDurationS: 25,
-    satWarmupS: 5,
+    satDurationS: 15,
+    satWarmupS: 4,
     satMaxFrames: 0,
     generator: 'raw',
-    influxConcurrency: 0,
+    gatewayEnv: {},
     rawPoints: 3_000_000,
     rawBatchLines: 5000,
     rawConcurrency: 3,
@@ -115,7 +115,8 @@ most units sustained with lost = 0 and stable lag (10-15 minutes).
   --search-from N --search-step N --search-to N   full run's unit search (100, 50, 600)
   --sat-units N           saturating clients (default 32)
   --window N              frames in flight per saturating client (default 8)
-  --sat-duration S        seconds per saturation run, warm-up included (quick 10, full 25)
+  --sat-duration S        seconds per saturation run, warm-up included (quick 10, full 15)
+  --sat-warmup S          seconds of each saturation run not measured (quick 3, full 4)
   --sat-max-frames N      most frames per saturating client (default 0: time only)
   --generator raw|mqttjs  saturating clients: hand-encoded QoS 1 (default) or mqtt.js
   --raw-points N          points for the raw InfluxDB reference (quick 1200000, full 3000000;
@@ -126,7 +127,7 @@ most units sustained with lost = 0 and stable lag (10-15 minutes).
   --drain-timeout S       longest wait for the spools to drain (quick 60, full 300)
   --sink-seconds S        measure the sink over this much draining, then discard the rest
                           (quick 15; full 0 = drain it all and count it in InfluxDB)
-  --influx-concurrency N  the gateways' INFLUX_CONCURRENCY (default: theirs)
+  --gateway-env NAME=V    extra gateway environment, repeatable (e.g. INFLUX_CONCURRENCY=3)
   --scrypt-n N            scrypt cost of the bench credentials (default ${PRODUCTION_SCRYPT_N}, production)
   --cpu-prof DIR          write each gateway's V8 CPU profile to DIR
   --skip-references       gateway only (no raw InfluxDB, no Mosquitto)
@@ -147,6 +148,7 @@ const INT_OPTIONS: Record<string, keyof BenchOptions> = {
   'sat-units': 'satUnits',
   window: 'window',
   'sat-duration': 'satDurationS',
+  'sat-warmup': 'satWarmupS',
   'sat-max-frames': 'satMaxFrames',
   'raw-points': 'rawPoints',
   'raw-batch': 'rawBatchLines',
@@ -154,17 +156,17 @@ const INT_OPTIONS: Record<string, keyof BenchOptions> = {
   gateways: 'gateways',
   'drain-timeout': 'drainTimeoutS',
   'sink-seconds': 'sinkSeconds',
-  'scrypt-n': 'scryptN',
-  'influx-concurrency': 'influxConcurrency'
+  'scrypt-n': 'scryptN'
 }
 
 export function parseBenchArgs (argv: string[]): BenchOptions {
-  const options: Record<string, { type: 'string' | 'boolean' }> = {
+  const options: Record<string, { type: 'string' | 'boolean', multiple?: boolean }> = {
     quick: { type: 'boolean' },
     'skip-references': { type: 'boolean' },
     keep: { type: 'boolean' },
     'cpu-prof': { type: 'string' },
     generator: { type: 'string' },
+    'gateway-env': { type: 'string', multiple: true },
     help: { type: 'boolean' }
   }
   for (const k of Object.keys(INT_OPTIONS)) options[k] = { type: 'string' }
@@ -180,6 +182,12 @@ export function parseBenchArgs (argv: string[]): BenchOptions {
   }
   if (values.quick === true && values.units !== undefined) o.searchFrom = o.searchTo = o.units
   if (typeof values['cpu-prof'] === 'string') o.cpuProfDir = values['cpu-prof']
+  o.gatewayEnv = {}
+  for (const kv of (values['gateway-env'] ?? []) as string[]) {
+    const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(kv)
+    if (m === null) throw new BenchUsageError(`--gateway-env takes NAME=value, got ${JSON.stringify(kv)}`)
+    o.gatewayEnv[m[1]!] = m[2]!
+  }
   if (values.generator !== undefined) {
     if (values.generator !== 'raw' && values.generator !== 'mqttjs') throw new BenchUsageError(`--generator must be raw or mqttjs, got ${JSON.stringify(values.generator)}`)
     o.generator = values.generator

@@ -14,7 +14,7 @@
  *    spool is empty, or over --sink-seconds). Then every acknowledged frame is counted in
  *    InfluxDB (lost), or, in the quick run, the rest of the backlog is discarded.
  * 3. The sink's reference, next to it: the same line protocol posted straight to InfluxDB
- *    (references.ts), on the same InfluxDB, quiet again.
+ *    (references.ts), a fresh one with the same configuration, as the sink's was fresh.
  * 4. Real time (bench-realtime.ts): N units stream as ambulances do; lost frames,
  *    publish→stored, publish→alert, gateway RSS. The full run repeats it with more units
  *    (search) until a step is not sustained, then bisects.
@@ -29,6 +29,7 @@ import { saturate, type SaturateOptions, type SaturateResult } from './bench-sat
 import { processCpuSeconds } from './bench-cpu.js'
 import { countLost, readMetrics, waitForDrain } from './bench-stored.js'
 import { mosquittoReference, rawInfluxIngest, type RawIngestResult } from './references.js'
+import { startInfluxDB } from './servers/influxdb.js'
 
 export interface GatewaySaturation {
   gateways: number
@@ -94,7 +95,7 @@ const DEFINITIONS = {
   publish_to_alert: 'probe units alternate systolic 80/120 mmHg each second; clinician subscribed to alerts/# on MQTT; probe hand-over to MQTT → raised/cleared event received; after the warm-up',
   gateway_rss_mb: 'peak VmRSS of the gateway process(es) during the real-time step',
   saturated: 'each client keeps `window` QoS 1 frames in flight (next frame on every PUBACK), no pacing; rate after warm-up; the gateway runs embedded (no InfluxDB work meanwhile), as Mosquitto runs alone; clients: options.generator (raw = hand-encoded MQTT, a few µs per message)',
-  influx_raw_points_per_s: 'ECG points/s of the same line protocol posted to InfluxDB /write in gzip batches, prepared before the clock starts',
+  influx_raw_points_per_s: 'ECG points/s of the same line protocol posted to a fresh InfluxDB (same configuration) /write in gzip batches, prepared before the clock starts',
   gateway_sink_points_per_s: 'the saturated runs\' spool backlog drained into InfluxDB by gateway 1 alone after a restart with INFLUX_URL: points written/s (its counter) × ECG share',
   sink_ratio: 'gateway_sink_points_per_s ÷ influx_raw_points_per_s',
   broker_ratio: 'gateway_msgs_per_s (saturated PUBACKs/s: decode, spool, fsync) ÷ mosquitto_msgs_per_s (same generator, frames, QoS 1, no persistence)',
@@ -120,7 +121,7 @@ export async function runBench (o: BenchOptions, progress: (line: string) => voi
     cpuProfDir: o.cpuProfDir,
     keep: o.keep,
     influxAtStart: false,
-    gatewayEnv: o.influxConcurrency > 0 ? { INFLUX_CONCURRENCY: String(o.influxConcurrency) } : {},
+    gatewayEnv: o.gatewayEnv,
     log: progress
   })
   try {
@@ -138,35 +139,38 @@ export async function runBench (o: BenchOptions, progress: (line: string) => voi
     await waitQuiet([env.influx!.pid], o.mode === 'quick' ? 8000 : 30_000, progress)
     mark('sink_drain')
     const sink = await drainTimed(env, 0, o, progress)
-    for (let i = 1; i < env.gateways.length; i++) {
-      if (sink.complete) {
+    if (sink.complete) {
+      for (let i = 1; i < env.gateways.length; i++) {
         await env.connectInflux(i)
         await waitForDrain([env.httpUrls[i]!], o.drainTimeoutS * 1000, progress)
-      } else {
-        await env.discardSpool(i)
       }
     }
     const gateway = await lostOf(env, one, 1, sink.complete, progress)
     const cluster = all === null ? null : await lostOf(env, all, o.gateways, sink.complete, progress)
-    // The real-time phase starts from fresh gateway processes (its RSS is its own), with
-    // InfluxDB and an empty spool.
-    if (!sink.complete) await env.discardSpool(0)
-    else for (let i = 0; i < env.gateways.length; i++) await env.connectInflux(i)
+    // The real-time phase starts from fresh gateway processes (its RSS is its own) with empty
+    // spools, writing to a fresh InfluxDB (the first one compacts the backlog for minutes).
+    await env.freshInflux()
+    for (let i = 0; i < env.gateways.length; i++) await env.discardSpool(i)
     const acked = [...one.reports, ...(all?.reports ?? [])]
     const ecgShare = acked.reduce((a, r) => a + r.ecgPointsAcked, 0) / Math.max(1, acked.reduce((a, r) => a + r.ecgPointsAcked + pointsBesidesEcg(r.acked), 0))
     sink.ecg_points_per_s = Math.round(sink.points_per_s * ecgShare)
 
-    // 3. The sink's reference right after it, on the same (quiet again) InfluxDB.
+    // 3. The sink's reference right after it, on a fresh InfluxDB of its own, as the sink had.
     let raw: RawIngestResult | null = null
     if (!o.skipReferences) {
-      await waitQuiet([env.influx!.pid], o.mode === 'quick' ? 8000 : 30_000, progress)
       mark('influx_raw')
-      raw = await rawInfluxIngest({ influxUrl: env.influx!.url, influxPid: env.influx!.pid, db: `${BENCH_DB}_raw`, points: o.rawPoints, batchLines: o.rawBatchLines, concurrency: o.rawConcurrency, maxSeconds: Math.max(o.sinkSeconds, o.satDurationS * 2), prefix: 'raw', units: o.satUnits, progress })
+      const fresh = await startInfluxDB({ logLevel: 'warn' })
+      try {
+        raw = await rawInfluxIngest({ influxUrl: fresh.url, influxPid: fresh.pid, db: BENCH_DB, points: o.rawPoints, batchLines: o.rawBatchLines, concurrency: o.rawConcurrency, maxSeconds: Math.max(o.sinkSeconds, o.satDurationS * 2), prefix: 'raw', units: o.satUnits, progress })
+      } finally {
+        await fresh.stop()
+      }
     }
 
     // 4. Real time.
     const search: RealtimeResult[] = []
     const step = async (units: number): Promise<RealtimeResult> => {
+      await waitQuiet([env.influx!.pid], o.mode === 'quick' ? 8000 : 60_000, progress)
       mark(`realtime_${units}`)
       const r = await runRealtime({ env, units: fleetIds.slice(0, units - o.probes), probes: probeIds, durationMs: o.durationS * 1000, warmupMs: Math.min(5000, o.durationS * 250), drainTimeoutMs: o.drainTimeoutS * 1000, progress })
       progress(`realtime ${units} units: ${r.sustained ? 'sustained' : `NOT sustained (${r.why_not.join('; ')})`}, lost ${r.lost}, stored p99 ${r.publish_to_stored_ms.p99} ms, alert p99 ${r.publish_to_alert_ms.p99} ms`)

@@ -58,14 +58,19 @@ export interface InfluxSinkOptions {
 
 export const INFLUX_SINK_DEFAULTS = Object.freeze({
   api: 'v2' as const,
-  maxBatchPoints: 10_000,
+  // 5,000 points × 3 requests in flight drained a backlog ~20 % faster into InfluxDB 1.8 than
+  // 10,000 × 2 (InfluxDB spent 9-10 µs of CPU per point instead of 11-14; `ambulink bench`).
+  maxBatchPoints: 5_000,
   maxBatchBytes: 4 * 1024 * 1024,
   lingerMs: 20,
   timeoutMs: 30_000,
-  concurrency: 2,
+  concurrency: 3,
   minRetryDelayMs: 200,
   maxRetryDelayMs: 15_000
 })
+
+/** Unwritten spool bytes beyond which a batch is sent without lingering. */
+const BACKLOG_BYTES = 1024 * 1024
 
 export interface SinkEvents {
   /** A batch was stored: points, bytes, request latency in ms, first record's receive time. */
@@ -159,9 +164,10 @@ export class InfluxSink {
       }
       if (this.stopping) break
       // Let the batch fill: without it, frames arriving one by one would each become a request
-      // (InfluxDB fsyncs its WAL per request). While draining a backlog the wait overlaps the
-      // write in flight.
-      if (o.lingerMs > 0) await this.sleep(o.lingerMs)
+      // (InfluxDB fsyncs its WAL per request). Not while a backlog is there: a full batch is
+      // ready, and waiting would leave InfluxDB with one request less to work on.
+      const inFlightBytes = inFlight.reduce((a, b) => a + b.batch.data.length, 0)
+      if (o.lingerMs > 0 && this.spool.pendingBytes - inFlightBytes < BACKLOG_BYTES) await this.sleep(o.lingerMs)
       if (this.stopping) break
       let batch: SpoolBatch | null
       try {

@@ -5,12 +5,12 @@
  */
 import { resolve } from 'node:path'
 import { DECODER_DEFAULTS } from '../decoders/index.js'
-import { DEAD_LETTER_DEFAULTS } from '../streams/dead-letter.js'
-import { INFLUX_SINK_DEFAULTS } from '../streams/influx-sink.js'
-import { LIVE_HUB_DEFAULTS } from '../streams/live-hub.js'
-import { ALERT_ENGINE_DEFAULTS } from '../streams/alerts/index.js'
-import { SPOOL_DEFAULTS } from '../streams/spool.js'
-import { DATASPACE_DEFAULTS } from '../streams/dataspace/options.js'
+import { DEAD_LETTER_DEFAULTS } from '../streams/index.js'
+import { INFLUX_SINK_DEFAULTS } from '../streams/index.js'
+import { LIVE_HUB_DEFAULTS } from '../streams/index.js'
+import { ALERT_ENGINE_DEFAULTS } from '../streams/index.js'
+import { SPOOL_DEFAULTS } from '../streams/index.js'
+import { DATASPACE_DEFAULTS } from '../streams/index.js'
 import { SESSION_DEFAULTS } from './sessions.js'
 
 export class ConfigError extends Error {

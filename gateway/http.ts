@@ -14,7 +14,7 @@ import type { CredentialStore } from './credentials.js'
 import type { Ingest } from './ingest.js'
 import type { LoginLimiter } from './limits.js'
 import type { Metrics } from './metrics.js'
-import type { MqttAdmission } from './packet-guard.js'
+import type { MqttAdmission } from './mqtt/packet-guard.js'
 
 export interface HttpDeps {
   broker: Aedes

@@ -6,10 +6,10 @@
  */
 import { EventEmitter } from 'node:events'
 import { FrameDecoder, FrameError, type Frame } from '../decoders/index.js'
-import type { DeadLetterStore } from '../streams/dead-letter.js'
-import { LineBuffer } from '../streams/line-buffer.js'
-import { writeFrameLines } from '../streams/line-protocol.js'
-import { SPOOL_RECORD_HEADER, type Spool } from '../streams/spool.js'
+import type { DeadLetterStore } from '../streams/index.js'
+import { LineBuffer } from '../streams/index.js'
+import { writeFrameLines } from '../streams/index.js'
+import { SPOOL_RECORD_HEADER, type Spool } from '../streams/index.js'
 import type { Metrics } from './metrics.js'
 
 export type IngestResult =

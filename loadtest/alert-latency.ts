@@ -19,7 +19,7 @@ import { loadConfig } from '../gateway/config.js'
 import { addDevice, addUser } from '../gateway/credentials.js'
 import { createLogger } from '../gateway/logger.js'
 import { startGateway } from '../gateway/server.js'
-import { Fleet } from './simulator.js'
+import { Fleet } from '../simulator/fleet.js'
 
 const { values } = parseArgs({
   options: {

@@ -9,11 +9,11 @@
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { decodeWire, encodeFrame } from '../decoders/index.js'
-import type { BenchUnitReport } from './bench-stored.js'
-import { percentiles } from './bench-stored.js'
-import { UnitFrameSource, type SourceFrame } from './frame-source.js'
-import { UnitLink } from './unit-link.js'
-import { PATIENT_PROFILES } from './vitals-sim.js'
+import type { BenchUnitReport } from '../testkit/stored.js'
+import { percentiles } from '../testkit/stored.js'
+import { UnitFrameSource, type SourceFrame } from '../simulator/frame-source.js'
+import { UnitLink } from '../simulator/unit-link.js'
+import { PATIENT_PROFILES } from '../simulator/vitals.js'
 
 const NIBP_SYSTOLIC = 4
 const FRAME_MS = 250

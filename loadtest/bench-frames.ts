@@ -15,9 +15,9 @@
  */
 import { randomBytes } from 'node:crypto'
 import { decodeWire, encodeFrame } from '../decoders/index.js'
-import type { FrameMeta, SourceFrame } from './frame-source.js'
-import { UnitFrameSource } from './frame-source.js'
-import { PATIENT_PROFILES } from './vitals-sim.js'
+import type { FrameMeta, SourceFrame } from '../simulator/frame-source.js'
+import { UnitFrameSource } from '../simulator/frame-source.js'
+import { PATIENT_PROFILES } from '../simulator/vitals.js'
 
 const FRAME_MS = 250
 /** Distinct bodies per unit: a multiple of 4, so numerics stay once a second. */

@@ -4,8 +4,8 @@
  *
  *   npx tsx loadtest/bench-generator.ts [seconds per case, default 3]
  */
-import { UnitFrameSource, type LeadSet } from './frame-source.js'
-import { PATIENT_PROFILES } from './vitals-sim.js'
+import { UnitFrameSource, type LeadSet } from '../simulator/frame-source.js'
+import { PATIENT_PROFILES } from '../simulator/vitals.js'
 
 interface CaseResult {
   leads: LeadSet

@@ -8,11 +8,11 @@
  */
 import { crc32 } from 'node:zlib'
 import { FrameDecoder, type Frame } from '../decoders/index.js'
-import { LineBuffer } from '../streams/line-buffer.js'
-import { frameToLines, writeFrameLines } from '../streams/line-protocol.js'
-import { SPOOL_RECORD_HEADER } from '../streams/spool.js'
-import { UnitFrameSource } from './frame-source.js'
-import { PATIENT_PROFILES } from './vitals-sim.js'
+import { LineBuffer } from '../streams/storage/line-buffer.js'
+import { frameToLines, writeFrameLines } from '../streams/storage/line-protocol.js'
+import { SPOOL_RECORD_HEADER } from '../streams/storage/spool.js'
+import { UnitFrameSource } from '../simulator/frame-source.js'
+import { PATIENT_PROFILES } from '../simulator/vitals.js'
 
 interface StepResult { step: string, framesPerSec: number, usPerFrame: number }
 

@@ -15,8 +15,8 @@
 import { AlertProbes } from './bench-alerts.js'
 import type { BenchEnv } from './bench-env.js'
 import { BENCH_DB } from './bench-env.js'
-import { countLost, readMetrics, StoredLatencyProbe, waitForDrain, type BenchUnitReport, type LostCount } from './bench-stored.js'
-import { Fleet } from './simulator.js'
+import { countLost, readMetrics, StoredLatencyProbe, waitForDrain, type BenchUnitReport, type LostCount } from '../testkit/stored.js'
+import { Fleet } from '../simulator/fleet.js'
 
 export interface RealtimeOptions {
   env: BenchEnv

@@ -16,12 +16,12 @@
  */
 import { StampedFrames } from './bench-frames.js'
 import { processCpuSeconds } from './bench-cpu.js'
-import type { SourceFrame } from './frame-source.js'
-import { LatencyWindow, type LatencySummary } from './latency.js'
+import type { SourceFrame } from '../simulator/frame-source.js'
+import { LatencyWindow, type LatencySummary } from '../simulator/latency.js'
 import { RawPublisher } from './raw-publisher.js'
-import type { UnitCounters } from './unit-counters.js'
-import { UnitLink } from './unit-link.js'
-import type { BenchUnitReport } from './bench-stored.js'
+import type { UnitCounters } from '../simulator/unit-counters.js'
+import { UnitLink } from '../simulator/unit-link.js'
+import type { BenchUnitReport } from '../testkit/stored.js'
 
 export interface SaturateOptions {
   /** Broker URLs; unit i connects to urls[i % urls.length]. */

@@ -27,9 +27,9 @@ import { BenchUsageError, BENCH_USAGE, parseBenchArgs, type BenchOptions } from 
 import { runRealtime, type RealtimeResult } from './bench-realtime.js'
 import { saturate, type SaturateOptions, type SaturateResult } from './bench-saturate.js'
 import { processCpuSeconds } from './bench-cpu.js'
-import { countLost, readMetrics, waitForDrain } from './bench-stored.js'
+import { countLost, readMetrics, waitForDrain } from '../testkit/stored.js'
 import { mosquittoReference, rawInfluxIngest, type RawIngestResult } from './references.js'
-import { startInfluxDB } from './servers/influxdb.js'
+import { startInfluxDB } from '../testkit/influxdb.js'
 
 export interface GatewaySaturation {
   gateways: number

@@ -23,8 +23,8 @@ import { loadavg } from 'node:os'
 import { parseArgs } from 'node:util'
 import { PRODUCTION_SCRYPT_N, unitIds } from './bench-credentials.js'
 import { startBenchEnv } from './bench-env.js'
-import { readMetrics } from './bench-stored.js'
-import { DISCONNECT, PINGREQ, rawConnect } from './mqtt-raw.js'
+import { readMetrics } from '../testkit/stored.js'
+import { DISCONNECT, PINGREQ, rawConnect } from '../testkit/mqtt-raw.js'
 import type { Socket } from 'node:net'
 
 export interface ConnectionsOptions {

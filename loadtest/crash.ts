@@ -13,11 +13,11 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { CrashPointName } from '../streams/crash-point.js'
-import { startGatewayProcess, type GatewayProcess } from './servers/gateway-process.js'
-import { createDatabase } from './servers/influxdb.js'
-import { checkStored, numberFlags, registerUnits, sleep, waitSpoolDrained, type StoreCheck } from './fault-harness.js'
-import { Fleet } from './index.js'
+import type { CrashPointName } from '../streams/storage/crash-point.js'
+import { startGatewayProcess, type GatewayProcess } from '../testkit/gateway-process.js'
+import { createDatabase } from '../testkit/influxdb.js'
+import { checkStored, numberFlags, registerUnits, sleep, waitSpoolDrained, type StoreCheck } from '../testkit/fault-harness.js'
+import { Fleet } from '../simulator/index.js'
 
 export type CrashStep =
   | { kind: 'signal', label: string, afterMs: number }
@@ -162,7 +162,7 @@ export async function runCrash (o: CrashOptions): Promise<CrashResult> {
 
 async function main (): Promise<void> {
   const f = numberFlags(process.argv.slice(2), { units: 10, frameMs: 50, rounds: 3 })
-  const { startInfluxDB } = await import('./servers/influxdb.js')
+  const { startInfluxDB } = await import('../testkit/influxdb.js')
   const influx = await startInfluxDB()
   try {
     const t0 = Date.now()

@@ -5,8 +5,8 @@
  * regenerated from (seed, index).
  */
 import { encodeFrame } from '../decoders/index.js'
-import { UnitFrameSource } from './frame-source.js'
-import { Rng } from './rng.js'
+import { UnitFrameSource } from '../simulator/frame-source.js'
+import { Rng } from '../simulator/rng.js'
 
 export type InputKind = 'mutated' | 'random' | 'huge-length' | 'deep-nesting' | 'valid'
 export const INPUT_KINDS: readonly InputKind[] = ['mutated', 'random', 'huge-length', 'deep-nesting', 'valid']

@@ -11,8 +11,8 @@
  */
 import { Agent, request } from 'node:http'
 import { FrameDecoder, FrameError } from '../decoders/index.js'
-import { startTestGateway } from '../test/support/gateway.js'
-import { numberFlags } from './fault-harness.js'
+import { startTestGateway } from '../testkit/gateway.js'
+import { numberFlags } from '../testkit/fault-harness.js'
 import { FuzzInputs, INPUT_KINDS, type InputKind } from './fuzz-inputs.js'
 
 export interface FuzzOptions {

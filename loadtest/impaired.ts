@@ -10,11 +10,11 @@
  *
  *   node --import tsx loadtest/impaired.ts [--units 6] [--duration-s 120]
  */
-import { startTestGateway } from '../test/support/gateway.js'
-import { createDatabase, influxQuery, startInfluxDB, type InfluxServer } from './servers/influxdb.js'
-import { checkStored, numberFlags, percentiles, registerUnits, sleep, type StoreCheck } from './fault-harness.js'
-import { IMPAIR_DEFAULTS, ImpairProxy, type ImpairOptions, type ImpairStats } from './impair-proxy.js'
-import { Fleet } from './index.js'
+import { startTestGateway } from '../testkit/gateway.js'
+import { createDatabase, influxQuery, startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
+import { checkStored, numberFlags, percentiles, registerUnits, sleep, type StoreCheck } from '../testkit/fault-harness.js'
+import { IMPAIR_DEFAULTS, ImpairProxy, type ImpairOptions, type ImpairStats } from '../testkit/impair-proxy.js'
+import { Fleet } from '../simulator/index.js'
 
 export interface ImpairedOptions {
   influx: InfluxServer

@@ -16,7 +16,7 @@
 import { createServer, type AddressInfo } from 'node:net'
 import { Aedes } from 'aedes'
 import mqtt from 'mqtt'
-import { numberFlags } from './fault-harness.js'
+import { numberFlags } from '../testkit/fault-harness.js'
 
 const f = numberFlags(process.argv.slice(2), { queued: 30_000, drainTimeoutMs: 1500 })
 const broker = await Aedes.createBroker({ drainTimeout: f.drainTimeoutMs })

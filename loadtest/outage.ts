@@ -15,10 +15,10 @@
  *
  *   node --import tsx loadtest/outage.ts [--units 8] [--outage-ms 30000] [--hang-ms 30000]
  */
-import { startTestGateway } from '../test/support/gateway.js'
-import { startInfluxDB, type InfluxServer } from './servers/influxdb.js'
-import { checkStored, metricValue, numberFlags, registerUnits, scrape, sleep, type StoreCheck } from './fault-harness.js'
-import { Fleet } from './index.js'
+import { startTestGateway } from '../testkit/gateway.js'
+import { startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
+import { checkStored, metricValue, numberFlags, registerUnits, scrape, sleep, type StoreCheck } from '../testkit/fault-harness.js'
+import { Fleet } from '../simulator/index.js'
 
 export interface OutageOptions {
   influx: InfluxServer

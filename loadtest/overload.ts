@@ -16,10 +16,10 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
-import { startGatewayProcess } from './servers/gateway-process.js'
-import { createDatabase, influxCount, startInfluxDB } from './servers/influxdb.js'
+import { startGatewayProcess } from '../testkit/gateway-process.js'
+import { createDatabase, influxCount, startInfluxDB } from '../testkit/influxdb.js'
 import { encodeFrame } from '../decoders/index.js'
-import { metricValue, numberFlags, percentiles, registerUnits, scrape, sleep, waitSpoolDrained } from './fault-harness.js'
+import { metricValue, numberFlags, percentiles, registerUnits, scrape, sleep, waitSpoolDrained } from '../testkit/fault-harness.js'
 
 /** Device time base: 6 days back, so up to ~2M frames of 250 ms stay within MAX_PAST_AGE_MS. */
 const BASE_MS = Math.floor(Date.now() / 1000) * 1000 - 6 * 86_400_000

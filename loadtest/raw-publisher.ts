@@ -9,9 +9,9 @@
  * counted in InfluxDB the same way.
  */
 import { connect as tcpConnect, type Socket } from 'node:net'
-import type { SourceFrame } from './frame-source.js'
-import { connectPacket, DISCONNECT } from './mqtt-raw.js'
-import { UnitCounters } from './unit-counters.js'
+import type { SourceFrame } from '../simulator/frame-source.js'
+import { connectPacket, DISCONNECT } from '../testkit/mqtt-raw.js'
+import { UnitCounters } from '../simulator/unit-counters.js'
 
 const PUBACK = 0x40
 const CONNACK = 0x20

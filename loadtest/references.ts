@@ -14,13 +14,13 @@
 import { promisify } from 'node:util'
 import { gzip as gzipCb, constants as zc } from 'node:zlib'
 import { FrameDecoder } from '../decoders/index.js'
-import { LineBuffer } from '../streams/line-buffer.js'
-import { writeFrameLines } from '../streams/line-protocol.js'
+import { LineBuffer } from '../streams/storage/line-buffer.js'
+import { writeFrameLines } from '../streams/storage/line-protocol.js'
 import { StampedFrames } from './bench-frames.js'
 import { processCpuSeconds } from './bench-cpu.js'
 import { saturate, type SaturateResult } from './bench-saturate.js'
-import { createDatabase } from './servers/influxdb.js'
-import { startMosquitto } from './servers/mosquitto.js'
+import { createDatabase } from '../testkit/influxdb.js'
+import { startMosquitto } from '../testkit/mosquitto.js'
 
 const gzip = promisify(gzipCb)
 
@@ -162,7 +162,7 @@ export async function mosquittoReference (o: MosquittoReferenceOptions): Promise
 }
 
 async function mosquittoVersion (): Promise<string> {
-  const { runCommand, resolveBinary } = await import('./servers/proc.js')
+  const { runCommand, resolveBinary } = await import('../testkit/proc.js')
   const r = await runCommand(resolveBinary('mosquitto'), ['-h'], { timeoutMs: 5000 })
   return /mosquitto version (\S+)/i.exec(r.stdout + r.stderr)?.[1] ?? 'unknown'
 }

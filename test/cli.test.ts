@@ -10,7 +10,7 @@ import mqtt, { type MqttClient } from 'mqtt'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { encodeFrame } from '../decoders/index.js'
 import { addDevice } from '../gateway/credentials.js'
-import { makeTempDir, removeTempDir, runCommand, spawnManaged, waitFor, type CommandResult } from './support/proc.js'
+import { makeTempDir, removeTempDir, runCommand, spawnManaged, waitFor, type CommandResult } from '../testkit/proc.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const BIN = join(ROOT, 'bin', 'ambulink.js')

@@ -5,7 +5,7 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import WebSocket from 'ws'
 import type { Config } from '../gateway/config.js'
 import { revokeUser } from '../gateway/credentials.js'
-import { startTestGateway, type TestGateway } from './support/gateway.js'
+import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
 
 async function gateway (overrides: Partial<Config> = {}): Promise<TestGateway> {
   const tg = await startTestGateway(overrides)

@@ -7,9 +7,9 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { decodeWire, encodeFrame } from '../decoders/index.js'
-import { UnitFrameSource } from '../loadtest/frame-source.js'
-import type { PatientProfile } from '../loadtest/vitals-sim.js'
-import { startTestGateway, type TestGateway } from './support/gateway.js'
+import { UnitFrameSource } from '../simulator/frame-source.js'
+import type { PatientProfile } from '../simulator/vitals.js'
+import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
 
 const SHOTS = '.tmp'
 const UNITS: Array<[string, PatientProfile]> = [['AMB-12', 'stemi'], ['AMB-07', 'stroke'], ['AMB-02', 'healthy']]

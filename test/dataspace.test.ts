@@ -9,18 +9,18 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FrameDecoder, VITAL_SIGNS, encodeFrame } from '../decoders/index.js'
-import { runAuditCli, runPermitCli } from '../gateway/dataspace/cli.js'
+import { runAuditCli, runPermitCli } from '../cli/dataspace.js'
 import { loadConfig } from '../gateway/config.js'
 import { addUser } from '../gateway/credentials.js'
 import { DATASETS, normalisePermitRequest, openKeys, readAudit, signPermit, auditLogPath, type AuditEntry } from '../streams/dataspace/index.js'
-import { startInfluxDB, type InfluxServer } from './support/influxdb.js'
-import { startTestGateway, type TestGateway } from './support/gateway.js'
-import { get, openLive, type HttpResult } from './support/dataspace-client.js'
+import { startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
+import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
+import { get, openLive, type HttpResult } from '../testkit/dataspace-client.js'
 import {
   ALARM_TEXT, ECG_LEADS, ECG_SAMPLES, FRAMES_PER_ENCOUNTER, UNITS, VITALS_PER_ENCOUNTER,
   frameTime, heartRate, identifiers, publishSeed, seedEncounters, type SeedEncounter
-} from './support/dataspace-seed.js'
-import { waitFor } from './support/proc.js'
+} from '../testkit/dataspace-seed.js'
+import { waitFor } from '../testkit/proc.js'
 
 const DB = 'amb_dataspace'
 const HOUR = 3_600_000

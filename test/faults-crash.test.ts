@@ -9,9 +9,9 @@ import { readdir, stat, truncate } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { crashSteps, runCrash } from '../loadtest/crash.js'
-import { Spool } from '../streams/spool.js'
-import { makeTempDir, removeTempDir } from './support/proc.js'
-import { startInfluxDB, type InfluxServer } from './support/influxdb.js'
+import { Spool } from '../streams/storage/spool.js'
+import { makeTempDir, removeTempDir } from '../testkit/proc.js'
+import { startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
 
 describe('gateway crash safety', () => {
   let influx: InfluxServer

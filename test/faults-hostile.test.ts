@@ -6,10 +6,10 @@ import { connect, type Socket } from 'node:net'
 import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { metricValue } from '../loadtest/fault-harness.js'
-import { testFrame } from './support/frames.js'
-import { startTestGateway, type TestGateway } from './support/gateway.js'
-import { waitFor } from './support/proc.js'
+import { metricValue } from '../testkit/fault-harness.js'
+import { testFrame } from '../testkit/frames.js'
+import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
+import { waitFor } from '../testkit/proc.js'
 
 const MAX_PACKET = 64 * 1024
 

@@ -4,7 +4,7 @@
 // extra points in InfluxDB; the capture → stored delay is measured.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runImpaired } from '../loadtest/impaired.js'
-import { startInfluxDB, type InfluxServer } from './support/influxdb.js'
+import { startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
 
 describe('impaired network', () => {
   let influx: InfluxServer

@@ -4,7 +4,7 @@
 // FIFO drain InfluxDB holds every acknowledged point exactly once.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runOutage } from '../loadtest/outage.js'
-import { startInfluxDB, type InfluxServer } from './support/influxdb.js'
+import { startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
 
 describe('InfluxDB outage under load', () => {
   let influx: InfluxServer

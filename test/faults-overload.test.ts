@@ -6,9 +6,9 @@
 import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import { describe, expect, it } from 'vitest'
-import { Spool } from '../streams/spool.js'
-import { T0, testFrame } from './support/frames.js'
-import { startTestGateway } from './support/gateway.js'
+import { Spool } from '../streams/storage/spool.js'
+import { T0, testFrame } from '../testkit/frames.js'
+import { startTestGateway } from '../testkit/gateway.js'
 
 /** Publishes seq 1.. one at a time until the connection drops; returns the acknowledged seqs. */
 async function publishUntilRefused (c: MqttClient, unit: string, from: number, max: number): Promise<{ acked: number[], refusedSeq: number | null }> {

@@ -7,10 +7,10 @@ import { join, resolve } from 'node:path'
 import type { AedesPublishPacket } from 'aedes'
 import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { metricValue, registerUnits, sleep } from '../loadtest/fault-harness.js'
-import { Fleet } from '../loadtest/index.js'
-import { startTestGateway, type TestGateway } from './support/gateway.js'
-import { runCommand, waitFor } from './support/proc.js'
+import { metricValue, registerUnits, sleep } from '../testkit/fault-harness.js'
+import { Fleet } from '../simulator/index.js'
+import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
+import { runCommand, waitFor } from '../testkit/proc.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
 

@@ -5,8 +5,8 @@ import mqtt from 'mqtt'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import type { Config } from '../gateway/config.js'
 import { encodeFrame, type FrameInit } from '../decoders/index.js'
-import { startTestGateway, type TestGateway } from './support/gateway.js'
-import { freePort } from './support/ports.js'
+import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
+import { freePort } from '../testkit/ports.js'
 
 const PROTOBUF = 'application/x-protobuf'
 

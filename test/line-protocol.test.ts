@@ -1,7 +1,7 @@
 // The storage contract, byte for byte: measurements, tags, fields and microsecond timestamps.
 import { describe, expect, it } from 'vitest'
 import { FrameDecoder, encodeFrame } from '../decoders/index.js'
-import { frameToLines } from '../streams/line-protocol.js'
+import { frameToLines } from '../streams/storage/line-protocol.js'
 
 const NOW = 1_780_000_000_000
 const dec = new FrameDecoder()

@@ -6,13 +6,13 @@ import type { Socket } from 'node:net'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import WebSocket from 'ws'
 import { FrameDecoder, encodeFrame, type Frame, type FrameInit } from '../decoders/index.js'
-import { HOSPITAL_GHE_BRON } from '../loadtest/route.js'
+import { HOSPITAL_GHE_BRON } from '../simulator/route.js'
 import { loadConfig } from '../gateway/config.js'
 import type { AlertEvent } from '../streams/alerts/types.js'
-import { LiveHub, type LiveHubOptions } from '../streams/live-hub.js'
-import { NO_SAMPLE, decodeEcgChunk, type EcgChunk, type ServerMessage } from '../streams/live-hub-protocol.js'
-import type { LiveSink } from '../streams/live-hub-subscriber.js'
-import { startTestGateway } from './support/gateway.js'
+import { LiveHub, type LiveHubOptions } from '../streams/live/hub.js'
+import { NO_SAMPLE, decodeEcgChunk, type EcgChunk, type ServerMessage } from '../streams/live/protocol.js'
+import type { LiveSink } from '../streams/live/subscriber.js'
+import { startTestGateway } from '../testkit/gateway.js'
 
 const decoder = new FrameDecoder()
 const T0 = Date.now() - 3_600_000

@@ -7,9 +7,9 @@ import mqtt, { ErrorWithReasonCode, type IClientOptions, type MqttClient, type P
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { encodeFrame, type FrameInit } from '../decoders/index.js'
 import { revokeDevice, revokeUser } from '../gateway/credentials.js'
-import { startTestGateway, type TestGateway } from './support/gateway.js'
-import { mosquittoPub } from './support/mosquitto.js'
-import { sleep, waitFor } from './support/proc.js'
+import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
+import { mosquittoPub } from '../testkit/mosquitto.js'
+import { sleep, waitFor } from '../testkit/proc.js'
 
 type Transport = 'tcp' | 'ws'
 const TRANSPORTS: readonly Transport[] = ['tcp', 'ws']

@@ -7,10 +7,10 @@ import type { AddressInfo } from 'node:net'
 import { gunzipSync } from 'node:zlib'
 import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startInfluxDB, type InfluxServer } from './support/influxdb.js'
-import { startTestGateway, type TestGateway } from './support/gateway.js'
-import { testFrame } from './support/frames.js'
-import { waitFor } from './support/proc.js'
+import { startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
+import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
+import { testFrame } from '../testkit/frames.js'
+import { waitFor } from '../testkit/proc.js'
 
 async function publish (tg: TestGateway, unit: string, seqs: number[]): Promise<void> {
   const token = await tg.addDevice(unit)

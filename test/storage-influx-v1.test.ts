@@ -5,11 +5,11 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startInfluxDB, type InfluxServer } from './support/influxdb.js'
-import { startTestGateway, type TestGateway } from './support/gateway.js'
-import { mosquittoPub } from './support/mosquitto.js'
-import { testFrame, T0 } from './support/frames.js'
-import { waitFor } from './support/proc.js'
+import { startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
+import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
+import { mosquittoPub } from '../testkit/mosquitto.js'
+import { testFrame, T0 } from '../testkit/frames.js'
+import { waitFor } from '../testkit/proc.js'
 
 let influx: InfluxServer
 beforeAll(async () => { influx = await startInfluxDB() })

@@ -3,11 +3,11 @@
 // spool, and once restarted with InfluxDB configured drains all of it, exactly once.
 import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startInfluxDB, type InfluxServer } from './support/influxdb.js'
-import { startVictoriaMetrics, type VMServer } from './support/victoria.js'
-import { startTestGateway } from './support/gateway.js'
-import { testFrame, T0 } from './support/frames.js'
-import { waitFor } from './support/proc.js'
+import { startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
+import { startVictoriaMetrics, type VMServer } from '../testkit/victoria.js'
+import { startTestGateway } from '../testkit/gateway.js'
+import { testFrame, T0 } from '../testkit/frames.js'
+import { waitFor } from '../testkit/proc.js'
 
 async function publishFrames (url: string, unit: string, token: string, seqs: number[]): Promise<void> {
   const c = await mqtt.connectAsync(url, { username: unit, password: token, clientId: unit, reconnectPeriod: 0 })

@@ -3,11 +3,11 @@
 // it back with the helpers.
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startInfluxDB, type InfluxServer } from './support/influxdb.js';
-import { mosquittoPub, mosquittoSub, startMosquitto, type MosquittoBroker } from './support/mosquitto.js';
-import { freePort, freePorts } from './support/ports.js';
-import { resolveBinary, runCommand } from './support/proc.js';
-import { startVictoriaMetrics, type VMSeries, type VMServer } from './support/victoria.js';
+import { startInfluxDB, type InfluxServer } from '../testkit/influxdb.js';
+import { mosquittoPub, mosquittoSub, startMosquitto, type MosquittoBroker } from '../testkit/mosquitto.js';
+import { freePort, freePorts } from '../testkit/ports.js';
+import { resolveBinary, runCommand } from '../testkit/proc.js';
+import { startVictoriaMetrics, type VMSeries, type VMServer } from '../testkit/victoria.js';
 
 // 2023-11-14T22:13:20Z in microseconds: fixed, historic, exact in a double.
 const T0_US = 1_700_000_000_000_000;

@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import mqtt, { type IClientOptions } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { metricValue } from '../loadtest/fault-harness.js'
-import { makePki, type TestPki } from './support/certs.js'
-import { testFrame } from './support/frames.js'
-import { startTestGateway, type TestGateway } from './support/gateway.js'
+import { metricValue } from '../testkit/fault-harness.js'
+import { makePki, type TestPki } from '../testkit/certs.js'
+import { testFrame } from '../testkit/frames.js'
+import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
 
 function httpsGet (port: number, path: string, ca: Buffer): Promise<{ status: number, body: string }> {
   return new Promise((resolve, reject) => {

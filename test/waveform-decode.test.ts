@@ -5,9 +5,9 @@
 import protobuf from 'protobufjs'
 import { describe, expect, it } from 'vitest'
 import { PROTO_PATH, decodeWire, encodeFrame } from '../decoders/index.js'
-import { UnitFrameSource } from '../loadtest/frame-source.js'
-import { Rng } from '../loadtest/rng.js'
-import { LineBuffer, writeInt } from '../streams/line-buffer.js'
+import { UnitFrameSource } from '../simulator/frame-source.js'
+import { Rng } from '../simulator/rng.js'
+import { LineBuffer, writeInt } from '../streams/storage/line-buffer.js'
 
 const reference = protobuf.loadSync(PROTO_PATH).lookupType('ambulink.v1.TelemetryFrame')
 

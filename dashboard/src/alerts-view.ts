@@ -4,7 +4,7 @@
  * banner on top of every view and a flashing red frame around the page until someone acknowledges
  * it — on any dashboard: the acknowledgement comes back as an alert event to all of them.
  */
-import type { Alert } from '../../streams/alerts/types.js'
+import type { Alert } from '../../streams/live/protocol.js'
 import { acknowledge } from './api.js'
 import { Sounder } from './audio.js'
 import { h } from './dom.js'

@@ -3,7 +3,7 @@
  * LVO threshold at 4, FAST), and the time since last known well on a 24 h bar marked at 4.5 h
  * (IV thrombolysis window) and 24 h (thrombectomy window, with imaging selection).
  */
-import type { AssessmentView } from '../../streams/live-hub-protocol.js'
+import type { AssessmentView } from '../../streams/live/protocol.js'
 import { h } from './dom.js'
 import { hm } from './format.js'
 

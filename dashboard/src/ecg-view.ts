@@ -13,7 +13,7 @@
  * behind the newest one, which hides the 250 ms frame cadence; after the tab was hidden the pen
  * jumps ahead instead of racing to catch up.
  */
-import { LEAD_NAMES, NO_SAMPLE } from '../../streams/live-hub-protocol.js'
+import { LEAD_NAMES, NO_SAMPLE } from '../../streams/live/protocol.js'
 import type { EcgBuffer } from './store.js'
 
 export const CSS_PX_PER_MM = 4

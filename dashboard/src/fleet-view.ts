@@ -3,8 +3,8 @@
  * assessment badges, distance and ETA to the hospital, last-seen time — next to the schematic
  * map. Cards are ordered by what needs attention first: unacknowledged alert priority, then NEWS2.
  */
-import type { Alert } from '../../streams/alerts/types.js'
-import type { News2Band } from '../../streams/live-hub-protocol.js'
+import type { Alert } from '../../streams/live/protocol.js'
+import type { News2Band } from '../../streams/live/protocol.js'
 import { MARK } from './alerts-view.js'
 import { assessmentBadges } from './assessment.js'
 import { h, replace } from './dom.js'

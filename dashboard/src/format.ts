@@ -1,5 +1,5 @@
 /** Display helpers: distances, ETA, ages, and the formatting of each vital sign. */
-import type { TrendSign } from '../../streams/live-hub-protocol.js'
+import type { TrendSign } from '../../streams/live/protocol.js'
 
 const R = 6_371_000
 const RAD = Math.PI / 180

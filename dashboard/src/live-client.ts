@@ -3,7 +3,7 @@
  * reconnect resends only what was missed), reconnects with backoff, and hands messages to the
  * store. Close code 4001 means the session ended: the page goes back to the login form.
  */
-import { decodeEcgChunk, type ClientMessage, type ServerMessage } from '../../streams/live-hub-protocol.js'
+import { decodeEcgChunk, type ClientMessage, type ServerMessage } from '../../streams/live/protocol.js'
 import type { Store } from './store.js'
 
 export type LiveState = 'connecting' | 'live' | 'reconnecting'

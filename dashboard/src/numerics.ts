@@ -4,7 +4,7 @@
  * also says the score in text, so colour is never the only cue. A value older than the NEWS2
  * staleness bound is shown dimmed.
  */
-import type { News2Band, News2View, TrendSign, UnitView } from '../../streams/live-hub-protocol.js'
+import type { News2Band, News2View, TrendSign, UnitView } from '../../streams/live/protocol.js'
 import { h } from './dom.js'
 import { SIGN_FORMAT, formatValue } from './format.js'
 

@@ -4,11 +4,11 @@
  * straight from the socket's ArrayBuffer into preallocated per-lead rings (no per-sample objects):
  * the drawing loop reads them at its own pace.
  */
-import type { Alert, AlertEvent } from '../../streams/alerts/types.js'
+import type { Alert, AlertEvent } from '../../streams/live/protocol.js'
 import {
   NO_SAMPLE, TREND_SIGNS, type EcgChunk, type Hospital, type News2View, type ServerMessage, type TrendRow,
   type UnitResume, type UnitView
-} from '../../streams/live-hub-protocol.js'
+} from '../../streams/live/protocol.js'
 
 const ECG_SECONDS = 10
 const TREND_ROWS = 1800

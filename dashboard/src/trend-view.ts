@@ -6,8 +6,8 @@
  */
 import {
   scorePulse, scoreRespirationRate, scoreSpo2Scale1, scoreSystolic, scoreTemperature
-} from '../../streams/alerts/news2.js'
-import { TREND_SIGNS, type TrendSign } from '../../streams/live-hub-protocol.js'
+} from '../../streams/live/protocol.js'
+import { TREND_SIGNS, type TrendSign } from '../../streams/live/protocol.js'
 import { h } from './dom.js'
 import type { Trend, UnitModel } from './store.js'
 

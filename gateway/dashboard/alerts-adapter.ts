@@ -3,9 +3,9 @@
  * result into the page's view. Typed structurally so the dashboard depends on the engine's public
  * surface only.
  */
-import type { News2Param, News2Result } from '../../streams/alerts/news2.js'
-import type { Alert, AlertEvent } from '../../streams/alerts/types.js'
-import type { News2View, TrendSign } from '../../streams/live-hub-protocol.js'
+import type { News2Param, News2Result } from '../../streams/index.js'
+import type { Alert, AlertEvent } from '../../streams/index.js'
+import type { News2View, TrendSign } from '../../streams/index.js'
 
 export interface AlertEngineLike {
   on: (event: 'alert', listener: (e: AlertEvent) => void) => unknown

@@ -4,7 +4,7 @@
  * only ever sees well-formed cursors and unit ids.
  */
 import { LIMITS } from '../../decoders/index.js'
-import type { ClientMessage, UnitResume } from '../../streams/live-hub-protocol.js'
+import type { ClientMessage, UnitResume } from '../../streams/index.js'
 
 /** A page watches a handful of units at once; more is a bug or abuse. */
 const MAX_WATCH = 32

@@ -6,7 +6,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
-import type { LiveHub, LiveSubscription } from '../../streams/live-hub.js'
+import type { LiveHub, LiveSubscription } from '../../streams/index.js'
 import type { Session, SessionStore } from '../sessions.js'
 import type { AlertEngineLike } from './alerts-adapter.js'
 import { sameOrigin } from './auth-routes.js'

@@ -23,8 +23,8 @@ import {
   type EndReason,
   type ExtractPlan,
   type Permit
-} from '../../streams/dataspace/index.js'
-import { resolveScope, type Scope, type ScopeQuery } from '../../streams/dataspace/scope.js'
+} from '../../streams/index.js'
+import { resolveScope, type Scope, type ScopeQuery } from '../../streams/index.js'
 import type { Dataspace } from './service.js'
 
 function bearer (req: FastifyRequest): string | undefined {

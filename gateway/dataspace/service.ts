@@ -12,7 +12,7 @@ import {
   DATASPACE_DEFAULTS,
   DataspaceError,
   InfluxReader,
-  LiveHub,
+  ResearchLiveHub,
   Revocations,
   auditLogPath,
   defaultAuditHeadPath,
@@ -23,7 +23,7 @@ import {
   type DataspaceOptions,
   type FrameSource,
   type Permit
-} from '../../streams/dataspace/index.js'
+} from '../../streams/index.js'
 import type { Config } from '../config.js'
 import { listUsers, type CredentialStore } from '../credentials.js'
 import { createDataspaceMetrics, type DataspaceMetrics } from './metrics.js'
@@ -71,7 +71,7 @@ export class Dataspace {
     readonly keys: DataspaceKeys,
     readonly revocations: Revocations,
     readonly audit: AuditLog,
-    readonly hub: LiveHub,
+    readonly hub: ResearchLiveHub,
     readonly catalog: Catalog,
     readonly reader: InfluxReader | null,
     readonly metrics: DataspaceMetrics,
@@ -95,7 +95,7 @@ export class Dataspace {
       }
     })
     const revocations = await Revocations.open(config.dataDir, config.credentialsPollMs)
-    const hub = new LiveHub({
+    const hub = new ResearchLiveHub({
       maxBufferedBytes: options.liveMaxBufferBytes,
       onCutoff: () => { metrics.liveCutoffs.inc() }
     })

@@ -16,7 +16,7 @@
 import { constants as fsc } from 'node:fs'
 import { mkdir, open, readFile, rename, stat, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { GroupCommitFile } from '../group-commit.js'
+import { GroupCommitFile } from '../storage/group-commit.js'
 import { AlertError } from './errors.js'
 import type { StrokeFindings } from './messages.js'
 import type { Alert, AlertEventType } from './types.js'

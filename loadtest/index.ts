@@ -1,9 +1,0 @@
-/** The simulator's public surface: the fleet, its building blocks for tests, and the CLI. */
-export { Fleet, type FleetStats, type UnitReport, type AckedFrame, type StopOptions } from './simulator.js'
-export { FLEET_DEFAULTS, type FleetOptions, type FleetProgress, type UnitCredentials } from './fleet-options.js'
-export { UnitFrameSource, DEVICE_DEFAULTS, type FrameSourceOptions, type FrameMeta, type SourceFrame, type LeadSet } from './frame-source.js'
-export { EcgSynth, ECG_DEFAULTS, ECG_LEAD_NAMES, STEMI_KINDS, type EcgOptions, type StemiKind } from './ecg.js'
-export { VitalsSim, PATIENT_PROFILES, type PatientProfile, type AssessmentInfo } from './vitals-sim.js'
-export { LYON_ROUTES, HOSPITAL_GHE_BRON, RouteFollower, type Route, type GeoPoint } from './route.js'
-export { SimulatorError, SIMULATOR_ERRORS, type SimulatorErrorCode } from './errors.js'
-export { runSimulateCli } from './simulate-cli.js'

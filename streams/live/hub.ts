@@ -1,0 +1,374 @@
+/**
+ * The live hub: what the clinicians' dashboards see. Fed with every validated frame (the gateway
+ * wires `ingest.on('frame')` here) and every alert event; keeps per-unit ring buffers (ECG,
+ * numerics trend with positions, latest assessment, NEWS2, last seen, encounter) and fans out to
+ * subscribers (dashboard WebSockets).
+ *
+ * Ingest is never slowed by a dashboard: `push()` only writes the rings and enqueues shared,
+ * once-encoded messages on each subscriber's capped queue (live-hub-subscriber.ts); a subscriber
+ * whose socket stays blocked is disconnected by the sweep. A connecting page gets a snapshot and
+ * the rings (backfill); a reconnecting one sends its cursors and gets only what it missed.
+ */
+import { randomBytes } from 'node:crypto'
+import type { Frame } from '../../decoders/index.js'
+import type { Alert, AlertEvent } from '../alerts/types.js'
+import {
+  TREND_SIGNS, ecgChunkBytes, encodeEcgChunk,
+  type AssessmentView, type ClientMessage, type Hospital, type News2View, type PositionView,
+  type ServerMessage, type TrendSign, type UnitResume, type UnitView
+} from './protocol.js'
+import { EcgRing, TrendRing } from './rings.js'
+import { ECG, KEEP, Subscriber, UPDATE, type LiveSink, type MessageClass } from './subscriber.js'
+
+export type { LiveSink } from './subscriber.js'
+
+export interface LiveHubOptions {
+  /** Seconds of ECG kept per unit (backfill and resume). */
+  ecgSeconds: number
+  /** Trend rows kept per unit; with trendStepMs they span trendRows × trendStepMs (30 min). */
+  trendRows: number
+  /** Shortest interval between trend rows, ms of device time. */
+  trendStepMs: number
+  /** Outbound queue cap per subscriber, bytes; beyond it old ECG, then old updates are dropped. */
+  maxQueueBytes: number
+  /** Bytes a subscriber may have in flight on its socket before sending waits. */
+  highWaterBytes: number
+  /** A subscriber whose socket accepts nothing for this long is disconnected, ms. */
+  blockedTimeoutMs: number
+  /** A unit not heard from for this long leaves the fleet, ms. */
+  unitExpiryMs: number
+  /** How often blocked subscribers and expired units are looked for, ms. */
+  sweepMs: number
+  /** Most ECG samples per lead in one backfill message. */
+  backfillChunkSamples: number
+  /** The receiving hospital (distance and ETA on the dashboard). */
+  hospital: Hospital
+  /** Clock, Unix ms (injectable for tests). */
+  now: () => number
+}
+
+export const LIVE_HUB_DEFAULTS: Readonly<Omit<LiveHubOptions, 'hospital' | 'now'>> = Object.freeze({
+  ecgSeconds: 10,
+  trendRows: 1800,
+  trendStepMs: 1000,
+  maxQueueBytes: 2 * 1024 * 1024,
+  highWaterBytes: 512 * 1024,
+  blockedTimeoutMs: 15_000,
+  unitExpiryMs: 30 * 60_000,
+  sweepMs: 1000,
+  backfillChunkSamples: 2500
+})
+
+/** What the hub asks of the alert engine (gw.alerts). */
+export interface LiveAlertSource {
+  openAlerts: () => Alert[]
+  alertsFor?: (unit: string) => Alert[]
+  news2History?: (unit: string) => Array<{ t: number, total: number | null, partial: boolean }>
+}
+
+export interface LiveHubHooks {
+  onSubscriberDropped?: (info: { user: string, reason: string, queuedBytes: number, inFlightBytes: number }) => void
+  onMessagesDropped?: (kind: 'ecg' | 'update', count: number) => void
+}
+
+interface UnitState {
+  unit: string
+  encounter: string
+  lastSeenMs: number
+  lastUpdateSentMs: number
+  values: Float64Array
+  times: Float64Array
+  position: PositionView | null
+  assessment: AssessmentView | null
+  news2: News2View | null
+  ecg: EcgRing | null
+  trend: TrendRing
+}
+
+const SIGNS = TREND_SIGNS.length
+/** A unit update goes out at least this often while ECG-only frames arrive (last-seen time). */
+const UPDATE_EVERY_MS = 1000
+const MAX_WATCH = 32
+
+export class LiveHub {
+  readonly options: Readonly<LiveHubOptions>
+  /** Changes with every hub instance: cursors from another one are not trusted. */
+  readonly epoch = randomBytes(6).toString('base64url')
+  private readonly units = new Map<string, UnitState>()
+  private readonly subscribers = new Set<Subscriber>()
+  private alerts: LiveAlertSource | null = null
+  private readonly timer: NodeJS.Timeout
+  private resets = 0
+  private nextSubscriberId = 1
+  private closed = false
+
+  constructor (options: Partial<LiveHubOptions> & Pick<LiveHubOptions, 'hospital'>, private readonly hooks: LiveHubHooks = {}) {
+    this.options = Object.freeze({ ...LIVE_HUB_DEFAULTS, now: Date.now, ...options })
+    this.timer = setInterval(() => { this.sweep() }, this.options.sweepMs)
+    this.timer.unref()
+  }
+
+  get subscriberCount (): number { return this.subscribers.size }
+  get unitCount (): number { return this.units.size }
+
+  /** Where snapshots get the open alerts from (the alert engine, once it runs). */
+  setAlertSource (source: LiveAlertSource | null): void { this.alerts = source }
+
+  // ---- input -------------------------------------------------------------------------------
+
+  /** One validated frame. Synchronous, allocation-light, never waits on a subscriber. */
+  push (f: Frame): void {
+    if (this.closed) return
+    const now = this.options.now()
+    const u = this.unitFor(f)
+    u.lastSeenMs = now
+    let changed = false
+    for (const n of f.numerics) {
+      const col = n.sign - 1
+      if (col < 0 || col >= SIGNS) continue
+      const t = f.capturedAtMs + n.offsetMs
+      if (t >= u.times[col]!) {
+        u.values[col] = n.value
+        u.times[col] = t
+      }
+      u.trend.setValue(t, col, n.value)
+      changed = true
+    }
+    const p = f.position
+    if (p !== null) {
+      const t = f.capturedAtMs + p.offsetMs
+      if (u.position === null || t >= u.position.t) {
+        u.position = { latitude: p.latitude, longitude: p.longitude, speedMps: p.speedMps, headingDeg: p.headingDeg, t }
+      }
+      u.trend.setPosition(t, p.latitude, p.longitude, p.speedMps, p.headingDeg)
+      changed = true
+    }
+    if (f.assessment !== null) {
+      u.assessment = { ...f.assessment, t: f.capturedAtMs }
+      changed = true
+    }
+    if (f.waveforms.length > 0) this.pushEcg(u, f)
+    if (changed || now - u.lastUpdateSentMs >= UPDATE_EVERY_MS) {
+      u.lastUpdateSentMs = now
+      this.broadcast(JSON.stringify({ type: 'unit', unit: this.view(u) } satisfies ServerMessage), UPDATE)
+    }
+  }
+
+  /** An alert engine event: reaches every open dashboard, never dropped. */
+  pushAlert (event: AlertEvent): void {
+    if (this.closed) return
+    this.broadcast(JSON.stringify({ type: 'alert', event } satisfies ServerMessage), KEEP)
+  }
+
+  /** The unit's current NEWS2, as the alert engine scored it. */
+  setNews2 (unit: string, news2: News2View): void {
+    const u = this.units.get(unit)
+    if (u === undefined || this.closed) return
+    u.news2 = news2
+    this.broadcast(JSON.stringify({ type: 'news2', unit, news2 } satisfies ServerMessage), UPDATE)
+  }
+
+  private unitFor (f: Frame): UnitState {
+    let u = this.units.get(f.unitId)
+    // A new encounter is a new patient: their trend must not continue the previous one's.
+    // ('' → id is the same patient being assigned an encounter by dispatch.)
+    if (u !== undefined && f.encounterId !== u.encounter && u.encounter !== '') u = undefined
+    if (u === undefined) {
+      const o = this.options
+      u = {
+        unit: f.unitId,
+        encounter: f.encounterId,
+        lastSeenMs: 0,
+        lastUpdateSentMs: 0,
+        values: new Float64Array(SIGNS).fill(Number.NaN),
+        times: new Float64Array(SIGNS).fill(Number.NEGATIVE_INFINITY),
+        position: null,
+        assessment: null,
+        news2: null,
+        ecg: null,
+        trend: new TrendRing(o.trendRows, o.trendStepMs, this.newEpoch())
+      }
+      this.units.set(f.unitId, u)
+    }
+    u.encounter = f.encounterId
+    return u
+  }
+
+  private newEpoch (): string { return `${this.epoch}.${++this.resets}` }
+
+  private pushEcg (u: UnitState, f: Frame): void {
+    const first = f.waveforms[0]!
+    const rate = first.sampleRateHz
+    if (u.ecg === null || u.ecg.rateHz !== rate) u.ecg = new EcgRing(rate, this.options.ecgSeconds, this.newEpoch())
+    // Leads at another rate than the first cannot share the ring: they are left out of the live view.
+    const waves = f.waveforms.every(w => w.sampleRateHz === rate) ? f.waveforms : f.waveforms.filter(w => w.sampleRateHz === rate)
+    const ring = u.ecg
+    const from = ring.append(waves, f.capturedAtMs + first.offsetMs)
+    if (from < 0) return
+    let any = false
+    for (const s of this.subscribers) if (s.watching.has(u.unit)) { any = true; break }
+    if (!any) return
+    for (const chunk of this.ecgChunks(u.unit, ring, from, ring.next, 65535)) {
+      for (const s of this.subscribers) if (s.watching.has(u.unit)) s.enqueue(chunk, ECG)
+    }
+  }
+
+  /** Encodes ring[from, to) (clamped to what the ring holds) as chunks of at most `max` samples. */
+  private * ecgChunks (unit: string, ring: EcgRing, from: number, to: number, max: number): Generator<Uint8Array> {
+    for (let start = Math.max(from, ring.oldest); start < to; start += max) {
+      const n = Math.min(max, to - start)
+      const buf = new Uint8Array(ecgChunkBytes(unit, ring.epoch, ring.leadMask, n))
+      yield encodeEcgChunk(buf, unit, ring.epoch, ring.rateHz, ring.leadMask, start, ring.timeOf(start), n, (lead, i) => ring.read(lead, start + i))
+    }
+  }
+
+  // ---- subscribers ---------------------------------------------------------------------------
+
+  /**
+   * Attaches a dashboard socket. The caller forwards the client's messages to `handle` and calls
+   * `unsubscribe` when the socket closes.
+   */
+  subscribe (sink: LiveSink, user: { name: string, role: string }): LiveSubscription {
+    const s = new Subscriber(this.nextSubscriberId++, user.name, sink, this.options, this.options.now, (cls, n) => {
+      this.hooks.onMessagesDropped?.(cls === ECG ? 'ecg' : 'update', n)
+    })
+    this.subscribers.add(s)
+    return {
+      handle: msg => { this.handle(s, msg, user) },
+      unsubscribe: () => { this.subscribers.delete(s); s.closed = true },
+      close: (code, reason) => { this.subscribers.delete(s); s.close(code, reason) },
+      get queuedBytes () { return s.queuedBytes },
+      get dropped () { return { ecg: s.dropped[ECG]!, update: s.dropped[UPDATE]! } }
+    }
+  }
+
+  private handle (s: Subscriber, msg: ClientMessage, user: { name: string, role: string }): void {
+    switch (msg.type) {
+      case 'hello': {
+        s.enqueue(JSON.stringify(this.snapshot(user)), KEEP)
+        for (const [unit, r] of Object.entries(msg.resume)) {
+          const u = this.units.get(unit)
+          if (u !== undefined && !msg.watch.includes(unit) && r.trendEpoch === u.trend.epoch && r.trendNext !== undefined) {
+            this.sendTrend(s, u, r.trendNext - 1)
+          }
+        }
+        for (const unit of msg.watch) this.watch(s, unit, msg.resume[unit])
+        return
+      }
+      case 'watch': this.watch(s, msg.unit, msg.resume); return
+      case 'unwatch': s.watching.delete(msg.unit); return
+      case 'resync': {
+        const u = this.units.get(msg.unit)
+        if (u !== undefined) this.sendTrend(s, u, msg.trendFrom)
+      }
+    }
+  }
+
+  private watch (s: Subscriber, unit: string, resume: UnitResume | undefined): void {
+    // A page shows one unit at a time; a few more covers tabs being switched.
+    if (!s.watching.has(unit) && s.watching.size >= MAX_WATCH) return
+    s.watching.add(unit)
+    const u = this.units.get(unit)
+    if (u === undefined) return
+    // From the client's last row, not after it: that row may have filled in since.
+    const trendFrom = resume?.trendEpoch === u.trend.epoch && resume.trendNext !== undefined ? resume.trendNext - 1 : 0
+    this.sendTrend(s, u, trendFrom)
+    const history = this.alerts?.news2History?.(unit)
+    if (history !== undefined) s.enqueue(JSON.stringify({ type: 'news2history', unit, points: history } satisfies ServerMessage), KEEP)
+    const alerts = this.alerts?.alertsFor?.(unit)
+    if (alerts !== undefined) s.enqueue(JSON.stringify({ type: 'alerts', unit, alerts } satisfies ServerMessage), KEEP)
+    const ring = u.ecg
+    if (ring !== null) {
+      const from = resume?.ecgEpoch === ring.epoch && resume.ecgNext !== undefined ? resume.ecgNext : 0
+      for (const chunk of this.ecgChunks(unit, ring, from, ring.next, this.options.backfillChunkSamples)) s.enqueue(chunk, ECG)
+    }
+  }
+
+  private sendTrend (s: Subscriber, u: UnitState, fromIndex: number): void {
+    const ring = u.trend
+    const from = Math.max(fromIndex, ring.oldest)
+    if (from >= ring.next) return
+    const t: number[] = []
+    const cols: Array<Array<number | null>> = TREND_SIGNS.map(() => [])
+    const positions: Array<ReturnType<TrendRing['positionAt']>> = []
+    for (let i = from; i < ring.next; i++) {
+      t.push(ring.timeAt(i))
+      for (let c = 0; c < SIGNS; c++) cols[c]!.push(ring.valueAt(i, c))
+      positions.push(ring.positionAt(i))
+    }
+    s.enqueue(JSON.stringify({ type: 'trend', unit: u.unit, epoch: ring.epoch, from, t, cols, positions } satisfies ServerMessage), KEEP)
+  }
+
+  snapshot (user: { name: string, role: string }): ServerMessage {
+    return {
+      type: 'snapshot',
+      epoch: this.epoch,
+      now: this.options.now(),
+      user,
+      hospital: this.options.hospital,
+      units: [...this.units.values()].map(u => this.view(u)),
+      alerts: this.alerts?.openAlerts() ?? []
+    }
+  }
+
+  private view (u: UnitState): UnitView {
+    const numerics: UnitView['numerics'] = {}
+    for (let c = 0; c < SIGNS; c++) {
+      if (!Number.isNaN(u.values[c]!)) numerics[TREND_SIGNS[c] as TrendSign] = { value: u.values[c]!, t: u.times[c]! }
+    }
+    const ring = u.ecg
+    return {
+      unit: u.unit,
+      encounter: u.encounter,
+      lastSeenMs: u.lastSeenMs,
+      numerics,
+      position: u.position,
+      assessment: u.assessment,
+      news2: u.news2,
+      ecg: ring === null ? null : { epoch: ring.epoch, next: ring.next, rateHz: ring.rateHz, leadMask: ring.leadMask },
+      trendEpoch: u.trend.epoch,
+      trendNext: u.trend.next,
+      row: u.trend.next > 0 ? u.trend.row(u.trend.next - 1) : null
+    }
+  }
+
+  private broadcast (data: string, cls: MessageClass): void {
+    for (const s of this.subscribers) s.enqueue(data, cls)
+  }
+
+  // ---- housekeeping --------------------------------------------------------------------------
+
+  private sweep (): void {
+    const now = this.options.now()
+    for (const s of [...this.subscribers]) {
+      if (!s.blocked(now)) continue
+      this.subscribers.delete(s)
+      this.hooks.onSubscriberDropped?.({ user: s.user, reason: 'blocked', queuedBytes: s.queuedBytes, inFlightBytes: s.inFlightBytes })
+      s.terminate()
+    }
+    for (const u of [...this.units.values()]) {
+      if (now - u.lastSeenMs <= this.options.unitExpiryMs) continue
+      this.units.delete(u.unit)
+      this.broadcast(JSON.stringify({ type: 'gone', unit: u.unit } satisfies ServerMessage), KEEP)
+    }
+  }
+
+  /** Stops the sweep and closes every subscriber (1001: going away). Safe to call twice. */
+  close (): void {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.timer)
+    for (const s of this.subscribers) s.close(1001, 'gateway shutting down')
+    this.subscribers.clear()
+  }
+}
+
+export interface LiveSubscription {
+  handle: (msg: ClientMessage) => void
+  unsubscribe: () => void
+  close: (code: number, reason: string) => void
+  readonly queuedBytes: number
+  readonly dropped: { ecg: number, update: number }
+}
+
+export { TREND_SIGNS, type News2View, type Hospital, type ServerMessage, type ClientMessage } from './protocol.js'

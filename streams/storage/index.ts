@@ -1,0 +1,7 @@
+// Storage's public surface: the durable spool, dead letters, the InfluxDB sink and line protocol.
+export * from './spool.js'
+export * from './dead-letter.js'
+export * from './influx-sink.js'
+export * from './line-buffer.js'
+export * from './line-protocol.js'
+export * from './errors.js'

@@ -1,3 +1,0 @@
-// Moved to loadtest/servers/ports.ts so `ambulink bench` can use it without importing from test/;
-// one copy, re-exported here for the tests.
-export * from '../../loadtest/servers/ports.js'

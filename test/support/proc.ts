@@ -1,3 +1,0 @@
-// Moved to loadtest/servers/proc.ts so `ambulink bench` can use it without importing from test/;
-// one copy, re-exported here for the tests.
-export * from '../../loadtest/servers/proc.js'

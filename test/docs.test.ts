@@ -1,28 +1,37 @@
-// The README is part of the contract: every configuration option and every frame rejection code
-// must be documented there (as fastify tests that every error code is documented).
-import { readFileSync } from 'node:fs'
+// The docs are part of the contract: every configuration option and every rejection code must be
+// documented in docs/ (as fastify tests that every error code is documented), and the README
+// stays the front door (the two commands, the layout, links).
+import { readdirSync, readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { FRAME_ERRORS } from '../decoders/index.js'
 import { OPTIONS, optionsMarkdown } from '../gateway/config.js'
 import { GATEWAY_ERRORS } from '../gateway/errors.js'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+const doc = (name: string): string => readFileSync(new URL(`../docs/${name}`, import.meta.url), 'utf8')
+const errorsDoc = doc('errors.md')
 
-describe('README', () => {
+describe('docs', () => {
   it.each(Object.values(OPTIONS).map(o => [o.env]))('documents %s', env => {
-    expect(readme).toContain('`' + env + '`')
+    expect(doc('configuration.md')).toContain('`' + env + '`')
   })
   it.each(Object.keys(FRAME_ERRORS).map(c => [c]))('documents %s', code => {
-    expect(readme).toContain('`' + code + '`')
+    expect(errorsDoc).toContain('`' + code + '`')
   })
   it('shows the configuration table exactly as `ambulink config --markdown` prints it', () => {
-    expect(readme).toContain(optionsMarkdown())
+    expect(doc('configuration.md')).toContain(optionsMarkdown())
+  })
+  it('keeps the README the front door: at most 250 lines, linking every document', () => {
+    expect(readme.split('\n').length).toBeLessThanOrEqual(250)
+    for (const f of readdirSync(new URL('../docs/', import.meta.url))) {
+      if (f.endsWith('.md')) expect(readme, f).toContain(`(docs/${f})`)
+    }
   })
   it('names the test command that .ci/run calls', () => {
     expect(readFileSync(new URL('../.ci/run', import.meta.url), 'utf8')).toMatch(/npm test/)
     expect(readme).toMatch(/npm test/)
   })
   it('documents every gateway error code', () => {
-    for (const code of Object.keys(GATEWAY_ERRORS)) expect(readme, code).toContain(code)
+    for (const code of Object.keys(GATEWAY_ERRORS)) expect(errorsDoc, code).toContain(code)
   })
 })

@@ -25,6 +25,8 @@ const USAGE = `ambulink <command>
                                      issue a data permit; prints its token (the README (Dataspace))
   permit list | permit revoke <id>
   audit [list] | audit verify        the dataspace access log; verify exits 1 if it was tampered with
+  replay <case|folder>… [--speed N|--as-fast-as-possible] [--json]
+                                     run clinical cases through the alert engine (docs/clinical-safety.md)
 
 Configuration (environment):
 ${describeOptions()}
@@ -46,6 +48,7 @@ export async function main (argv: string[]): Promise<number> {
       case 'bench': return await (await import('./bench.js')).runBenchCli(rest)
       case 'permit': return await (await import('./dataspace.js')).runPermitCli(rest)
       case 'audit': return await (await import('./dataspace.js')).runAuditCli(rest)
+      case 'replay': return await (await import('./replay.js')).runReplayCli(rest)
       case undefined:
       case 'help':
       case '--help':

@@ -8,7 +8,23 @@ import { DECODER_DEFAULTS, LIMITS, type DecoderOptions } from './options.js'
 import { decodeWire, type WireAlarm, type WireFrame, type WireNumeric, type WirePosition, type WireWaveform } from './schema.js'
 import { LEAD_FIELDS, VITAL_SIGN_BY_NUMBER } from './vitals.js'
 
+/** Which assessment fields the frame carried (contract v1.1: proto3 `optional`). */
+export interface AssessmentPresence {
+  stemiSuspected: boolean
+  lamsScore: boolean
+  fastPositive: boolean
+  lastKnownWellMs: boolean
+  ageYears: boolean
+  sex: boolean
+}
+
+/**
+ * The crew's assessment. Fields the frame left out hold their proto3 defaults (false, 0, '') for
+ * storage as before, and `present` says which ones were sent: an omitted field means "unchanged"
+ * to the alert engine, never false.
+ */
 export interface Assessment {
+  present: AssessmentPresence
   stemiSuspected: boolean
   lamsScore: number
   fastPositive: boolean
@@ -25,6 +41,8 @@ export interface Frame {
   seq: string
   capturedAtMs: number
   encounterId: string
+  /** Contract v1.1: the encounter ends with this frame (an empty encounter id never ends one). */
+  encounterEnded: boolean
   numerics: WireNumeric[]
   waveforms: WireWaveform[]
   position: WirePosition | null
@@ -88,20 +106,32 @@ export class FrameDecoder {
     let assessment: Assessment | null = null
     if (w.assessment !== null) {
       const a = w.assessment
-      const lkw = toSafeNumber(a.lastKnownWellMs)
+      const lkw = a.lastKnownWellMs === null ? 0 : toSafeNumber(a.lastKnownWellMs)
       if (lkw === null || lkw < 0 || lkw > nowMs + this.options.maxFutureSkewMs) {
         throw new FrameError('AMB_ERR_VALUE_OUT_OF_RANGE', 'assessment.last_known_well_ms is not a plausible past time')
       }
-      if (a.lamsScore < 0 || a.lamsScore > LIMITS.maxLams) throw new FrameError('AMB_ERR_VALUE_OUT_OF_RANGE', `assessment.lams_score ${a.lamsScore} outside 0..${LIMITS.maxLams}`)
-      if (a.ageYears < 0 || a.ageYears > LIMITS.maxAgeYears) throw new FrameError('AMB_ERR_VALUE_OUT_OF_RANGE', `assessment.age_years ${a.ageYears} outside 0..${LIMITS.maxAgeYears}`)
-      if (!/^[A-Za-z _-]{0,16}$/.test(a.sex)) throw new FrameError('AMB_ERR_FIELD_INVALID', 'assessment.sex must be up to 16 letters')
+      const lams = a.lamsScore ?? 0
+      const age = a.ageYears ?? 0
+      const sex = a.sex ?? ''
+      if (lams < 0 || lams > LIMITS.maxLams) throw new FrameError('AMB_ERR_VALUE_OUT_OF_RANGE', `assessment.lams_score ${lams} outside 0..${LIMITS.maxLams}`)
+      if (age < 0 || age > LIMITS.maxAgeYears) throw new FrameError('AMB_ERR_VALUE_OUT_OF_RANGE', `assessment.age_years ${age} outside 0..${LIMITS.maxAgeYears}`)
+      if (!/^[A-Za-z _-]{0,16}$/.test(sex)) throw new FrameError('AMB_ERR_FIELD_INVALID', 'assessment.sex must be up to 16 letters')
+      // protobufjs decodes an absent proto3 `optional` field as null.
       assessment = {
-        stemiSuspected: a.stemiSuspected,
-        lamsScore: a.lamsScore,
-        fastPositive: a.fastPositive,
+        present: {
+          stemiSuspected: a.stemiSuspected !== null,
+          lamsScore: a.lamsScore !== null,
+          fastPositive: a.fastPositive !== null,
+          lastKnownWellMs: a.lastKnownWellMs !== null,
+          ageYears: a.ageYears !== null,
+          sex: a.sex !== null
+        },
+        stemiSuspected: a.stemiSuspected === true,
+        lamsScore: lams,
+        fastPositive: a.fastPositive === true,
         lastKnownWellMs: lkw,
-        ageYears: a.ageYears,
-        sex: a.sex
+        ageYears: age,
+        sex
       }
     }
 
@@ -111,6 +141,7 @@ export class FrameDecoder {
       seq,
       capturedAtMs: captured,
       encounterId: w.encounterId,
+      encounterEnded: w.encounterEnded,
       numerics: w.numerics,
       waveforms: w.waveforms,
       position: w.position,

@@ -33,14 +33,16 @@ export interface WireWaveform {
   samples: ArrayLike<number>
 }
 export interface WirePosition { latitude: number, longitude: number, speedMps: number, headingDeg: number, offsetMs: number }
-export interface WireAlarm { code: string, priority: number, text: string, offsetMs: number }
+/** `ended` (v1.1): the device says the condition ended. */
+export interface WireAlarm { code: string, priority: number, text: string, offsetMs: number, ended: boolean }
+/** Contract v1.1: every field is proto3 `optional`; protobufjs decodes an absent one as null. */
 export interface WireAssessment {
-  stemiSuspected: boolean
-  lamsScore: number
-  fastPositive: boolean
-  lastKnownWellMs: Long | number
-  ageYears: number
-  sex: string
+  stemiSuspected: boolean | null
+  lamsScore: number | null
+  fastPositive: boolean | null
+  lastKnownWellMs: Long | number | null
+  ageYears: number | null
+  sex: string | null
 }
 export interface WireFrame {
   unitId: string
@@ -53,14 +55,18 @@ export interface WireFrame {
   position: WirePosition | null
   alarms: WireAlarm[]
   assessment: WireAssessment | null
+  /** v1.1 */
+  encounterEnded: boolean
 }
 
 /** Input accepted by {@link encodeFrame}: the wire shape with everything optional. */
-export type FrameInit = Partial<Omit<WireFrame, 'seq' | 'capturedAtMs' | 'position' | 'assessment'>> & {
+export type FrameInit = Partial<Omit<WireFrame, 'seq' | 'capturedAtMs' | 'position' | 'assessment' | 'alarms'>> & {
+  alarms?: Array<Omit<WireAlarm, 'ended'> & { ended?: boolean }>
   seq?: number | bigint | string | Long
   capturedAtMs?: number | bigint | Long
   position?: Partial<WirePosition>
-  assessment?: Partial<Omit<WireAssessment, 'lastKnownWellMs'>> & { lastKnownWellMs?: number | Long }
+  /** A field left out (or null) is absent on the wire: "unchanged" (v1.1). */
+  assessment?: Partial<Omit<WireAssessment, 'lastKnownWellMs'>> & { lastKnownWellMs?: number | Long | null }
 }
 
 function toLong (v: number | bigint | string | Long | undefined, unsigned: boolean): Long | undefined {
@@ -80,7 +86,7 @@ export function encodeFrame (init: FrameInit): Uint8Array {
     capturedAtMs: toLong(init.capturedAtMs, false),
     assessment: init.assessment === undefined
       ? undefined
-      : { ...init.assessment, lastKnownWellMs: toLong(init.assessment.lastKnownWellMs, false) }
+      : { ...init.assessment, lastKnownWellMs: toLong(init.assessment.lastKnownWellMs ?? undefined, false) }
   })
   return TelemetryFrameType.encode(msg).finish()
 }

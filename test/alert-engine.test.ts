@@ -23,8 +23,11 @@ interface FrameSpec {
   encounter?: string
   boot?: string
   numerics?: Record<string, number>
-  alarms?: Array<{ code: string, priority: number, text?: string }>
-  assessment?: Partial<Assessment>
+  alarms?: Array<{ code: string, priority: number, text?: string, ended?: boolean }>
+  /** Fields given are sent (present); the others are left out (contract v1.1: unchanged). */
+  assessment?: Partial<Omit<Assessment, 'present'>>
+  encounterEnded?: boolean
+  waveforms?: boolean
 }
 
 function frame (s: FrameSpec): Frame {
@@ -34,14 +37,27 @@ function frame (s: FrameSpec): Frame {
     seq: String(s.t),
     capturedAtMs: s.t,
     encounterId: s.encounter ?? 'enc-1',
+    encounterEnded: s.encounterEnded ?? false,
     numerics: Object.entries(s.numerics ?? {}).map(([f, value]) => ({ sign: SIGN[f]!, value, offsetMs: 0 })),
-    waveforms: [],
+    waveforms: s.waveforms === true ? [{ lead: 2, sampleRateHz: 500, microvoltsPerLsb: 1, offsetMs: 0, samples: [0, 1, 2] }] : [],
     position: null,
-    alarms: (s.alarms ?? []).map(a => ({ code: a.code, priority: a.priority, text: a.text ?? '', offsetMs: 0 })),
-    assessment: s.assessment === undefined
-      ? null
-      : { stemiSuspected: false, lamsScore: 0, fastPositive: false, lastKnownWellMs: 0, ageYears: 70, sex: 'female', ...s.assessment },
+    alarms: (s.alarms ?? []).map(a => ({ code: a.code, priority: a.priority, text: a.text ?? '', offsetMs: 0, ended: a.ended ?? false })),
+    assessment: s.assessment === undefined ? null : assessment(s.assessment),
     byteLength: 100
+  }
+}
+
+/** An assessment carrying exactly the given fields (the rest absent: "unchanged"). */
+function assessment (a: Partial<Omit<Assessment, 'present'>>): Assessment {
+  const has = (k: keyof typeof a): boolean => a[k] !== undefined
+  return {
+    present: { stemiSuspected: has('stemiSuspected'), lamsScore: has('lamsScore'), fastPositive: has('fastPositive'), lastKnownWellMs: has('lastKnownWellMs'), ageYears: has('ageYears'), sex: has('sex') },
+    stemiSuspected: a.stemiSuspected ?? false,
+    lamsScore: a.lamsScore ?? 0,
+    fastPositive: a.fastPositive ?? false,
+    lastKnownWellMs: a.lastKnownWellMs ?? 0,
+    ageYears: a.ageYears ?? 0,
+    sex: a.sex ?? ''
   }
 }
 
@@ -81,28 +97,28 @@ async function tempDir (): Promise<string> {
   return dir
 }
 
-describe('threshold rules: minimum duration and hysteresis', () => {
-  it('raises only once the condition has held for minDurationMs (HR < 40 for 10 s)', async () => {
+describe('threshold rules: persistence window and hysteresis', () => {
+  it('raises once ≥ 70 % of the raise window is beyond the limit (HR 35: critical, high at once)', async () => {
     const h = await harness()
-    h.feed(T0, T0 + 9_000, { heart_rate: 35 })
+    h.feed(T0, T0 + 5_000, { heart_rate: 35 })
     expect(h.of('threshold')).toEqual([])
-    h.feed(T0 + 10_000, T0 + 10_000, { heart_rate: 35 })
+    h.feed(T0 + 6_000, T0 + 6_000, { heart_rate: 35 })   // 7 of the last 10 s
     const raised = h.of('threshold', 'raised')
     expect(raised).toHaveLength(1)
-    expect(raised[0]!.alert).toMatchObject({ unit: 'amb-1', encounter: 'enc-1', key: 'heart_rate', priority: 'high', value: 35, raisedAt: T0 + 10_000, clearedAt: null })
-    expect(raised[0]!.alert.message).toBe('Heart rate below 40 bpm for ≥ 10 s: now 35 bpm')
+    expect(raised[0]!.alert).toMatchObject({ unit: 'amb-1', encounter: 'enc-1', key: 'heart_rate', priority: 'high', value: 35, valueAt: T0 + 6_000, raisedAt: T0 + 6_000, clearedAt: null })
+    expect(raised[0]!.alert.message).toBe('Heart rate critically below 41 bpm for ≥ 70 % of 10 s: 35 bpm (0 s ago)')
   })
 
   it('a value hovering at the limit neither raises nor, once raised, flaps', async () => {
     const h = await harness()
-    // 39/41 alternating for a minute: never 10 s in a row below 40.
-    for (let i = 0; i < 60; i++) h.feed(T0 + i * 1000, T0 + i * 1000, { heart_rate: i % 2 === 0 ? 39 : 41 })
+    // 48/52 alternating for a minute: below 50 half the time, under the 70 % needed.
+    for (let i = 0; i < 60; i++) h.feed(T0 + i * 1000, T0 + i * 1000, { heart_rate: i % 2 === 0 ? 48 : 52 })
     expect(h.of('threshold')).toEqual([])
-    // Sustained 35: raised once.
-    h.feed(T0 + 60_000, T0 + 75_000, { heart_rate: 35 })
-    expect(h.of('threshold', 'raised')).toHaveLength(1)
-    // Hovering at the limit again (38..44, inside the 5 bpm margin): stays raised, never cleared.
-    for (let i = 0; i < 120; i++) h.feed(T0 + 76_000 + i * 1000, T0 + 76_000 + i * 1000, { heart_rate: [38, 42, 44, 41][i % 4]! })
+    // Sustained 45: raised once, medium (bradycardia, not critical).
+    h.feed(T0 + 60_000, T0 + 75_000, { heart_rate: 45 })
+    expect(h.of('threshold', 'raised').map(e => e.alert.priority)).toEqual(['medium'])
+    // Hovering at the limit again (48..54, inside the 5 bpm margin): stays raised, never cleared.
+    for (let i = 0; i < 120; i++) h.feed(T0 + 76_000 + i * 1000, T0 + 76_000 + i * 1000, { heart_rate: [48, 52, 54, 51][i % 4]! })
     expect(h.of('threshold', 'raised')).toHaveLength(1)
     expect(h.of('threshold', 'cleared')).toHaveLength(0)
     // Value-only updates are throttled to one per 10 s.
@@ -110,29 +126,31 @@ describe('threshold rules: minimum duration and hysteresis', () => {
     expect(h.engine.openAlerts().filter(a => a.kind === 'threshold')).toHaveLength(1)
   })
 
-  it('clears only when back inside by the margin for clearDurationMs', async () => {
+  it('clears only when back inside by the margin for ≥ 90 % of the 30 s clear window', async () => {
     const h = await harness()
-    h.feed(T0, T0 + 10_000, { heart_rate: 35 })
+    h.feed(T0, T0 + 10_000, { heart_rate: 45 })
     const id = h.of('threshold', 'raised')[0]!.alert.id
-    h.feed(T0 + 11_000, T0 + 60_000, { heart_rate: 43 })   // inside the limits, not by 5 bpm
+    h.feed(T0 + 11_000, T0 + 60_000, { heart_rate: 53 })   // inside the limits, not by 5 bpm
     expect(h.engine.get(id)!.clearedAt).toBeNull()
-    h.feed(T0 + 61_000, T0 + 70_000, { heart_rate: 46 })   // by the margin, 9 s (61..70 = 9 s elapsed)
+    h.feed(T0 + 61_000, T0 + 86_000, { heart_rate: 56 })   // by the margin, 26 of 30 s
     expect(h.engine.get(id)!.clearedAt).toBeNull()
-    h.feed(T0 + 71_000, T0 + 71_000, { heart_rate: 46 })   // 10 s
+    h.feed(T0 + 87_000, T0 + 87_000, { heart_rate: 56 })   // 27 of 30 s
     const cleared = h.of('threshold', 'cleared')
     expect(cleared).toHaveLength(1)
-    expect(cleared[0]!.alert).toMatchObject({ id, clearedAt: T0 + 71_000 })
+    expect(cleared[0]!.alert).toMatchObject({ id, clearedAt: T0 + 87_000 })
     expect(h.engine.openAlerts()).toEqual([])
   })
 
-  it('spot measurements (NIBP) raise on one reading; priorities per side', async () => {
+  it('spot measurements (NIBP) raise on one reading; the tier sets the priority', async () => {
     const h = await harness()
     h.feed(T0, T0, { nibp_systolic: 85 })
-    expect(h.of('threshold', 'raised').map(e => [e.alert.key, e.alert.priority])).toEqual([['nibp_systolic', 'high']])
+    expect(h.of('threshold', 'raised').map(e => [e.alert.key, e.alert.priority])).toEqual([['nibp_systolic', 'medium']])
     h.feed(T0 + 1000, T0 + 1000, { nibp_systolic: 96 })
     expect(h.of('threshold', 'cleared')).toHaveLength(1)
     h.feed(T0 + 2000, T0 + 2000, { nibp_systolic: 210 })
-    expect(h.of('threshold', 'raised').map(e => e.alert.priority)).toEqual(['high', 'medium'])
+    h.feed(T0 + 3000, T0 + 3000, { nibp_systolic: 75 })   // high → low side, critical (< 80)
+    expect(h.of('threshold', 'raised').map(e => e.alert.priority)).toEqual(['medium', 'medium'])
+    expect(h.of('threshold', 'updated').at(-1)!.alert).toMatchObject({ priority: 'high', value: 75 })
   })
 })
 
@@ -160,10 +178,11 @@ describe('one open alert per (unit, kind, key)', () => {
     expect(raised).toHaveLength(1)
     expect(raised[0]!.alert).toMatchObject({ priority: 'medium', value: 5 })
     expect(raised[0]!.alert.message).toMatch(/^NEWS2 ≥ 5 \(urgent response threshold ≥ 5\).*missing: SpO2, O2, SBP, ACVPU$/)
-    h.engine.onFrame(frame({ t: T0 + 11_000, numerics: { ...urgent, supplemental_o2: 1 } }), T0 + 11_000)
-    const up = h.of('news2', 'updated')
+    // Emergency level for 7 of the last 10 s: the priority rises with that sample, not a throttle later.
+    for (let t = T0 + 11_000; t <= T0 + 17_000; t += 1000) h.engine.onFrame(frame({ t, numerics: { ...urgent, supplemental_o2: 1 } }), t)
+    const up = h.of('news2', 'updated').filter(e => e.alert.priority === 'high')
     expect(up).toHaveLength(1)
-    expect(up[0]!.alert).toMatchObject({ id: raised[0]!.alert.id, priority: 'high', value: 7 })
+    expect(up[0]!.alert).toMatchObject({ id: raised[0]!.alert.id, priority: 'high', value: 7, updatedAt: T0 + 17_000 })
   })
 })
 
@@ -240,7 +259,7 @@ describe('restart survival', () => {
     const hrId = before.find(a => a.key === 'heart_rate')!.id
     for (let t = T0 + 20_000; t <= T0 + 40_000; t += 1000) second.onFrame(frame({ t, numerics: { ...NORMAL, heart_rate: 36 } }), t)
     expect(events.filter(e => e.type === 'raised')).toEqual([])
-    for (let t = T0 + 41_000; t <= T0 + 51_000; t += 1000) second.onFrame(frame({ t, numerics: NORMAL }), t)
+    for (let t = T0 + 41_000; t <= T0 + 67_000; t += 1000) second.onFrame(frame({ t, numerics: NORMAL }), t)
     expect(events.filter(e => e.type === 'cleared' && e.alert.kind === 'threshold').map(e => e.alert.id)).toEqual([hrId])
   })
 
@@ -294,7 +313,7 @@ describe('journal compaction', () => {
 })
 
 describe('signal loss', () => {
-  it('raises after signalLossMs without frames from a unit with an encounter, clears when frames resume', async () => {
+  it('raises after signalLossMs without frames from a unit with an encounter, clears once the link is steady for linkSteadyMs', async () => {
     const h = await harness({ signalLossMs: 10_000 })
     h.engine.onFrame(frame({ t: T0, numerics: NORMAL }), T0)
     h.engine.onFrame(frame({ t: T0, unit: 'idle', encounter: '', numerics: NORMAL }), T0)
@@ -306,25 +325,29 @@ describe('signal loss', () => {
     expect(raised[0]!.alert.message).toMatch(/No telemetry for 10 s/)
     h.engine.tick(T0 + 12_000)
     expect(h.of('signal_loss')).toHaveLength(1)
-    h.engine.onFrame(frame({ t: T0 + 15_000, numerics: NORMAL }), T0 + 15_000)
-    expect(h.of('signal_loss', 'cleared').map(e => e.alert.clearedAt)).toEqual([T0 + 15_000])
+    // Frames resume at 15 s, one a second: cleared 60 s later, not at the first frame.
+    for (let t = T0 + 15_000; t <= T0 + 75_000; t += 1000) { h.engine.onFrame(frame({ t, numerics: NORMAL }), t); h.engine.tick(t) }
+    expect(h.of('signal_loss', 'cleared').map(e => e.alert.clearedAt)).toEqual([T0 + 75_000])
   })
 
-  it('a will message (offline) raises at once; online clears', async () => {
+  it('a will message (offline) raises at once; online and steady frames clear', async () => {
     const h = await harness()
     h.engine.onFrame(frame({ t: T0, numerics: NORMAL }), T0)
     h.engine.onStatus('amb-1', 'offline', T0 + 500)
     h.engine.onStatus('never-seen', 'offline', T0 + 500)
     expect(h.of('signal_loss', 'raised').map(e => [e.alert.unit, e.alert.raisedAt, e.alert.message])).toEqual([['amb-1', T0 + 500, 'Unit offline: its connection was lost (will message)']])
     h.engine.onStatus('amb-1', 'online', T0 + 3000)
-    expect(h.of('signal_loss', 'cleared')).toHaveLength(1)
-    h.engine.tick(T0 + 12_000)   // grace from the reconnection
+    h.engine.tick(T0 + 12_000)   // grace from the reconnection: no second alert
+    expect(h.of('signal_loss', 'cleared')).toHaveLength(0)
+    for (let t = T0 + 4000; t <= T0 + 70_000; t += 1000) { h.engine.onFrame(frame({ t, numerics: NORMAL }), t); h.engine.tick(t) }
     expect(h.of('signal_loss', 'raised')).toHaveLength(1)
+    // Steady since the reconnection at 3 s: cleared 60 s later.
+    expect(h.of('signal_loss', 'cleared').map(e => e.alert.clearedAt)).toEqual([T0 + 63_000])
   })
 })
 
 describe('device alarms', () => {
-  it('pass through with their IEC 60601-1-8 priority, deduplicated by code, and expire when not repeated', async () => {
+  it('pass through with their IEC 60601-1-8 priority, deduplicated by code; medium/low expire when not repeated, high latch', async () => {
     const h = await harness({ deviceAlarmHoldMs: 60_000 })
     h.engine.onFrame(frame({
       t: T0,
@@ -339,8 +362,8 @@ describe('device alarms', () => {
     expect(h.of('device_alarm', 'raised')).toHaveLength(4)
     h.engine.tick(T0 + 60_000)
     expect(h.of('device_alarm', 'cleared').map(e => e.alert.key).sort()).toEqual(['HR_LOW', 'MISC', 'SPO2_PROBE_OFF'])
-    h.engine.tick(T0 + 90_000)
-    expect(h.of('device_alarm', 'cleared').map(e => e.alert.key)).toContain('VF')
+    h.engine.tick(T0 + 600_000)
+    expect(h.of('device_alarm', 'cleared').map(e => e.alert.key)).not.toContain('VF')
   })
 })
 
@@ -395,17 +418,17 @@ describe('NEWS2 in the engine', () => {
     h.feed(T0, T0 + 10_000, { consciousness_acvpu: 2 })
     const raised = h.of('news2', 'raised')
     expect(raised.map(e => [e.alert.priority, e.alert.value])).toEqual([['medium', 3]])
-    expect(raised[0]!.alert.message).toBe('NEWS2 3 (a single parameter scores 3: urgent ward-based response): ACVPU V +3')
+    expect(raised[0]!.alert.message).toBe('NEWS2 3 (a single parameter scores 3: urgent ward-based response): ACVPU V +3 (0 s ago)')
     const history = h.engine.news2History('amb-1')
     expect(history[0]).toMatchObject({ atMs: T0, total: 3, complete: true, band: 'low-medium' })
-    // Back to alert: clears after news2ClearMs (30 s) below the trigger.
-    h.feed(T0 + 11_000, T0 + 40_000, {})
+    // Back to alert: clears once ≥ 90 % of the 30 s clear window is below the trigger (27 s).
+    h.feed(T0 + 11_000, T0 + 36_000, {})
     expect(h.of('news2', 'cleared')).toHaveLength(0)
-    h.feed(T0 + 41_000, T0 + 41_000, {})
+    h.feed(T0 + 37_000, T0 + 37_000, {})
     expect(h.of('news2', 'cleared')).toHaveLength(1)
     expect(h.engine.news2History('amb-1').at(-1)).toMatchObject({ total: 0, band: 'low' })
     // Silence: NIBP and temperature go stale after 15 min, the rest after 5.
-    expect(h.engine.news2For('amb-1', T0 + 41_000 + 6 * 60_000)).toMatchObject({ complete: false, missing: ['respiration_rate', 'spo2', 'air_or_oxygen', 'pulse', 'consciousness'], total: null })
+    expect(h.engine.news2For('amb-1', T0 + 37_000 + 6 * 60_000)).toMatchObject({ complete: false, missing: ['respiration_rate', 'spo2', 'air_or_oxygen', 'pulse', 'consciousness'], total: null })
     expect(h.engine.news2For('nobody')).toBeNull()
   })
 
@@ -421,12 +444,15 @@ describe('NEWS2 in the engine', () => {
     expect(h.engine.news2For('amb-1', T0 + 12_000)).toMatchObject({ missing: ['respiration_rate', 'spo2', 'air_or_oxygen', 'systolic_bp', 'consciousness', 'temperature'] })
   })
 
-  it('resent frames change nothing', async () => {
+  it('a resent frame changes no physiology, and an alarm the device has since ended stays ended', async () => {
     const h = await harness()
-    h.engine.onFrame(frame({ t: T0, alarms: [{ code: 'VF', priority: 3 }] }), T0)
-    h.engine.tick(T0 + 60_000)   // expired
-    h.engine.onFrame(frame({ t: T0, alarms: [{ code: 'VF', priority: 3 }] }), T0 + 61_000)   // the same frame again
-    expect(h.of('device_alarm', 'raised')).toHaveLength(1)
+    h.feed(T0, T0 + 2_000, {})
+    h.engine.onFrame(frame({ t: T0 + 3_000, numerics: { ...NORMAL, heart_rate: 30 }, alarms: [{ code: 'ASYSTOLE', priority: 3 }] }), T0 + 3_000)
+    h.engine.onFrame(frame({ t: T0 + 4_000, numerics: NORMAL, alarms: [{ code: 'ASYSTOLE', priority: 3, ended: true }] }), T0 + 4_000)
+    // The onset frame again (store-and-forward resend): no second ASYSTOLE, no heart-rate sample.
+    h.engine.onFrame(frame({ t: T0 + 3_000, numerics: { ...NORMAL, heart_rate: 30 }, alarms: [{ code: 'ASYSTOLE', priority: 3 }] }), T0 + 5_000)
+    expect(h.of('device_alarm').map(e => e.type)).toEqual(['raised', 'cleared'])
+    expect(h.engine.news2For('amb-1', T0 + 5_000)!.parameters.pulse).toMatchObject({ value: 72 })
   })
 })
 
@@ -434,9 +460,9 @@ describe('rules file', () => {
   it('merges overrides over the defaults, adds and disables rules', () => {
     const rules = parseRulesConfig({ rules: { heart_rate: { low: 45, priority: 'high' }, pulse_rate: { high: 150 }, etco2: null } })
     expect(rules.find(r => r.sign === 'heart_rate')).toMatchObject({ low: 45, high: 130, lowPriority: 'high', highPriority: 'high', minDurationMs: 10_000 })
-    expect(rules.find(r => r.sign === 'pulse_rate')).toMatchObject({ low: null, high: 150, minDurationMs: 10_000, lowPriority: 'medium' })
+    expect(rules.find(r => r.sign === 'pulse_rate')).toMatchObject({ low: 50, high: 150, critHigh: 150, minDurationMs: 10_000, lowPriority: 'medium' })
     expect(rules.find(r => r.sign === 'etco2')).toBeUndefined()
-    expect(rules).toHaveLength(DEFAULT_RULES.length)
+    expect(rules).toHaveLength(DEFAULT_RULES.length - 1)
   })
 
   it.each([

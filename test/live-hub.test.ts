@@ -306,7 +306,7 @@ function bigFrame (seq: number): FrameInit {
 function alertEvent (id: string): AlertEvent {
   return {
     type: 'raised',
-    alert: { id, unit: 'AMB-1', encounter: 'enc-1', kind: 'device_alarm', key: 'X', priority: 'high', message: 'm', value: null, raisedAt: 1, updatedAt: 1, clearedAt: null, acknowledgedAt: null, acknowledgedBy: null, escalations: 0, escalatedAt: null }
+    alert: { id, unit: 'AMB-1', encounter: 'enc-1', kind: 'device_alarm', key: 'X', priority: 'high', message: 'm', value: null, raisedAt: 1, updatedAt: 1, clearedAt: null, acknowledgedAt: null, acknowledgedBy: null, realarms: 0, valueAt: null, escalations: 0, escalatedAt: null }
   }
 }
 

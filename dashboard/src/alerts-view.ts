@@ -13,7 +13,7 @@ import type { Store } from './store.js'
 
 export const MARK: Record<Alert['priority'], string> = { high: '!!!', medium: '!!', low: '!' }
 const KIND: Record<Alert['kind'], string> = {
-  threshold: 'Vital sign', news2: 'NEWS2', device_alarm: 'Monitor alarm', stemi: 'STEMI', stroke: 'Stroke', signal_loss: 'Signal loss'
+  threshold: 'Vital sign', news2: 'NEWS2', device_alarm: 'Monitor alarm', stemi: 'STEMI', stroke: 'Stroke', signal_loss: 'Signal loss', stream_loss: 'Sensor off'
 }
 
 /** Whether an alert still asks for someone's action (the banner and the sound). */
@@ -55,7 +55,7 @@ export function renderAlerts (list: HTMLElement, alerts: Alert[], now: number, o
   for (const el of Array.from(list.children) as HTMLElement[]) old.set(el.dataset.sig ?? '', el)
   const next: HTMLElement[] = []
   for (const a of alerts) {
-    const sig = `${a.id}|${a.updatedAt}|${a.acknowledgedAt ?? ''}|${a.clearedAt ?? ''}|${a.escalations}|${a.priority}`
+    const sig = `${a.id}|${a.updatedAt}|${a.acknowledgedAt ?? ''}|${a.clearedAt ?? ''}|${a.escalations}|${a.priority}|${a.realarms}`
     let el = old.get(sig)
     if (el === undefined) {
       el = alertRow(a, now, onError, showUnit)
@@ -98,10 +98,12 @@ export class AlertBanner {
     document.body.classList.toggle('alarm-medium', !high && pending.length > 0)
     this.sounder.wanted = high ? 'high' : pending.length > 0 ? 'medium' : null
     this.audioBtn.hidden = this.sounder.running
-    // A newly raised alert sounds at once; high/medium then repeat from tick().
+    // A newly raised alert sounds at once, and so does one whose acknowledgement was withdrawn
+    // (a worsening, or the silence ran out: `realarms` grew); high/medium then repeat from tick().
     for (const a of this.store.activeAlerts()) {
-      if (this.seen.has(a.id) || !needsAck(a)) continue
-      this.seen.add(a.id)
+      const key = `${a.id}|${a.realarms}`
+      if (this.seen.has(key) || !needsAck(a)) continue
+      this.seen.add(key)
       this.sounder.play(a.priority)
     }
   }

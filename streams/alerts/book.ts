@@ -11,9 +11,17 @@ import type { Entry, UnitState } from './unit-state.js'
 
 export interface BookOptions {
   escalateAfterMs: number
+  /**
+   * How long an acknowledgement silences a persisting alert, ms, per priority; then it alarms
+   * again (IEC 60601-1-8:2006+A1:2012, 6.8.3: AUDIO PAUSED is a limited interval after which the
+   * alarm signal resumes if the condition persists).
+   */
+  ackSilenceMs: Readonly<Record<AlertPriority, number>>
   updateIntervalMs: number
   retainClearedMs: number
 }
+
+const RANK: Readonly<Record<AlertPriority, number>> = { low: 0, medium: 1, high: 2 }
 
 export function slotOf (kind: AlertKind, key: string): string { return kind + '/' + key }
 
@@ -33,6 +41,7 @@ export class AlertBook {
     const e: Entry = {
       alert: a,
       escalateAt: r.x ?? NaN,
+      ackUntil: r.k ?? NaN,
       lastEmitGw: -Infinity,
       touchedGw: t,
       clearedGw: a.clearedAt === null ? NaN : t,
@@ -68,10 +77,12 @@ export class AlertBook {
       clearedAt: null,
       acknowledgedAt: null,
       acknowledgedBy: null,
+      realarms: 0,
+      valueAt: value === null ? null : t,
       escalations: 0,
       escalatedAt: null
     }
-    const e: Entry = { alert, escalateAt: NaN, lastEmitGw: nowGw, touchedGw: nowGw, clearedGw: NaN, side: null, stroke, window }
+    const e: Entry = { alert, escalateAt: NaN, ackUntil: NaN, lastEmitGw: nowGw, touchedGw: nowGw, clearedGw: NaN, side: null, stroke, window }
     this.scheduleEscalation(e, nowGw)
     u.open.set(slot, e)
     this.openSet.add(e)
@@ -89,19 +100,46 @@ export class AlertBook {
    * Applies a change to an open alert. A priority change (or `urgent`) is sent at once; a change
    * of value or message alone at most once per updateIntervalMs, so a jittering value does not
    * flood clinicians, MQTT and InfluxDB.
+   *
+   * An acknowledgement silences, it never hides: a rise in priority, or `worse` (the caller's
+   * clinical worsening within a priority, e.g. a higher NEWS2 response band), withdraws it, so
+   * the alert sounds, flashes and escalates again.
    */
-  update (e: Entry, priority: AlertPriority, message: string, value: number | null, t: number, nowGw: number, urgent = false): void {
+  update (
+    e: Entry, priority: AlertPriority, message: string, value: number | null, t: number, nowGw: number, urgent = false, worse = false
+  ): void {
     const a = e.alert
     const priorityChanged = priority !== a.priority
-    if (!priorityChanged && message === a.message && value === a.value) return
-    if (!priorityChanged && !urgent && nowGw - e.lastEmitGw < this.o.updateIntervalMs) return
+    const realarm = a.acknowledgedAt !== null && (worse || RANK[priority] > RANK[a.priority])
+    if (!priorityChanged && !realarm && message === a.message && value === a.value) return
+    if (!priorityChanged && !realarm && !urgent && nowGw - e.lastEmitGw < this.o.updateIntervalMs) return
     a.priority = priority
     a.message = message
+    if (value !== a.value || realarm) a.valueAt = value === null ? null : t
     a.value = value
     a.updatedAt = t
     e.lastEmitGw = nowGw
-    if (priorityChanged) this.scheduleEscalation(e, nowGw)
+    if (realarm) this.withdrawAck(e)
+    if (priorityChanged || realarm) this.scheduleEscalation(e, nowGw)
     this.record('updated', e)
+  }
+
+  /** Ends the silence of an acknowledged open alert whose silence period is over (gateway clock). */
+  reAlarmDue (e: Entry, nowGw: number): void {
+    if (e.alert.acknowledgedAt === null || !(e.ackUntil <= nowGw)) return
+    this.withdrawAck(e)
+    e.lastEmitGw = nowGw
+    this.scheduleEscalation(e, nowGw)
+    this.record('updated', e)
+  }
+
+  private withdrawAck (e: Entry): void {
+    const a = e.alert
+    a.acknowledgedAt = null
+    a.acknowledgedBy = null
+    a.realarms++
+    e.ackUntil = NaN
+    e.escalateAt = NaN
   }
 
   /** Re-tags an open alert with the encounter dispatch just assigned (same patient). */
@@ -118,6 +156,7 @@ export class AlertBook {
     e.alert.clearedAt = t
     e.clearedGw = nowGw
     e.escalateAt = NaN
+    e.ackUntil = NaN
     this.clearedQueue.push(e)
     this.record('cleared', e)
   }
@@ -140,7 +179,10 @@ export class AlertBook {
     else if (Number.isNaN(e.escalateAt)) e.escalateAt = nowGw + this.o.escalateAfterMs
   }
 
-  /** Records the first acknowledgement; later ones keep it. null for an unknown id. */
+  /**
+   * Records the first acknowledgement; later ones keep it (and do not extend the silence). null
+   * for an unknown id. An open alert is silenced for ackSilenceMs of its priority.
+   */
   acknowledge (id: string, by: string, nowMs: number): Alert | null {
     const e = this.byId.get(id)
     if (e === undefined) return null
@@ -149,6 +191,7 @@ export class AlertBook {
       a.acknowledgedAt = nowMs
       a.acknowledgedBy = by
       e.escalateAt = NaN
+      e.ackUntil = a.clearedAt === null ? nowMs + this.o.ackSilenceMs[a.priority] : NaN
       this.record('acknowledged', e)
     }
     return { ...a }
@@ -193,5 +236,5 @@ export class AlertBook {
 }
 
 function journalRecord (type: AlertEventType, e: Entry): JournalRecord {
-  return { e: type, a: e.alert, x: Number.isNaN(e.escalateAt) ? null : e.escalateAt, s: e.stroke }
+  return { e: type, a: e.alert, x: Number.isNaN(e.escalateAt) ? null : e.escalateAt, k: Number.isNaN(e.ackUntil) ? null : e.ackUntil, s: e.stroke }
 }

@@ -17,14 +17,18 @@
 import { EventEmitter } from 'node:events'
 import { join } from 'node:path'
 import { VITAL_SIGN_BY_NUMBER, type Assessment, type Frame } from '../../decoders/index.js'
+import type { WireAlarm } from '../../decoders/schema.js'
 import { AlertBook, slotOf } from './book.js'
 import { AlertJournal, type JournalRecord } from './journal.js'
+import { LinkWatch, LOSS } from './link.js'
 import {
-  deviceAlarmMessage, minutesSinceLkw, news2Message, OFFLINE_MESSAGE, signalLossMessage, STEMI_MESSAGE,
-  strokeMessage, strokeSuspected, strokeWindow, thresholdMessage, type StrokeFindings
+  deviceAlarmMessage, minutesSinceLkw, news2Message, OFFLINE_MESSAGE, STEMI_MESSAGE,
+  strokeMessage, strokeSuspected, strokeWindow, thresholdMessage, type StrokeContext, type StrokeFindings
 } from './messages.js'
 import { news2, NEWS2_FIELDS, NEWS2_STALENESS_DEFAULTS, type News2Result, type News2Staleness } from './news2.js'
-import { DEFAULT_RULES, stepRule, type ThresholdRule } from './rules.js'
+import { PAEDIATRIC_BELOW_YEARS, paediatricRules } from './paediatric.js'
+import { DEFAULT_RULES, judgeRule, ruleState, type RuleVerdict, type ThresholdRule } from './rules.js'
+import { JournalStateStore, type AlertStateStore, type UnitSnapshot } from './state-store.js'
 import type { Alert, AlertEvent, AlertPriority } from './types.js'
 import { UnitState, type Entry, type News2Point } from './unit-state.js'
 
@@ -34,16 +38,38 @@ export interface AlertEngineOptions {
   rules: readonly ThresholdRule[]
   /** NEWS2 staleness per parameter, ms. */
   news2Staleness: News2Staleness
-  /** NEWS2 trigger must hold this long (sample time, ms) before raising (artefact filter). */
+  /** NEWS2 raise window (sample time, ms): a trigger level present for ≥ 70 % of it raises (artefact filter). */
   news2MinDurationMs: number
-  /** NEWS2 must stay below the alert's level this long (sample time, ms) to step down or clear. */
+  /** NEWS2 clear window (sample time, ms): ≥ 90 % of it below the alert's level steps down or clears. */
   news2ClearMs: number
   /** No frame for this long (gateway ms) from a unit with an active encounter: signal loss. */
   signalLossMs: number
+  /** A gap between frames longer than this (gateway ms) counts as a gap of the link. */
+  linkGapMs: number
+  /** This many gaps within linkWindowMs raise signal loss (degraded link) before any long silence. */
+  linkDegradedGaps: number
+  linkWindowMs: number
+  /** Signal loss clears only once the link has run this long without a gap (gateway ms). */
+  linkSteadyMs: number
+  /** One stream (ECG, or a continuous numeric) absent this long while others continue: stream loss (ms). */
+  streamLossMs: number
   /** A high-priority alert unacknowledged this long (ms) escalates, and again every such period. */
   escalateAfterMs: number
-  /** A device alarm not repeated for this long (gateway ms) clears (devices report onsets). */
+  /**
+   * An acknowledgement silences an alert whose condition persists for this long (ms, per
+   * priority), then it alarms again (IEC 60601-1-8 "audio paused" is time-limited).
+   */
+  ackSilenceMs: Readonly<Record<AlertPriority, number>>
+  /**
+   * A medium or low device alarm not repeated for this long (gateway ms) clears (devices report
+   * onsets). A high one stays until the device says it ended, or until acknowledged and then not
+   * repeated for this long.
+   */
   deviceAlarmHoldMs: number
+  /** Durable per-unit state (roster, readings); default: a journal in `dir` (none when dir is null). */
+  stateStore: AlertStateStore | null
+  /** How often a changed unit's state is saved (gateway ms). */
+  snapshotIntervalMs: number
   /** Least time (gateway ms) between `updated` events that change only value or message; priority changes go out at once. */
   updateIntervalMs: number
   /** Cleared alerts stay retrievable (and in the journal) this long, ms. */
@@ -68,8 +94,19 @@ export const ALERT_ENGINE_DEFAULTS = Object.freeze({
   news2MinDurationMs: 10_000,
   news2ClearMs: 30_000,
   signalLossMs: 10_000,
+  linkGapMs: 5_000,
+  linkDegradedGaps: 3,
+  linkWindowMs: 120_000,
+  linkSteadyMs: 60_000,
+  streamLossMs: 10_000,
   escalateAfterMs: 60_000,
+  // IEC 60601-1-8 leaves the audio-paused interval to the manufacturer; 2 min for high priority
+  // is the common monitor default and matches the 60 s escalation: a silenced high alert whose
+  // condition persists comes back before a second escalation period passes unnoticed.
+  ackSilenceMs: Object.freeze({ high: 120_000, medium: 300_000, low: 900_000 }),
   deviceAlarmHoldMs: 60_000,
+  stateStore: null,
+  snapshotIntervalMs: 5_000,
   updateIntervalMs: 10_000,
   retainClearedMs: 3_600_000,
   news2HistoryMs: 30 * 60_000,
@@ -81,11 +118,14 @@ export const ALERT_ENGINE_DEFAULTS = Object.freeze({
 /** IEC 60601-1-8 priority of a DeviceAlarm (AlarmPriority 1/2/3); unspecified counts as medium. */
 const ALARM_PRIORITY: readonly AlertPriority[] = ['medium', 'low', 'medium', 'high']
 const NEWS2_LEVEL: Readonly<Record<string, number>> = { 'single-parameter': 1, urgent: 2, emergency: 3 }
-const LOSS = 'signal_loss/'
+const LEVEL_PRIORITY: readonly AlertPriority[] = ['low', 'medium', 'medium', 'high']
+/** NEWS2 window shares: ≥ 70 % of the raise window raises a level; ≥ 90 % of the clear window below it steps down. */
+const NEWS2_RAISE = 0.7
+const NEWS2_CLEAR = 0.9
 const NEWS2 = 'news2/'
 const STEMI = 'stemi/'
 const STROKE = 'stroke/'
-/** Units with no open alert and silent this long are forgotten (memory bound). */
+/** Units with no open alert, no encounter and silent this long are forgotten (memory bound). */
 const FORGET_UNIT_MS = 3_600_000
 
 export interface AlertEngineEvents { alert: [AlertEvent] }
@@ -94,9 +134,14 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
   readonly options: Readonly<AlertEngineOptions>
   private readonly units = new Map<string, UnitState>()
   private readonly book: AlertBook
+  private readonly link: LinkWatch
+  private store: AlertStateStore | null
   /** Rule index per VitalSign number. */
   private readonly ruleBySign: (number | undefined)[] = []
   private readonly ruleSlots: string[]
+  /** Children's rules by unit (replacing the adult ones index for index). */
+  private readonly childRules = new Map<UnitState, ThresholdRule[]>()
+  private readonly verdict: RuleVerdict = { side: null, priority: 'medium', clear: false }
   private timer: NodeJS.Timeout | null = null
   private lastHousekeepingGw = -Infinity
   private closed = false
@@ -111,9 +156,11 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     }
     this.ruleSlots = o.rules.map(r => slotOf('threshold', r.sign))
     this.book = new AlertBook(o, ev => { this.emitSafe(ev) })
+    this.link = new LinkWatch(o, this.book)
+    this.store = o.stateStore ?? (o.dir === null ? null : new JournalStateStore(o.dir, o.onError, o.compactBytes))
   }
 
-  /** Opens the engine: reloads open and recently cleared alerts from the journal, starts the timer. */
+  /** Opens the engine: reloads the ward (units, readings) and open alerts, starts the timer. */
   static async open (options: Partial<AlertEngineOptions> = {}): Promise<AlertEngine> {
     const engine = new AlertEngine(options)
     await engine.restore()
@@ -127,13 +174,29 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
 
   private async restore (): Promise<void> {
     const { dir, retainClearedMs, now, onError } = this.options
-    if (dir === null) return
     const t = now()
+    if (this.store !== null) {
+      for (const snap of await this.store.loadAll()) this.adoptUnit(snap, t)
+    }
+    if (dir === null) return
     const keep = (a: Alert): boolean => a.clearedAt === null || a.clearedAt >= t - retainClearedMs
     const { journal, records, skipped } = await AlertJournal.open(dir, keep, onError)
     this.book.journal = journal
     if (skipped > 0) onError(new Error(`alert journal: ${skipped} unreadable line(s) skipped (torn write at a crash?)`))
     for (const r of records) this.adopt(r, t)
+  }
+
+  /** A unit of the ward before the restart: watched again from now (signal loss if it never returns). */
+  private adoptUnit (s: UnitSnapshot, t: number): void {
+    const u = this.unit(s.unit, t)
+    u.encounter = s.encounter
+    u.bootId = s.bootId
+    u.lastCapturedAt = s.lastCapturedAt
+    u.readings = s.readings
+    u.news2Level = s.news2Level
+    u.spo2Scale = s.spo2Scale === 2 ? 2 : 1
+    if (s.hadEcg) u.lastEcgGw = t
+    this.setAge(u, s.ageYears)
   }
 
   /** Re-creates a journaled alert, and its unit so signal loss and hysteresis pick up where they were. */
@@ -146,7 +209,13 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     if (u.encounter === '') u.encounter = a.encounter
     const slot = slotOf(a.kind, a.key)
     u.open.set(slot, e)
-    if (a.kind === 'news2') u.news2Level = a.priority === 'high' ? 3 : 2
+    if (a.kind === 'news2' && u.news2Level === 0) u.news2Level = a.priority === 'high' ? 3 : 2
+    if (a.kind === 'stroke' && stroke !== null) {
+      u.lamsScore = stroke.lamsScore
+      u.fastPositive = stroke.fastPositive
+      u.lastKnownWellMs = stroke.lastKnownWellMs
+    }
+    if (a.kind === 'stemi') u.stemi = true
     if (a.kind === 'threshold') {
       const rule = this.options.rules.find(x => x.sign === a.key)
       // The hospital removed this rule since: nothing could ever clear the alert.
@@ -159,30 +228,52 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
   private unit (id: string, nowGw: number): UnitState {
     let u = this.units.get(id)
     if (u === undefined) {
-      u = new UnitState(id, this.options.rules.length, nowGw)
+      const o = this.options
+      u = new UnitState(id, o.rules, nowGw, o.news2MinDurationMs, o.news2ClearMs)
       this.units.set(id, u)
     }
     return u
+  }
+
+  /**
+   * Starts watching a unit this process has not seen (another gateway process had it, or the
+   * roster came from elsewhere): it raises signal loss unless frames arrive within signalLossMs
+   * of `lastSeenMs`. A unit already watched is left as it is.
+   */
+  watchUnit (unit: string, lastSeenMs: number, encounter = '?'): void {
+    if (this.closed || this.units.has(unit)) return
+    const u = this.unit(unit, lastSeenMs)
+    u.encounter = encounter
+    u.dirty = true
   }
 
   /** Feeds one validated frame. `nowMs` is the gateway time it arrived. */
   onFrame (f: Frame, nowMs: number = this.options.now()): void {
     if (this.closed) return
     const u = this.unit(f.unitId, nowMs)
-    u.lastSeenGw = nowMs
-    const loss = u.open.get(LOSS)
-    if (loss !== undefined) this.book.clear(u, LOSS, loss, nowMs, nowMs)
+    this.link.frameArrived(u, nowMs, f.waveforms.length > 0)
 
-    // A resend (same boot, not newer than what we processed) changes nothing.
-    if (f.bootId === u.bootId && f.capturedAtMs <= u.lastCapturedAt) return
-    u.bootId = f.bootId
-    u.lastCapturedAt = f.capturedAtMs
+    // A resend (same boot, not newer than what we processed) changes no physiology, but its
+    // alarms and assessment may be new to us (a late frame): they are still applied below.
+    const resend = f.bootId === u.bootId && f.capturedAtMs <= u.lastCapturedAt
+    if (!resend) {
+      u.bootId = f.bootId
+      u.lastCapturedAt = f.capturedAtMs
+      // An empty encounter id never ends an encounter (contract v1.1): only encounter_ended does.
+      if (f.encounterId !== '' && f.encounterId !== u.encounter) this.changeEncounter(u, f.encounterId, f.capturedAtMs, nowMs)
+      u.dirty = true
+      this.numerics(u, f, nowMs)
+    }
+    for (const a of f.alarms) this.deviceAlarm(u, a, f.capturedAtMs + a.offsetMs, nowMs)
+    if (f.assessment !== null) this.assessment(u, f.assessment, f.capturedAtMs, nowMs)
+    if (f.encounterEnded && !resend && u.encounter !== '') this.endEncounter(u, f.capturedAtMs, nowMs)
+  }
 
-    if (f.encounterId !== u.encounter) this.changeEncounter(u, f.encounterId, f.capturedAtMs, nowMs)
-
+  private numerics (u: UnitState, f: Frame, nowMs: number): void {
     let news2Dirty = false
+    let bpDirty = false
     let latest = f.capturedAtMs
-    const rules = this.options.rules
+    const rules = this.childRules.get(u) ?? this.options.rules
     for (const n of f.numerics) {
       const info = VITAL_SIGN_BY_NUMBER[n.sign]
       if (info === undefined) continue
@@ -191,86 +282,91 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
       if (r === undefined) u.readings[info.field] = { value: n.value, atMs: t }
       else if (t >= r.atMs) { r.value = n.value; r.atMs = t } else continue
       if (t > latest) latest = t
+      if (t > u.latestNumericT) u.latestNumericT = t
+      if (u.open.size > 0) this.link.streamBack(u, info.field, t, nowMs)
       if (NEWS2_FIELDS.has(info.field)) news2Dirty = true
+      if (n.sign === 4 || n.sign === 5) bpDirty = true
       const ri = this.ruleBySign[n.sign]
       if (ri !== undefined) this.applyRule(u, ri, rules[ri]!, n.value, t, nowMs)
     }
     if (news2Dirty) this.evaluateNews2(u, latest, nowMs)
-    for (const a of f.alarms) this.deviceAlarm(u, a.code, a.priority, a.text, f.capturedAtMs + a.offsetMs, nowMs)
-    if (f.assessment !== null) this.assessment(u, f.assessment, f.capturedAtMs, nowMs)
+    if (bpDirty) { const e = u.open.get(STROKE); if (e !== undefined) this.strokeUpdate(u, e, latest, nowMs, false) }
   }
 
   private applyRule (u: UnitState, ri: number, rule: ThresholdRule, value: number, t: number, nowGw: number): void {
+    const w = u.windows[ri]!
+    w.add(t, ruleState(rule, value))
     const slot = this.ruleSlots[ri]!
     const open = u.open.get(slot)
-    const out = stepRule(rule, u.runs[ri]!, open !== undefined, value, t)
-    switch (out) {
-      case 'low':
-      case 'high': {
-        const priority = out === 'low' ? rule.lowPriority : rule.highPriority
-        if (open === undefined) {
-          this.book.raise(u, 'threshold', rule.sign, slot, priority, thresholdMessage(rule, out, value), value, t, nowGw).side = out
-          return
-        }
-        const flipped = open.side !== out
-        if (!flipped && this.book.throttled(open, value, nowGw)) return
-        open.side = out
-        this.book.update(open, priority, thresholdMessage(rule, out, value), value, t, nowGw, flipped)
-        return
-      }
-      case 'band':
-      case 'clearing':
-        // Still raised (hysteresis): keep the current value visible (throttled), priority unchanged.
-        if (open !== undefined && !this.book.throttled(open, value, nowGw)) {
-          this.book.update(open, open.alert.priority, thresholdMessage(rule, open.side ?? 'low', value), value, t, nowGw)
-        }
-        return
-      case 'clear':
-        if (open !== undefined) this.book.clear(u, slot, open, t, nowGw)
+    const v = judgeRule(rule, w, open?.side ?? null, open?.alert.priority === 'high', this.verdict)
+    if (open === undefined) {
+      if (v.side === null) return
+      const crit = v.priority === 'high' && (v.side === 'low' ? rule.critLow : rule.critHigh) !== null
+      this.book.raise(u, 'threshold', rule.sign, slot, v.priority, thresholdMessage(rule, v.side, value, 0, crit), value, t, nowGw).side = v.side
+      return
     }
+    if (v.clear) { this.book.clear(u, slot, open, t, nowGw); return }
+    const side = v.side!
+    const flipped = open.side !== side
+    open.side = side
+    const crit = v.priority === 'high' && (side === 'low' ? rule.critLow : rule.critHigh) !== null
+    this.book.update(open, v.priority, thresholdMessage(rule, side, value, 0, crit), value, t, nowGw, flipped, flipped)
   }
 
   private evaluateNews2 (u: UnitState, t: number, nowGw: number): void {
-    const r = news2(u.readings, t, this.options.news2Staleness)
+    // Under 16 NEWS2 is not applied (RCP 2017); the paediatric limits apply instead.
+    if (u.ageYears !== null && u.ageYears < PAEDIATRIC_BELOW_YEARS) { u.news2 = null; return }
+    const r = news2(u.readings, t, this.options.news2Staleness, u.spo2Scale)
     u.news2 = r
     u.recordNews2(r, t, this.options.news2HistoryMs, this.options.news2HistoryStepMs)
     const level = r.trigger === null ? 0 : NEWS2_LEVEL[r.trigger]!
     const open = u.open.get(NEWS2)
+    const cur = open === undefined ? 0 : u.news2Level
+    const w = u.news2Window
+    // Stale is not normal: an incomplete score below the open level (a parameter went missing)
+    // counts for nothing, so it can neither step the alert down nor clear it.
+    if (!r.complete && level < cur) return
+    w.add(t, level + 1)
+    let target = 0
+    for (let l = 3; l >= 1; l--) if (w.raiseShare(l + 1, 4) >= NEWS2_RAISE) { target = l; break }
     const value = r.partialTotal
     if (open === undefined) {
-      if (level === 0) { u.news2Since = NaN; return }
-      if (Number.isNaN(u.news2Since)) u.news2Since = t
-      if (t - u.news2Since < this.options.news2MinDurationMs) return
-      u.news2Since = NaN
-      u.news2Level = level
-      this.book.raise(u, 'news2', '', NEWS2, r.priority!, news2Message(r), value, t, nowGw)
+      if (target === 0) return
+      u.news2Level = target
+      this.book.raise(u, 'news2', '', NEWS2, LEVEL_PRIORITY[target]!, news2Message(r, t), value, t, nowGw)
       return
     }
-    if (level >= u.news2Level) {
-      // Stepping up is immediate; the same level only refreshes the value (throttled).
-      u.news2DownSince = NaN
-      const up = level > u.news2Level
-      if (!up && this.book.throttled(open, NaN, nowGw)) return
-      u.news2Level = level
-      this.book.update(open, r.priority!, news2Message(r), value, t, nowGw, up)
+    if (target > cur) {
+      // A higher response band: at once, and it withdraws an acknowledgement.
+      u.news2Level = target
+      this.book.update(open, LEVEL_PRIORITY[target]!, news2Message(r, t), value, t, nowGw, true, true)
       return
     }
-    // Below the alert's level: step down or clear only once that has held for news2ClearMs.
-    if (Number.isNaN(u.news2DownSince)) u.news2DownSince = t
-    if (t - u.news2DownSince < this.options.news2ClearMs) return
-    u.news2DownSince = NaN
-    u.news2Level = level
-    if (level === 0) this.book.clear(u, NEWS2, open, t, nowGw)
-    else this.book.update(open, r.priority!, news2Message(r), value, t, nowGw, true)
+    if (target < cur && w.clearShare(1, cur) >= NEWS2_CLEAR) {
+      u.news2Level = target
+      if (target === 0) this.book.clear(u, NEWS2, open, t, nowGw)
+      else this.book.update(open, LEVEL_PRIORITY[target]!, news2Message(r, t), value, t, nowGw, true)
+      return
+    }
+    this.book.update(open, LEVEL_PRIORITY[cur]!, news2Message(r, t), value, t, nowGw)
   }
 
-  private deviceAlarm (u: UnitState, code: string, p: number, text: string, t: number, nowGw: number): void {
-    const slot = slotOf('device_alarm', code)
-    const priority = ALARM_PRIORITY[p] ?? 'medium'
-    const message = deviceAlarmMessage(code, text)
+  private deviceAlarm (u: UnitState, a: WireAlarm, t: number, nowGw: number): void {
+    const slot = slotOf('device_alarm', a.code)
     const open = u.open.get(slot)
+    const endT = u.alarmEndT.get(a.code)
+    // A late or resent report from before the condition ended is history, not a new onset.
+    if (endT !== undefined && t <= endT) return
+    if (a.ended === true) {
+      // Contract v1.1: the device says the condition ended.
+      u.alarmEndT.set(a.code, t)
+      if (open !== undefined) this.book.clear(u, slot, open, t, nowGw)
+      return
+    }
+    const priority = ALARM_PRIORITY[a.priority] ?? 'medium'
+    const message = deviceAlarmMessage(a.code, a.text)
     if (open === undefined) {
-      this.book.raise(u, 'device_alarm', code, slot, priority, message, null, t, nowGw)
+      this.book.raise(u, 'device_alarm', a.code, slot, priority, message, null, t, nowGw)
     } else {
       open.touchedGw = nowGw
       this.book.update(open, priority, message, null, t, nowGw, true)
@@ -278,43 +374,113 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
   }
 
   private assessment (u: UnitState, a: Assessment, t: number, nowGw: number): void {
+    // A resent older assessment must not undo a newer one.
+    if (t < u.assessmentT) return
+    u.assessmentT = t
+    // Contract v1.1: a field the frame left out is unchanged.
+    const p = a.present
+    if (p.stemiSuspected) u.stemi = a.stemiSuspected
+    if (p.lamsScore) u.lamsScore = a.lamsScore
+    if (p.fastPositive) u.fastPositive = a.fastPositive
+    if (p.lastKnownWellMs) u.lastKnownWellMs = a.lastKnownWellMs
+    if (p.ageYears) this.setAge(u, a.ageYears)
+    u.dirty = true
+
     const stemi = u.open.get(STEMI)
-    if (a.stemiSuspected && stemi === undefined) this.book.raise(u, 'stemi', '', STEMI, 'high', STEMI_MESSAGE, null, t, nowGw)
-    else if (!a.stemiSuspected && stemi !== undefined) this.book.clear(u, STEMI, stemi, t, nowGw)
+    if (u.stemi && stemi === undefined) this.book.raise(u, 'stemi', '', STEMI, 'high', STEMI_MESSAGE, null, t, nowGw)
+    else if (!u.stemi && stemi !== undefined) this.book.clear(u, STEMI, stemi, t, nowGw)
 
     const stroke = u.open.get(STROKE)
-    if (!strokeSuspected(a)) {
+    const findings: StrokeFindings = { lamsScore: u.lamsScore, fastPositive: u.fastPositive, lastKnownWellMs: u.lastKnownWellMs }
+    if (!strokeSuspected(findings)) {
       if (stroke !== undefined) this.book.clear(u, STROKE, stroke, t, nowGw)
       return
     }
-    const findings: StrokeFindings = { lamsScore: a.lamsScore, fastPositive: a.fastPositive, lastKnownWellMs: a.lastKnownWellMs }
-    const message = strokeMessage(findings, t)
-    const minutes = minutesSinceLkw(findings, t)
-    const window = strokeWindow(findings.lastKnownWellMs, t)
     if (stroke === undefined) {
-      this.book.raise(u, 'stroke', '', STROKE, 'high', message, minutes, t, nowGw, findings, window)
+      const c = this.strokeContext(u)
+      this.book.raise(u, 'stroke', '', STROKE, 'high', strokeMessage(findings, t, c), minutesSinceLkw(findings, t), t, nowGw, findings,
+        strokeWindow(findings.lastKnownWellMs, t))
       return
     }
-    // A changed finding (LAMS, FAST, LKW) or window goes out at once; the clock's advance is throttled.
     const prev = stroke.stroke
     const changed = prev === null || prev.lamsScore !== findings.lamsScore || prev.fastPositive !== findings.fastPositive ||
-      prev.lastKnownWellMs !== findings.lastKnownWellMs || stroke.window !== window
+      prev.lastKnownWellMs !== findings.lastKnownWellMs
     stroke.stroke = findings
-    stroke.window = window
-    this.book.update(stroke, 'high', message, minutes, t, nowGw, changed)
+    this.strokeUpdate(u, stroke, t, nowGw, changed)
+  }
+
+  private strokeContext (u: UnitState): StrokeContext {
+    return { sbp: u.readings.nibp_systolic?.value ?? null, dbp: u.readings.nibp_diastolic?.value ?? null, etaMs: u.etaMs }
+  }
+
+  /** Re-renders the stroke alert (findings, BP flag, windows at arrival); a changed finding or window goes out at once. */
+  private strokeUpdate (u: UnitState, e: Entry, t: number, nowGw: number, changed: boolean): void {
+    const f = e.stroke
+    if (f === null) return
+    const window = strokeWindow(f.lastKnownWellMs, t)
+    const urgent = changed || e.window !== window
+    e.window = window
+    this.book.update(e, 'high', strokeMessage(f, t, this.strokeContext(u)), minutesSinceLkw(f, t), t, nowGw, urgent)
+  }
+
+  private setAge (u: UnitState, age: number | null): void {
+    if (age === u.ageYears) return
+    u.ageYears = age
+    const child = age !== null && age < PAEDIATRIC_BELOW_YEARS ? paediatricRules(this.options.rules, age) : null
+    if (child === null) this.childRules.delete(u)
+    else this.childRules.set(u, child)
+    for (const w of u.windows) w.reset()
+  }
+
+  /**
+   * Sets the SpO2 scale NEWS2 uses for the unit's current encounter (a clinician's decision,
+   * RCP 2017: Scale 2 for a prescribed 88–92 % target). Returns false for an unknown unit or one
+   * without an encounter. The caller audits who set it.
+   */
+  setSpo2Scale (unit: string, scale: 1 | 2, nowMs: number = this.options.now()): boolean {
+    const u = this.units.get(unit)
+    if (this.closed || u === undefined || u.encounter === '' || (scale !== 1 && scale !== 2)) return false
+    u.spo2Scale = scale
+    u.dirty = true
+    u.news2Window.reset()
+    if (u.lastCapturedAt > -Infinity) this.evaluateNews2(u, u.lastCapturedAt, nowMs)
+    return true
+  }
+
+  /** The SpO2 scale NEWS2 uses for the unit, or null for an unknown unit. */
+  spo2ScaleOf (unit: string): 1 | 2 | null { return this.units.get(unit)?.spo2Scale ?? null }
+
+  /** Sets the expected arrival time (Unix ms; null = unknown) shown in a stroke alert's windows. */
+  setEta (unit: string, etaMs: number | null, nowMs: number = this.options.now()): void {
+    const u = this.units.get(unit)
+    if (this.closed || u === undefined || u.etaMs === etaMs) return
+    u.etaMs = etaMs
+    const e = u.open.get(STROKE)
+    if (e !== undefined) this.strokeUpdate(u, e, u.lastCapturedAt + Math.max(0, nowMs - u.lastSeenGw), nowMs, false)
   }
 
   private changeEncounter (u: UnitState, next: string, t: number, nowGw: number): void {
     const prev = u.encounter
     u.encounter = next
-    if (prev === '') {
+    if (prev === '' || prev === '?') {
       // Dispatch assigned an encounter to the patient already monitored: same patient, re-tag.
       for (const e of u.open.values()) this.book.retag(e, next, t, nowGw)
       return
     }
-    // Another patient (or none): close the previous patient's alerts, forget their readings.
+    // Another patient: close the previous patient's alerts, forget their readings.
     for (const [slot, e] of [...u.open]) this.book.clear(u, slot, e, slot === LOSS ? nowGw : t, nowGw)
+    this.setAge(u, null)
     u.resetPatient()
+  }
+
+  /** Contract v1.1 `encounter_ended`: the patient was handed over; nothing of theirs stays open. */
+  private endEncounter (u: UnitState, t: number, nowGw: number): void {
+    for (const [slot, e] of [...u.open]) this.book.clear(u, slot, e, slot === LOSS ? nowGw : t, nowGw)
+    this.setAge(u, null)
+    u.resetPatient()
+    u.encounter = ''
+    this.store?.remove(u.unit)
+    u.dirty = false
   }
 
   /** A unit's will ('offline') or its own 'online' on `units/{unit}/status`. */
@@ -322,41 +488,53 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     if (this.closed) return
     const u = this.units.get(unit)
     if (u === undefined) return
-    const open = u.open.get(LOSS)
-    if (status === 'online') {
-      // Grace from the reconnection: frames should follow within signalLossMs.
-      u.lastSeenGw = nowMs
-      if (open !== undefined) this.book.clear(u, LOSS, open, nowMs, nowMs)
-      return
-    }
-    if (u.encounter === '') return
-    if (open === undefined) this.book.raise(u, 'signal_loss', '', LOSS, 'high', OFFLINE_MESSAGE, null, nowMs, nowMs)
-    else this.book.update(open, 'high', OFFLINE_MESSAGE, open.alert.value, nowMs, nowMs, true)
+    if (status === 'online') this.link.online(u, nowMs)
+    else if (u.encounter !== '') this.link.offline(u, OFFLINE_MESSAGE, nowMs)
   }
 
   /**
    * Time-driven work, on the gateway clock (the owned timer calls it every tickIntervalMs):
-   * signal loss, device-alarm expiry, escalation, stroke window crossings, retention, compaction.
+   * signal and stream loss, device-alarm expiry, silence expiry, escalation, stroke window
+   * crossings, stale readings, unit snapshots, retention, compaction.
    */
   tick (nowMs: number = this.options.now()): void {
     if (this.closed) return
-    const { signalLossMs, deviceAlarmHoldMs } = this.options
+    const { deviceAlarmHoldMs, snapshotIntervalMs } = this.options
     for (const u of this.units.values()) {
-      if (u.encounter === '' || u.open.has(LOSS)) continue
-      const silent = nowMs - u.lastSeenGw
-      if (silent >= signalLossMs) this.book.raise(u, 'signal_loss', '', LOSS, 'high', signalLossMessage(silent, signalLossMs), Math.round(silent / 1000), nowMs, nowMs)
+      if (u.encounter !== '') this.link.check(u, nowMs)
+      if (u.dirty && this.store !== null && u.encounter !== '' && nowMs - u.savedGw >= snapshotIntervalMs) this.save(u, nowMs)
     }
     for (const e of [...this.book.openSet]) {
       const a = e.alert
-      if (a.kind === 'device_alarm' && nowMs - e.touchedGw >= deviceAlarmHoldMs) {
+      if (a.kind === 'device_alarm' && (a.priority !== 'high' || a.acknowledgedAt !== null) && nowMs - e.touchedGw >= deviceAlarmHoldMs) {
+        // Medium/low alarms time out; a high one only once acknowledged (it latches until then).
         const u = this.units.get(a.unit)
-        if (u !== undefined) this.book.clear(u, slotOf(a.kind, a.key), e, nowMs, nowMs)
+        if (u !== undefined) {
+          u.alarmEndT.set(a.key, u.lastCapturedAt)
+          this.book.clear(u, slotOf(a.kind, a.key), e, nowMs, nowMs)
+        }
         continue
       }
       if (a.kind === 'stroke') this.strokeClock(e, nowMs)
+      else if (a.kind === 'threshold') this.staleReading(e, nowMs)
+      this.book.reAlarmDue(e, nowMs)
       this.book.escalateDue(e, nowMs)
     }
     if (nowMs - this.lastHousekeepingGw >= 60_000) this.housekeeping(nowMs)
+  }
+
+  /** Keeps a threshold alert's reading age current while the reading has stopped (throttled). */
+  private staleReading (e: Entry, nowMs: number): void {
+    const a = e.alert
+    const u = this.units.get(a.unit)
+    const rules = u === undefined ? undefined : this.childRules.get(u) ?? this.options.rules
+    const rule = rules?.find(r => r.sign === a.key)
+    const r = u?.readings[a.key]
+    if (u === undefined || rule === undefined || r === undefined || e.side === null) return
+    const ageMs = u.lastCapturedAt + Math.max(0, nowMs - u.lastSeenGw) - r.atMs
+    if (ageMs < 10_000 || this.book.throttled(e, NaN, nowMs)) return
+    const crit = a.priority === 'high' && (e.side === 'low' ? rule.critLow : rule.critHigh) !== null
+    this.book.update(e, a.priority, thresholdMessage(rule, e.side, r.value, ageMs, crit), r.value, r.atMs, nowMs)
   }
 
   /** Reports a stroke alert's passage out of a reperfusion window as soon as it happens. */
@@ -365,15 +543,32 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     if (f === null || f.lastKnownWellMs <= 0) return
     const w = strokeWindow(f.lastKnownWellMs, nowMs)
     if (w === e.window) return
+    const u = this.units.get(e.alert.unit)
     e.window = w
-    this.book.update(e, e.alert.priority, strokeMessage(f, nowMs), minutesSinceLkw(f, nowMs), nowMs, nowMs, true)
+    this.book.update(e, e.alert.priority, strokeMessage(f, nowMs, u === undefined ? undefined : this.strokeContext(u)), minutesSinceLkw(f, nowMs), nowMs, nowMs, true)
+  }
+
+  private save (u: UnitState, nowMs: number): void {
+    u.dirty = false
+    u.savedGw = nowMs
+    this.store!.save({
+      unit: u.unit,
+      encounter: u.encounter,
+      bootId: u.bootId,
+      lastCapturedAt: u.lastCapturedAt,
+      readings: structuredClone(u.readings),
+      news2Level: u.news2Level,
+      spo2Scale: u.spo2Scale,
+      ageYears: u.ageYears,
+      hadEcg: u.lastEcgGw > -Infinity
+    })
   }
 
   private housekeeping (nowMs: number): void {
     this.lastHousekeepingGw = nowMs
     this.book.prune(nowMs)
     for (const [id, u] of this.units) {
-      if (u.open.size === 0 && nowMs - u.lastSeenGw > FORGET_UNIT_MS) this.units.delete(id)
+      if (u.open.size === 0 && u.encounter === '' && nowMs - u.lastSeenGw > FORGET_UNIT_MS) { this.units.delete(id); this.childRules.delete(u) }
     }
     const j = this.book.journal
     if (j !== null && j.size > this.options.compactBytes) {
@@ -383,7 +578,8 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
 
   /**
    * Records a clinician's acknowledgement. Returns the alert, or null for an unknown id (or one
-   * cleared longer ago than retainClearedMs). A second acknowledgement keeps the first.
+   * cleared longer ago than retainClearedMs). A second acknowledgement keeps the first. The
+   * acknowledgement silences the alert for ackSilenceMs of its priority; a worsening ends it.
    */
   acknowledge (id: string, by: string, nowMs: number = this.options.now()): Alert | null {
     if (typeof by !== 'string' || by.trim() === '') throw new TypeError('acknowledge: `by` must name the clinician')
@@ -409,15 +605,24 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
   /** An open or recently cleared alert by id. */
   get (id: string): Alert | null { return this.book.get(id) }
 
+  /** Units being watched (with an active encounter), for the roster. */
+  watchedUnits (): string[] { return [...this.units.values()].filter(u => u.encounter !== '').map(u => u.unit) }
+
+  /** Whether NEWS2 applies to the unit's patient (false under 16: the card says so). */
+  news2Applies (unit: string): boolean {
+    const age = this.units.get(unit)?.ageYears ?? null
+    return age === null || age >= PAEDIATRIC_BELOW_YEARS
+  }
+
   /**
    * The unit's NEWS2 now: its latest readings scored at the unit's current sample time
    * (latest frame time + the gateway time elapsed since), so readings go stale, and hence
-   * missing, when the unit stops sending them. null for an unknown unit.
+   * missing, when the unit stops sending them. null for an unknown unit, or a patient under 16.
    */
   news2For (unit: string, nowMs: number = this.options.now()): News2Result | null {
     const u = this.units.get(unit)
-    if (u === undefined || u.lastCapturedAt === -Infinity) return null
-    return news2(u.readings, u.lastCapturedAt + Math.max(0, nowMs - u.lastSeenGw), this.options.news2Staleness)
+    if (u === undefined || u.lastCapturedAt === -Infinity || !this.news2Applies(unit)) return null
+    return news2(u.readings, u.lastCapturedAt + Math.max(0, nowMs - u.lastSeenGw), this.options.news2Staleness, u.spo2Scale)
   }
 
   /** NEWS2 trend of the last news2HistoryMs (30 min), oldest first. */
@@ -428,12 +633,15 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
   /** Number of open alerts (the `ambulink_alerts_open` gauge). */
   get openCount (): number { return this.book.openSet.size }
 
-  /** Stops the timer, stops taking input, and flushes the journal. Safe to call twice. */
+  /** Stops the timer, stops taking input, saves the ward and flushes the journals. Safe to call twice. */
   async close (): Promise<void> {
     if (this.closed) return
+    const t = this.options.now()
+    if (this.store !== null) for (const u of this.units.values()) if (u.dirty && u.encounter !== '') this.save(u, t)
     this.closed = true
     if (this.timer !== null) clearInterval(this.timer)
     this.timer = null
+    await this.store?.close()
     await this.book.journal?.close()
   }
 }

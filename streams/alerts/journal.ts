@@ -28,6 +28,8 @@ export interface JournalRecord {
   a: Alert
   /** Gateway time of the next escalation (Unix ms); null when none is due. */
   x: number | null
+  /** Gateway time the acknowledgement's silence ends (Unix ms); null when not silenced. */
+  k?: number | null
   /** Stroke alerts: the findings behind the message (no identifiers). */
   s?: StrokeFindings | null
 }
@@ -153,22 +155,27 @@ function parseRecord (line: string): JournalRecord | null {
   const stroke = typeof s === 'object' && s !== null && typeof s.lamsScore === 'number' && typeof s.lastKnownWellMs === 'number'
     ? { lamsScore: s.lamsScore, fastPositive: s.fastPositive === true, lastKnownWellMs: s.lastKnownWellMs }
     : null
-  return { e: rec.e ?? 'state', a: { escalatedAt: null, ...a } as Alert, x: typeof rec.x === 'number' ? rec.x : null, s: stroke }
+  return { e: rec.e ?? 'state', a: { escalatedAt: null, realarms: 0, valueAt: null, ...a } as Alert, x: typeof rec.x === 'number' ? rec.x : null, k: typeof rec.k === 'number' ? rec.k : null, s: stroke }
 }
 
 /** Writes the records to a temp file, fsyncs it, renames it over the journal, fsyncs the folder. */
 async function writeAtomically (dir: string, records: JournalRecord[]): Promise<void> {
-  const tmp = join(dir, FILE + '.tmp')
+  let text = ''
+  for (const r of records) text += JSON.stringify({ e: 'state', a: r.a, x: r.x, k: r.k ?? null, s: r.s ?? null }) + '\n'
+  await writeFileDurably(dir, FILE, text)
+}
+
+/** The one atomic durable write of the alert state files: temp file, fdatasync, rename, fsync the folder. */
+export async function writeFileDurably (dir: string, name: string, text: string): Promise<void> {
+  const tmp = join(dir, name + '.tmp')
   const fh = await open(tmp, 'w')
   try {
-    let text = ''
-    for (const r of records) text += JSON.stringify({ e: 'state', a: r.a, x: r.x, s: r.s ?? null }) + '\n'
     await fh.writeFile(text)
     await fh.datasync()
   } finally {
     await fh.close()
   }
-  await rename(tmp, join(dir, FILE))
+  await rename(tmp, join(dir, name))
   await syncDir(dir)
 }
 

@@ -36,19 +36,38 @@ function fmt (v: number, unit: string): string {
   return unit === '' ? n : unit === '%' ? n + ' %' : `${n} ${unit}`
 }
 
-/** "Heart rate 35 bpm, below the 40 bpm limit" (the current value while the alert is open). */
-export function thresholdMessage (rule: ThresholdRule, side: 'low' | 'high', value: number): string {
+/** "3 s", "4 min", "2 h 5 min": a reading's age. */
+export function age (ms: number): string {
+  const sec = Math.max(0, Math.round(ms / 1000))
+  if (sec < 60) return `${sec} s`
+  return hm(sec * 1000)
+}
+
+/**
+ * "SpO2 below 90 % (critical < 85 %) for ≥ 70 % of 15 s: 84 % (2 s ago)". The reading's age is
+ * always shown: a value that stopped arriving stays on the alert, marked with how old it is.
+ */
+export function thresholdMessage (rule: ThresholdRule, side: 'low' | 'high', value: number, ageMs: number, critical: boolean): string {
   const s = SIGN_LABELS[rule.sign] ?? { label: rule.sign, unit: '' }
-  const limit = side === 'low' ? rule.low! : rule.high!
-  const dur = rule.minDurationMs >= 1000 ? ` for ≥ ${Math.round(rule.minDurationMs / 1000)} s` : ''
-  return `${s.label} ${side === 'low' ? 'below' : 'above'} ${fmt(limit, s.unit)}${dur}: now ${fmt(value, s.unit)}`
+  const limit = critical ? (side === 'low' ? rule.critLow! : rule.critHigh!) : side === 'low' ? rule.low! : rule.high!
+  const tier = critical ? 'critically ' : ''
+  const dur = rule.minDurationMs >= 1000 ? ` for ≥ ${Math.round(rule.raiseFraction * 100)} % of ${Math.round(rule.minDurationMs / 1000)} s` : ''
+  return `${s.label} ${tier}${side === 'low' ? 'below' : 'above'} ${fmt(limit, s.unit)}${dur}: ${fmt(value, s.unit)} (${age(ageMs)} ago)`
+}
+
+/** "SpO2 stream lost for 12 s while other data continue (probe off?): last 93 % 12 s ago". */
+export function streamLossMessage (stream: string, silentMs: number, last: number | null): string {
+  if (stream === 'ecg') return `ECG lost for ${age(silentMs)} while other data continue (lead off?)`
+  const s = SIGN_LABELS[stream] ?? { label: stream, unit: '' }
+  const lastText = last === null ? '' : `: last ${fmt(last, s.unit)} ${age(silentMs)} ago`
+  return `${s.label} lost for ${age(silentMs)} while other data continue (sensor off?)${lastText}`
 }
 
 /**
  * "NEWS2 7 (emergency response threshold ≥ 7): RR 3, SpO2 2, …". An incomplete score is shown
  * as "≥ n" with the missing parameters named: it is a lower bound, never a normal score.
  */
-export function news2Message (r: News2Result): string {
+export function news2Message (r: News2Result, atMs: number): string {
   const total = r.complete ? String(r.partialTotal) : `≥ ${r.partialTotal}`
   const why = r.trigger === 'emergency'
     ? `emergency response threshold ≥ ${NEWS2_EMERGENCY}`
@@ -60,7 +79,8 @@ export function news2Message (r: News2Result): string {
   const parts: string[] = []
   for (const p of NEWS2_PARAMS) {
     const x = r.parameters[p]
-    if ('score' in x && x.score > 0) parts.push(`${NEWS2_LABELS[p]} ${news2Reading(p, x.value)} +${x.score}`)
+    // Each scoring reading with its age: a spot NIBP may be minutes old.
+    if ('score' in x && x.score > 0) parts.push(`${NEWS2_LABELS[p]} ${news2Reading(p, x.value)} +${x.score} (${age(atMs - x.atMs)} ago)`)
   }
   const missing = r.missing.length > 0 ? `; missing: ${r.missing.map(p => NEWS2_LABELS[p]).join(', ')}` : ''
   return `NEWS2 ${total} (${why}): ${parts.length > 0 ? parts.join(', ') : 'no parameter scores'}${missing}`
@@ -109,8 +129,29 @@ export function minutesSinceLkw (a: StrokeFindings, atMs: number): number | null
   return a.lastKnownWellMs > 0 ? Math.max(0, Math.floor((atMs - a.lastKnownWellMs) / 60_000)) : null
 }
 
+/**
+ * Blood pressure above which thrombolysis must not start until it is lowered: SBP > 185 or
+ * DBP > 110 mmHg (AHA/ASA 2019 guidelines for the early management of acute ischaemic stroke,
+ * section 3.3; ESO 2021 thrombolysis guideline).
+ */
+export const THROMBOLYSIS_SBP_MAX = 185
+export const THROMBOLYSIS_DBP_MAX = 110
+
+/** The latest blood pressure the stroke alert weighs, and when the ambulance arrives. */
+export interface StrokeContext {
+  sbp: number | null
+  dbp: number | null
+  /** Expected arrival at hospital (Unix ms), or null when unknown. */
+  etaMs: number | null
+}
+
+/** Whether the blood pressure exceeds the thrombolysis limit. */
+export function strokeBpHigh (c: StrokeContext): boolean {
+  return (c.sbp !== null && c.sbp > THROMBOLYSIS_SBP_MAX) || (c.dbp !== null && c.dbp > THROMBOLYSIS_DBP_MAX)
+}
+
 /** "Stroke pre-notification: LAMS 5 (≥ 4: suspected large-vessel occlusion), FAST positive; last known well 1 h 35 min ago: …". */
-export function strokeMessage (a: StrokeFindings, atMs: number): string {
+export function strokeMessage (a: StrokeFindings, atMs: number, c: StrokeContext = { sbp: null, dbp: null, etaMs: null }): string {
   const findings: string[] = []
   findings.push(a.lamsScore >= LAMS_LVO_THRESHOLD
     ? `LAMS ${a.lamsScore} (≥ ${LAMS_LVO_THRESHOLD}: suspected large-vessel occlusion)`
@@ -129,12 +170,26 @@ export function strokeMessage (a: StrokeFindings, atMs: number): string {
     } else {
       lkw += 'beyond the 4.5 h thrombolysis and 24 h thrombectomy windows'
     }
+    if (c.etaMs !== null && c.etaMs > atMs) {
+      const at = c.etaMs - a.lastKnownWellMs
+      const left = (w: number): string => at <= w ? `${hm(w - at)} left` : 'closed'
+      lkw += `; at arrival in ${hm(c.etaMs - atMs)}: thrombolysis ${left(THROMBOLYSIS_WINDOW_MS)}, thrombectomy ${left(THROMBECTOMY_WINDOW_MS)}`
+    }
   }
-  return `Stroke pre-notification: ${findings.join(', ')}; ${lkw}`
+  let bp = ''
+  if (strokeBpHigh(c)) {
+    bp = `; BP ${c.sbp ?? '?'}/${c.dbp ?? '?'} mmHg above the thrombolysis limit ${THROMBOLYSIS_SBP_MAX}/${THROMBOLYSIS_DBP_MAX}: lower before thrombolysis`
+  }
+  return `Stroke pre-notification: ${findings.join(', ')}; ${lkw}${bp}`
 }
 
 export function signalLossMessage (silentMs: number, limitMs: number): string {
   return `No telemetry for ${Math.round(silentMs / 1000)} s (limit ${Math.round(limitMs / 1000)} s) from a unit with an active encounter`
+}
+
+/** "Degraded link: 4 gaps in the last 2 min, longest 11 s; clears after 60 s without a gap". */
+export function degradedLinkMessage (gaps: number, longestMs: number, windowMs: number, steadyMs: number): string {
+  return `Degraded link: ${gaps} gap${gaps === 1 ? '' : 's'} in the last ${age(windowMs)}, longest ${age(longestMs)}; clears after ${age(steadyMs)} without a gap`
 }
 
 export const OFFLINE_MESSAGE = 'Unit offline: its connection was lost (will message)'

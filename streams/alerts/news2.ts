@@ -4,10 +4,11 @@
  * report of a working party, London: RCP, December 2017. Chart 1 (the scoring system), Chart 2
  * (thresholds and triggers) and Chart 3 (clinical response) are cited below by number.
  *
- * Adults (≥ 16 years, not pregnant) only, as the RCP states. SpO2 is scored on **Scale 1 only**:
- * Scale 2 is for patients with a prescribed target range of 88–92 % (hypercapnic respiratory
- * failure), which must be decided and documented by a clinician; no such decision reaches the
- * gateway, so Scale 2 is never used (RCP 2017, section on SpO2 scales).
+ * Adults (≥ 16 years, not pregnant) only, as the RCP states: the engine does not apply it under
+ * 16 (streams/alerts/paediatric.ts). SpO2 is scored on Scale 1 unless a clinician has set Scale 2
+ * for the encounter: Scale 2 is for patients with a prescribed target range of 88–92 %
+ * (hypercapnic respiratory failure), a decision a clinician makes and documents (RCP 2017,
+ * section on SpO2 scales); the dashboard records who set it, and when.
  *
  * Pure: from the latest readings (each with its time) and "now" to the score. A parameter that was
  * never measured, or whose reading is older than its staleness bound, is *missing*: it is reported
@@ -25,8 +26,9 @@ export type News2Param = typeof NEWS2_PARAMS[number]
 export interface Reading { value: number, atMs: number }
 
 /**
- * Latest readings by vital-sign field name (decoders/vitals.ts). Pulse is `heart_rate`, falling
- * back to `pulse_rate` (the oximeter's) when there is no fresh heart rate.
+ * Latest readings by vital-sign field name (decoders/vitals.ts). Pulse is the freshest of
+ * `heart_rate` (ECG) and `pulse_rate` (oximeter or NIBP): after ECG lead-off a minutes-old heart
+ * rate must not outvote the oximeter reading now (the ECG's heart rate wins a tie).
  */
 export interface News2Readings {
   respiratory_rate?: Reading | undefined
@@ -122,6 +124,21 @@ export function scoreSpo2Scale1 (spo2: number): News2Score0to3 {
   return 0
 }
 
+/**
+ * SpO2 Scale 2 (target 88–92 %, set by a clinician), %: ≤83 → 3; 84–85 → 2; 86–87 → 1; 88–92 → 0,
+ * and ≥93 on air → 0; on oxygen 93–94 → 1, 95–96 → 2, ≥97 → 3 (RCP 2017 chart 1).
+ */
+export function scoreSpo2Scale2 (spo2: number, onOxygen: boolean): News2Score0to3 {
+  const v = whole(spo2)
+  if (v <= 83) return 3
+  if (v <= 85) return 2
+  if (v <= 87) return 1
+  if (v <= 92 || !onOxygen) return 0
+  if (v <= 94) return 1
+  if (v <= 96) return 2
+  return 3
+}
+
 /** Air or oxygen: air → 0; oxygen → 2 (supplemental_o2 0 = air, 1 = on oxygen). */
 export function scoreAirOrOxygen (flag: number): News2Score0to3 {
   return flag >= 1 ? 2 : 0
@@ -197,7 +214,9 @@ export const NEWS2_URGENT = 5
 /**
  * Scores the readings at `nowMs`. A reading is fresh while `nowMs - atMs <= staleness`.
  */
-export function news2 (readings: News2Readings, nowMs: number, staleness: News2Staleness = NEWS2_STALENESS_DEFAULTS): News2Result {
+export function news2 (
+  readings: News2Readings, nowMs: number, staleness: News2Staleness = NEWS2_STALENESS_DEFAULTS, spo2Scale: 1 | 2 = 1
+): News2Result {
   const parameters = {} as Record<News2Param, News2Parameter>
   const missing: News2Param[] = []
   let partial = 0
@@ -208,15 +227,17 @@ export function news2 (readings: News2Readings, nowMs: number, staleness: News2S
     for (const field of SOURCES[p]) {
       const r = readings[field]
       if (r === undefined) continue
-      if (nowMs - r.atMs <= staleness[p]) { found = r; break }
-      stale = true
+      // Freshest source wins (only pulse has two); the first listed wins a tie.
+      if (nowMs - r.atMs <= staleness[p]) { if (found === undefined || r.atMs > found.atMs) found = r } else stale = true
     }
     if (found === undefined) {
       parameters[p] = { missing: stale ? 'stale' : 'absent' }
       missing.push(p)
       continue
     }
-    const score = SCORERS[p](found.value)
+    const score = p === 'spo2' && spo2Scale === 2
+      ? scoreSpo2Scale2(found.value, (readings.supplemental_o2?.value ?? 0) >= 1 && nowMs - readings.supplemental_o2!.atMs <= staleness.air_or_oxygen)
+      : SCORERS[p](found.value)
     parameters[p] = { value: found.value, score, atMs: found.atMs }
     partial += score
     if (score === 3) anySingle3 = true

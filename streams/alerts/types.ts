@@ -10,7 +10,8 @@ export type AlertKind =
   | 'device_alarm'     // passed through from the device (IEC 60601-1-8 priority)
   | 'stemi'            // paramedic suspects STEMI: cath-lab pre-notification
   | 'stroke'           // LAMS ≥ 4 (suspected LVO) or FAST positive: stroke-team pre-notification
-  | 'signal_loss'      // no frame for signalLossMs from a unit with an active encounter, or its will
+  | 'signal_loss'      // no frame for signalLossMs from a unit with an active encounter, a degraded link, or its will
+  | 'stream_loss'      // one stream stops while the unit's others continue: key 'ecg' (lead-off) or a numeric field (probe-off)
 
 /** IEC 60601-1-8 style priority; `high` must be impossible to miss on the dashboard. */
 export type AlertPriority = 'low' | 'medium' | 'high'
@@ -38,6 +39,14 @@ export interface Alert {
   /** Acknowledgement by a named clinician. */
   acknowledgedAt: number | null
   acknowledgedBy: string | null
+  /**
+   * Times an acknowledgement was withdrawn: by a worsening (priority or NEWS2 response band rose)
+   * or because the silence period ran out while the condition persisted (IEC 60601-1-8 "audio
+   * paused" is time-limited). A consumer sounds again whenever this grows.
+   */
+  realarms: number
+  /** Sample time (Unix ms) of `value`; null when none. The age of the reading is now - valueAt. */
+  valueAt: number | null
   /** Times it was escalated because it stayed unacknowledged at high priority. */
   escalations: number
   /** Unix ms of the latest escalation; null before the first. */

@@ -5,7 +5,8 @@
  */
 import type { StrokeFindings } from './messages.js'
 import type { News2Band, News2Result, Reading } from './news2.js'
-import type { RuleRun } from './rules.js'
+import { ruleWindow, type ThresholdRule } from './rules.js'
+import { StateWindow } from './window.js'
 import type { Alert } from './types.js'
 
 /** An alert with the engine's bookkeeping (gateway-clock times, never sent to consumers). */
@@ -13,6 +14,8 @@ export interface Entry {
   alert: Alert
   /** Gateway time of the next escalation; NaN when none is due. */
   escalateAt: number
+  /** Gateway time an acknowledgement's silence ends (the alert alarms again if still open); NaN when not silenced. */
+  ackUntil: number
   /** Gateway time of the last value/message-only update sent (throttle). */
   lastEmitGw: number
   /** Gateway time the condition was last confirmed (device alarms expire from here). */
@@ -46,33 +49,70 @@ export class UnitState {
   lastSeenGw: number
   /** Latest reading per vital-sign field name. */
   readings: Record<string, Reading> = {}
-  /** Run state per rule, by rule index. */
-  runs: RuleRun[]
+  /** Persistence window per rule, by rule index. */
+  readonly windows: StateWindow[]
+  /** NEWS2 level (state = level + 1) per second, for raising and stepping down. */
+  readonly news2Window: StateWindow
   /** Open alerts by slot `kind/key`. */
   readonly open = new Map<string, Entry>()
   news2: News2Result | null = null
   /** NEWS2 trigger level the open alert stands at (0 none, 1 single 3, 2 urgent, 3 emergency). */
   news2Level = 0
-  /** Sample time a trigger first held while no alert was open (minimum duration). */
-  news2Since = NaN
-  /** Sample time the level first fell below news2Level (hysteresis). */
-  news2DownSince = NaN
   history: News2Point[] = []
+  /** The crew's findings so far (an assessment field left out of a frame keeps its value). */
+  stemi = false
+  lamsScore = 0
+  fastPositive = false
+  lastKnownWellMs = 0
+  /** From the assessment; null until sent. Under 16: NEWS2 is not applied (RCP 2017). */
+  ageYears: number | null = null
+  /** SpO2 scale for NEWS2, set by a clinician for the encounter. */
+  spo2Scale: 1 | 2 = 1
+  /** Expected arrival (Unix ms) from the route, or null. */
+  etaMs: number | null = null
+  /** Link: gateway time since which no gap longer than the gap limit occurred. */
+  steadySinceGw: number
+  /** Link: recent gaps (gateway end time, length ms), oldest first. */
+  gaps: Array<{ atGw: number, ms: number }> = []
+  /** Gateway time of the last frame with ECG; -Infinity when none in this encounter. */
+  lastEcgGw = -Infinity
+  /** Newest numeric sample time (any sign): other numerics continuing while one stops = probe off. */
+  latestNumericT = -Infinity
+  /** Device alarms: sample time each code last ended or cleared (a resent onset older than that is history). */
+  readonly alarmEndT = new Map<string, number>()
+  /** Sample time of the newest assessment applied (an older one, resent, changes nothing). */
+  assessmentT = -Infinity
+  /** Gateway time of the last durable snapshot, and whether state changed since. */
+  savedGw = -Infinity
+  dirty = false
 
-  constructor (readonly unit: string, ruleCount: number, nowGw: number) {
+  constructor (readonly unit: string, rules: readonly ThresholdRule[], nowGw: number, news2RaiseMs: number, news2ClearMs: number) {
     this.lastSeenGw = nowGw
-    this.runs = Array.from({ length: ruleCount }, () => ({ outSince: NaN, inSince: NaN }))
+    this.steadySinceGw = nowGw
+    this.windows = rules.map(ruleWindow)
+    this.news2Window = new StateWindow(Math.max(1, Math.ceil(news2RaiseMs / 1000)), Math.max(1, Math.ceil(news2ClearMs / 1000)), 5)
   }
 
   /** A new patient (encounter changed): nothing of the previous one may score the next. */
   resetPatient (): void {
     this.readings = {}
-    for (const r of this.runs) { r.outSince = NaN; r.inSince = NaN }
+    for (const w of this.windows) w.reset()
+    this.news2Window.reset()
     this.news2 = null
     this.news2Level = 0
-    this.news2Since = NaN
-    this.news2DownSince = NaN
     this.history = []
+    this.stemi = false
+    this.lamsScore = 0
+    this.fastPositive = false
+    this.lastKnownWellMs = 0
+    this.ageYears = null
+    this.spo2Scale = 1
+    this.etaMs = null
+    this.lastEcgGw = -Infinity
+    this.latestNumericT = -Infinity
+    this.alarmEndT.clear()
+    this.assessmentT = -Infinity
+    this.dirty = true
   }
 
   /**

@@ -1,0 +1,100 @@
+/**
+ * Persistence judged over a sliding window, not a run: the share of the last N seconds a
+ * condition was present. One sample back inside a limit no longer restarts the count, so an
+ * intermittent condition (SpO2 85 % for 9 s, 92 % for 1 s, again and again) raises, and the same
+ * filter on clearing keeps a flapping value from clearing and re-raising (alarm storms).
+ *
+ * Time is cut into 1 s buckets of sample time; each bucket holds a small state number (0 = no
+ * data: counts for nothing, so a missing stream neither raises nor clears). A sample's state also
+ * fills the seconds since the previous sample when the gap is short (a 1 Hz numeric whose frame
+ * was lost), never longer gaps. Two windows share one ring: the raise window and the (longer)
+ * clear window, each with its own counts per state. O(gap) per sample, allocation-free.
+ */
+
+/** Bucket state meaning "no sample in this second". */
+export const NO_DATA = 0
+
+/** Longest gap (s) a sample's state is carried over to the seconds before it. */
+const FILL_SEC = 5
+
+export class StateWindow {
+  private readonly ring: Uint8Array
+  /** Counts per state over the last raiseSec / clearSec buckets (index 0 unused). */
+  private readonly raiseCounts: Uint16Array
+  private readonly clearCounts: Uint16Array
+  private lastSec = -1
+  private lastState = NO_DATA
+
+  constructor (readonly raiseSec: number, readonly clearSec: number, states: number) {
+    this.ring = new Uint8Array(Math.max(raiseSec, clearSec))
+    this.raiseCounts = new Uint16Array(states)
+    this.clearCounts = new Uint16Array(states)
+  }
+
+  /** Records `state` (1..states-1) at sample time `tMs`. Older samples than the newest second are ignored. */
+  add (tMs: number, state: number): void {
+    const sec = Math.floor(tMs / 1000)
+    if (sec < this.lastSec) return
+    const ring = this.ring
+    const size = ring.length
+    if (sec === this.lastSec) {
+      // The latest sample of a second stands for it.
+      const i = sec % size
+      this.raiseCounts[ring[i]!]!--
+      this.clearCounts[ring[i]!]!--
+      ring[i] = state
+      this.raiseCounts[state]!++
+      this.clearCounts[state]!++
+      this.lastState = state
+      return
+    }
+    const gap = this.lastSec < 0 ? Infinity : sec - this.lastSec
+    if (gap > size) {
+      this.reset()
+      this.push(sec, state)
+    } else {
+      const fill = gap <= FILL_SEC ? this.lastState : NO_DATA
+      for (let s = this.lastSec + 1; s < sec; s++) this.push(s, fill)
+      this.push(sec, state)
+    }
+    this.lastSec = sec
+    this.lastState = state
+  }
+
+  private push (s: number, state: number): void {
+    const ring = this.ring
+    const size = ring.length
+    // Evict the buckets leaving each window (the clear window's may be the slot being reused).
+    if (s - this.raiseSec >= 0) this.raiseCounts[ring[(s - this.raiseSec) % size]!]!--
+    if (s - this.clearSec >= 0) this.clearCounts[ring[(s - this.clearSec) % size]!]!--
+    ring[s % size] = state
+    this.raiseCounts[state]!++
+    this.clearCounts[state]!++
+    // Index 0 (no data) is never read; keep it from drifting.
+    this.raiseCounts[NO_DATA] = 0
+    this.clearCounts[NO_DATA] = 0
+  }
+
+  /** Forgets everything (a new patient, or a gap longer than both windows). */
+  reset (): void {
+    this.ring.fill(NO_DATA)
+    this.raiseCounts.fill(0)
+    this.clearCounts.fill(0)
+    this.lastSec = -1
+    this.lastState = NO_DATA
+  }
+
+  /** Share (0..1) of the raise window whose state is in [from, to]. */
+  raiseShare (from: number, to: number = from): number {
+    let n = 0
+    for (let s = from; s <= to; s++) n += this.raiseCounts[s]!
+    return n / this.raiseSec
+  }
+
+  /** Share (0..1) of the clear window whose state is in [from, to]. */
+  clearShare (from: number, to: number = from): number {
+    let n = 0
+    for (let s = from; s <= to; s++) n += this.clearCounts[s]!
+    return n / this.clearSec
+  }
+}

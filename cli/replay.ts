@@ -6,8 +6,8 @@
  * The engine is driven exactly as the gateway drives it (gateway/alert-wiring.ts): every frame is
  * encoded (`encodeFrame`), decoded and validated by `FrameDecoder` at its arrival time, then fed to
  * `onFrame`; `tick` runs every second of gateway time, as the engine's 1 s timer does; a restart
- * closes the engine and reopens it from its journal. Time is simulated: a 30-minute case runs in
- * well under a second unless `--speed N` paces it at N× real time for watching.
+ * closes the engine and reopens it from its journal. Time is simulated (an injected clock): nothing
+ * waits for real time unless `--speed N` paces the replay at N× real time for watching.
  *
  * Exit status: 0 every expectation met, 1 one or more not met, 2 a case that cannot be run.
  */
@@ -278,20 +278,29 @@ export async function runReplayCli (args: string[]): Promise<number> {
   const json = values.json === true
   const w = (s: string): boolean => process.stdout.write(s + '\n')
   const files = (await Promise.all(positionals.map(caseFiles))).flat()
+  const printEvent = (c: ReplayCase, e: ReplayEvent): void => {
+    if (json) { w(JSON.stringify({ case: c.id, at: formatOffset(e.atMs), at_ms: e.atMs, type: e.type, alert: e.alert })); return }
+    const a = e.alert
+    const ack = a.acknowledgedAt === null ? '' : ` [ack by ${a.acknowledgedBy ?? '?'}]`
+    w(`  ${PAD(formatOffset(e.atMs), 11)}${PAD(e.type, 13)}${PAD(a.priority, 9)}${PAD(a.kind + (a.key === '' ? '' : '/' + a.key), 26)}${a.message}${ack}`)
+  }
   let failed = 0
+  let broken = 0
   for (const file of files) {
-    const c = await loadCase(file)
-    if (!json) w(`case ${c.id}: ${c.title}\n  ${PAD('time', 11)}${PAD('event', 13)}${PAD('priority', 9)}${PAD('alert', 26)}message`)
-    const r = await runCase(c, {
-      speed,
-      onEvent: e => {
-        if (json) { w(JSON.stringify({ case: c.id, at: formatOffset(e.atMs), at_ms: e.atMs, type: e.type, alert: e.alert })); return }
-        const a = e.alert
-        const ack = a.acknowledgedAt === null ? '' : ` [ack by ${a.acknowledgedBy ?? '?'}]`
-        w(`  ${PAD(formatOffset(e.atMs), 11)}${PAD(e.type, 13)}${PAD(a.priority, 9)}${PAD(a.kind + (a.key === '' ? '' : '/' + a.key), 26)}${a.message}${ack}`)
-      },
-      onNote: n => { if (!json) w(`  ${PAD(formatOffset(n.atMs), 11)}-- ${n.text}`) }
-    })
+    let c: ReplayCase
+    let r: ReplayResult
+    try {
+      c = await loadCase(file)
+      const cc = c
+      if (!json) w(`case ${c.id}: ${c.title}\n  ${PAD('time', 11)}${PAD('event', 13)}${PAD('priority', 9)}${PAD('alert', 26)}message`)
+      r = await runCase(c, { speed, onEvent: e => { printEvent(cc, e) }, onNote: n => { if (!json) w(`  ${PAD(formatOffset(n.atMs), 11)}-- ${n.text}`) } })
+    } catch (err) {
+      // One broken case does not hide the others' results; it makes the exit status 2.
+      if (!(err instanceof ReplayError) || files.length === 1) throw err
+      broken++
+      process.stderr.write(`ambulink: ${err.message}\n`)
+      continue
+    }
     if (!r.ok) failed++
     if (json) {
       for (const k of r.checks) w(JSON.stringify({ case: c.id, expectation: expectationText(k.expectation), ok: k.ok, ...(k.ok ? {} : { actual: k.actual }) }))
@@ -304,6 +313,6 @@ export async function runReplayCli (args: string[]): Promise<number> {
     if (!r.ok) w(failureReport(r).split('\n').map(l => '  ' + l).join('\n'))
     w('')
   }
-  if (!json && files.length > 1) w(`${files.length - failed}/${files.length} cases met every expectation`)
-  return failed > 0 ? 1 : 0
+  if (!json && files.length > 1) w(`${files.length - failed - broken}/${files.length} cases met every expectation${broken > 0 ? `; ${broken} could not run` : ''}`)
+  return broken > 0 ? 2 : failed > 0 ? 1 : 0
 }

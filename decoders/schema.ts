@@ -42,6 +42,9 @@ export interface WireAssessment {
   ageYears: number
   sex: string
 }
+/** (v1.1) TelemetryFrame.interpretation (field 11): see interpretation.ts. */
+export interface WireStDeviation { lead: number, microvolts: number }
+export interface WireInterpretation { statement: string, stDeviations: WireStDeviation[], lbbb: boolean, paced: boolean, offsetMs: number }
 export interface WireFrame {
   unitId: string
   bootId: string
@@ -53,10 +56,13 @@ export interface WireFrame {
   position: WirePosition | null
   alarms: WireAlarm[]
   assessment: WireAssessment | null
+  /** (v1.1) */
+  interpretation?: WireInterpretation | null
 }
 
 /** Input accepted by {@link encodeFrame}: the wire shape with everything optional. */
-export type FrameInit = Partial<Omit<WireFrame, 'seq' | 'capturedAtMs' | 'position' | 'assessment'>> & {
+export type FrameInit = Partial<Omit<WireFrame, 'seq' | 'capturedAtMs' | 'position' | 'assessment' | 'interpretation'>> & {
+  interpretation?: (Partial<Omit<WireInterpretation, 'stDeviations'>> & { stDeviations?: WireStDeviation[] }) | null
   seq?: number | bigint | string | Long
   capturedAtMs?: number | bigint | Long
   position?: Partial<WirePosition>

@@ -7,6 +7,7 @@ import { FrameError } from './errors.js'
 import { DECODER_DEFAULTS, LIMITS, type DecoderOptions } from './options.js'
 import { decodeWire, type WireAlarm, type WireFrame, type WireNumeric, type WirePosition, type WireWaveform } from './schema.js'
 import { LEAD_FIELDS, VITAL_SIGN_BY_NUMBER } from './vitals.js'
+import { validateInterpretation, type EcgInterpretation } from './interpretation.js'
 
 /** Which assessment fields the frame carried (contract v1.1: proto3 `optional`). */
 export interface AssessmentPresence {
@@ -48,6 +49,8 @@ export interface Frame {
   position: WirePosition | null
   alarms: WireAlarm[]
   assessment: Assessment | null
+  /** (v1.1) The device's 12-lead interpretation, when the frame carries one. */
+  interpretation?: EcgInterpretation | null
   /** Size of the encoded frame. */
   byteLength: number
 }
@@ -147,6 +150,7 @@ export class FrameDecoder {
       position: w.position,
       alarms: w.alarms,
       assessment,
+      interpretation: w.interpretation == null ? null : validateInterpretation(w.interpretation),
       byteLength
     }
   }

@@ -31,5 +31,8 @@ export const LIMITS = Object.freeze({
   maxAlarmTextLength: 512,
   maxSpeedMps: 120,
   maxAgeYears: 130,
-  maxLams: 5
+  maxLams: 5,
+  /** (v1.1) EcgInterpretation: statement length, and the plausible |ST deviation|, µV (5 mV). */
+  maxStatementLength: 512,
+  maxAbsStMicrovolts: 5000
 })

@@ -44,6 +44,9 @@ export interface WireAssessment {
   ageYears: number | null
   sex: string | null
 }
+/** (v1.1) TelemetryFrame.interpretation (field 11): see interpretation.ts. */
+export interface WireStDeviation { lead: number, microvolts: number }
+export interface WireInterpretation { statement: string, stDeviations: WireStDeviation[], lbbb: boolean, paced: boolean, offsetMs: number }
 export interface WireFrame {
   unitId: string
   bootId: string
@@ -57,11 +60,14 @@ export interface WireFrame {
   assessment: WireAssessment | null
   /** v1.1 */
   encounterEnded: boolean
+  /** (v1.1) */
+  interpretation?: WireInterpretation | null
 }
 
 /** Input accepted by {@link encodeFrame}: the wire shape with everything optional. */
-export type FrameInit = Partial<Omit<WireFrame, 'seq' | 'capturedAtMs' | 'position' | 'assessment' | 'alarms'>> & {
+export type FrameInit = Partial<Omit<WireFrame, 'seq' | 'capturedAtMs' | 'position' | 'assessment' | 'alarms' | 'interpretation'>> & {
   alarms?: Array<Omit<WireAlarm, 'ended'> & { ended?: boolean }>
+  interpretation?: (Partial<Omit<WireInterpretation, 'stDeviations'>> & { stDeviations?: WireStDeviation[] }) | null
   seq?: number | bigint | string | Long
   capturedAtMs?: number | bigint | Long
   position?: Partial<WirePosition>

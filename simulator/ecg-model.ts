@@ -62,7 +62,7 @@ const INJURY: Readonly<Record<Exclude<StemiKind, 'none'>, Vec3>> = {
   anterior: along(280, [0.25, -0.2, 0.95])
 }
 /** J point (end of QRS), s after the R peak: the ST segment starts here. */
-const J_POINT_S = 0.045
+export const J_POINT_S = 0.045
 
 /**
  * Lead vectors of the eight leads an electrocardiograph actually measures (I, II, V1-V6); III,

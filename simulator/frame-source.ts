@@ -8,6 +8,7 @@
  * timestamps are the same whenever (and however often) the frame is sent.
  */
 import { EcgSynth, type StemiKind } from './ecg.js'
+import { interpret, interpretationBytes } from './ecg-interpretation.js'
 import { SimulatorError } from './errors.js'
 import { writeFrame, type AlarmFields, type FrameFields, type NumericFields, type WaveformFields } from './frame-writer.js'
 import { Rng } from './rng.js'
@@ -66,11 +67,16 @@ export interface FrameMeta {
   hasPosition: boolean
   alarms: number
   hasAssessment: boolean
+  /** (v1.1) The frame carries the device's 12-lead interpretation. */
+  hasInterpretation?: boolean
 }
 
 export interface SourceFrame { bytes: Buffer, meta: FrameMeta }
 
 const LEAD_II = 2
+/** A 12-lead monitor interprets its first 10 s of ECG, then every 30 s (v1.1 field 11). */
+const FIRST_INTERPRETATION_MS = 10_000
+const INTERPRETATION_EVERY_MS = 30_000
 
 export class UnitFrameSource {
   readonly unitId: string
@@ -185,7 +191,11 @@ export class UnitFrameSource {
     f.assessment = this.vitals.assessment !== this.sentAssessment ? this.vitals.assessment : null
     this.sentAssessment = this.vitals.assessment
 
-    const bytes = writeFrame(f)
+    let bytes = writeFrame(f)
+    // The 12-lead interpretation goes out with the frame that ends each analysed stretch.
+    const endMs = elapsedMs + this.frameMs
+    const interpreting = this.leads === 12 && endMs >= FIRST_INTERPRETATION_MS && (endMs - FIRST_INTERPRETATION_MS) % INTERPRETATION_EVERY_MS < this.frameMs
+    if (interpreting) bytes = Buffer.concat([bytes, interpretationBytes(interpret(this.heartRateBpm, this.stemi, this.frameMs))])
     return {
       bytes,
       meta: {
@@ -199,7 +209,8 @@ export class UnitFrameSource {
         numerics: numerics.length,
         hasPosition: f.position !== null,
         alarms: alarms.length,
-        hasAssessment: f.assessment !== null
+        hasAssessment: f.assessment !== null,
+        hasInterpretation: interpreting
       }
     }
   }

@@ -31,6 +31,8 @@ import { DEFAULT_RULES, judgeRule, ruleState, type RuleVerdict, type ThresholdRu
 import { JournalStateStore, type AlertStateStore, type UnitSnapshot } from './state-store.js'
 import type { Alert, AlertEvent, AlertPriority } from './types.js'
 import { UnitState, type Entry, type News2Point } from './unit-state.js'
+import { EcgStemiWatch, type EcgFinding } from './ecg-stemi.js'
+import type { EcgSnapshot } from './ecg-snapshot.js'
 
 export interface AlertEngineOptions {
   /** Folder of the journal (DATA_DIR/alerts); null keeps alerts in memory only. */
@@ -125,6 +127,7 @@ const NEWS2_CLEAR = 0.9
 const NEWS2 = 'news2/'
 const STEMI = 'stemi/'
 const STROKE = 'stroke/'
+const STEMI_ECG = 'stemi/ecg'
 /** Units with no open alert, no encounter and silent this long are forgotten (memory bound). */
 const FORGET_UNIT_MS = 3_600_000
 
@@ -145,6 +148,8 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
   private timer: NodeJS.Timeout | null = null
   private lastHousekeepingGw = -Infinity
   private closed = false
+  /** STEMI from the ECG (issue 9): ecg-stemi.ts. */
+  private readonly ecgStemi: EcgStemiWatch
 
   private constructor (options: Partial<AlertEngineOptions>) {
     super()
@@ -158,6 +163,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     this.book = new AlertBook(o, ev => { this.emitSafe(ev) })
     this.link = new LinkWatch(o, this.book)
     this.store = o.stateStore ?? (o.dir === null ? null : new JournalStateStore(o.dir, o.onError, o.compactBytes))
+    this.ecgStemi = new EcgStemiWatch(o.dir === null ? null : join(o.dir, 'ecg'), o.onError)
   }
 
   /** Opens the engine: reloads the ward (units, readings) and open alerts, starts the timer. */
@@ -266,6 +272,10 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     }
     for (const a of f.alarms) this.deviceAlarm(u, a, f.capturedAtMs + a.offsetMs, nowMs)
     if (f.assessment !== null) this.assessment(u, f.assessment, f.capturedAtMs, nowMs)
+    // STEMI from the ECG (issue 9): the device's interpretation and the gateway's ST measurement.
+    if (f.assessment !== null) this.ecgStemi.assessment(u.unit, f.assessment)
+    const ecg = this.ecgStemi.onFrame(f)
+    if (ecg !== null) this.ecgStemiAlert(u, ecg, f.capturedAtMs, nowMs)
     if (f.encounterEnded && !resend && u.encounter !== '') this.endEncounter(u, f.capturedAtMs, nowMs)
   }
 
@@ -292,6 +302,23 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     if (news2Dirty) this.evaluateNews2(u, latest, nowMs)
     if (bpDirty) { const e = u.open.get(STROKE); if (e !== undefined) this.strokeUpdate(u, e, latest, nowMs, false) }
   }
+
+  /** Raises or updates the ECG STEMI alert (key 'ecg'); a normal ECG later does not clear it. */
+  private ecgStemiAlert (u: UnitState, ecg: EcgFinding, t: number, nowGw: number): void {
+    const open = u.open.get(STEMI_ECG)
+    if (open === undefined) {
+      const e = this.book.raise(u, 'stemi', 'ecg', STEMI_ECG, 'high', ecg.message, ecg.value, t, nowGw)
+      this.ecgStemi.capture(u.unit, e.alert.id)
+      return
+    }
+    const changed = this.ecgStemi.changed(u.unit, ecg.fingerprint)
+    this.book.update(open, 'high', ecg.message, ecg.value, t, nowGw, changed)
+    // The tracing that changed the verdict is the one the cardiologist needs.
+    if (changed) this.ecgStemi.capture(u.unit, open.alert.id)
+  }
+
+  /** The 10 s 12-lead snapshot taken when an ECG STEMI alert was raised, or null. */
+  async ecgSnapshot (alertId: string): Promise<EcgSnapshot | null> { return await this.ecgStemi.snapshots.get(alertId) }
 
   private applyRule (u: UnitState, ri: number, rule: ThresholdRule, value: number, t: number, nowGw: number): void {
     const w = u.windows[ri]!
@@ -642,6 +669,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     if (this.timer !== null) clearInterval(this.timer)
     this.timer = null
     await this.store?.close()
+    await this.ecgStemi.close()
     await this.book.journal?.close()
   }
 }

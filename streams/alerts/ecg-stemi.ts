@@ -1,0 +1,254 @@
+/**
+ * STEMI from the ECG (issue 9): per unit, the device's 12-lead interpretation and the gateway's
+ * own ST measurement on the streamed waveform (st-measure.ts), each judged by the ESC criteria
+ * (stemi-criteria.ts) for the patient's sex and age from the crew's assessment. The engine asks
+ * for a finding on every frame and raises or updates the `stemi` alert with key `ecg` (the crew's
+ * suspicion keeps key ''): see engine.ts. Keeps the last 10 s of all twelve leads per unit for the
+ * snapshot a cardiologist opens from the alert (ecg-snapshot.ts).
+ *
+ * Hot path: a 12-lead frame costs a copy of its samples into the ring (Int16, µV); the median
+ * beat analysis runs once per 10 s of new ECG.
+ */
+import type { Frame } from '../../decoders/index.js'
+import { EcgSnapshotStore, type EcgSnapshot, type StSource } from './ecg-snapshot.js'
+import { measureSt } from './st-measure.js'
+import { assessStemi, LEAD_NAMES, parseSex, type LeadName, type StemiPatient, type StemiResult } from './stemi-criteria.js'
+
+/** Length of the analysed ECG and of the snapshot, s: the standard 10 s 12-lead recording. */
+export const ECG_WINDOW_S = 10
+/** Lowest sample rate analysed (AHA 2007, Kligfield: ≥ 500 Hz recommended for diagnostic ECGs; 250 Hz is the floor we accept). */
+export const MIN_ANALYSIS_HZ = 250
+const MAX_INT16 = 32_767
+
+export interface EcgFinding {
+  verdict: 'met' | 'not_assessable'
+  message: string
+  /** Largest ST elevation among the leads named, mm (100 µV = 1 mm); null when not assessable. */
+  value: number | null
+  /** Changes when what the alert says changes (verdict, leads): such an update goes out at once. */
+  fingerprint: string
+}
+
+interface SourceResult { result: StemiResult, stUv: Partial<Record<LeadName, number>>, note: string }
+
+class UnitEcg {
+  encounter = ''
+  patient: StemiPatient = { sex: 'unknown', ageYears: null }
+  fs = 0
+  cap = 0
+  ring: Int16Array = new Int16Array(0)
+  /** Samples written in total and contiguously (reset by a gap). */
+  pos = 0
+  filled = 0
+  sinceMeasure = 0
+  /** Device time just past the last sample, ms. */
+  endMs = NaN
+  device: SourceResult | null = null
+  deviceFlags = { lbbb: false, paced: false }
+  gateway: SourceResult | null = null
+  /** What the unit's ECG alert last said (EcgFinding.fingerprint). */
+  fingerprint = ''
+  /** Alert ids waiting for a full 10 s before their snapshot is taken. */
+  pendingSnapshots: string[] = []
+}
+
+export class EcgStemiWatch {
+  private readonly units = new Map<string, UnitEcg>()
+  readonly snapshots: EcgSnapshotStore
+
+  constructor (snapshotDir: string | null, onError: (err: Error) => void) {
+    this.snapshots = new EcgSnapshotStore(snapshotDir, onError)
+  }
+
+  /** The crew's assessment: sex and age set the V2-V3 limit. 0 or absent age = unknown. */
+  assessment (unit: string, a: { ageYears?: number | null, sex?: string | null }): void {
+    const u = this.unit(unit)
+    if (a.sex !== undefined && a.sex !== null) u.patient = { ...u.patient, sex: parseSex(a.sex) }
+    if (a.ageYears !== undefined && a.ageYears !== null) u.patient = { ...u.patient, ageYears: a.ageYears > 0 ? a.ageYears : null }
+  }
+
+  /** Feeds one new frame (after the engine's resend check); returns a finding when there is a new verdict to report. */
+  onFrame (f: Frame): EcgFinding | null {
+    const u = this.unit(f.unitId)
+    if (f.encounterId !== u.encounter) {
+      // Another patient: what we knew about the last one no longer applies.
+      if (u.encounter !== '') this.units.set(f.unitId, new UnitEcg())
+      this.unit(f.unitId).encounter = f.encounterId
+    }
+    const v = this.units.get(f.unitId)!
+    let fresh = false
+    if (f.waveforms.length > 0 && this.append(v, f)) fresh = this.measure(v)
+    const i = f.interpretation
+    if (i !== null && i !== undefined) {
+      const stUv: Partial<Record<LeadName, number>> = {}
+      for (const d of i.stDeviations) stUv[LEAD_NAMES[d.lead - 1]!] = d.microvolts
+      v.deviceFlags = { lbbb: i.lbbb, paced: i.paced }
+      v.device = { result: assessStemi({ stUv, lbbb: i.lbbb, paced: i.paced, patient: v.patient }), stUv, note: i.statement.slice(0, 120) }
+      fresh = true
+    }
+    if (!fresh) return null
+    const out = finding(v)
+    if (out !== null && v.fingerprint === '') v.fingerprint = out.fingerprint
+    return out
+  }
+
+  /** Takes the snapshot for a just-raised (or upgraded) alert now, or once 10 s of ECG are in. */
+  capture (unit: string, alertId: string): void {
+    const u = this.units.get(unit)
+    if (u === undefined) return
+    if (u.cap > 0 && u.filled >= u.cap) this.snapshot(u, unit, alertId)
+    else if (!u.pendingSnapshots.includes(alertId)) u.pendingSnapshots.push(alertId)
+  }
+
+  /** Whether the finding says something new for the unit's alert (verdict or leads), and remembers it. */
+  changed (unit: string, fingerprint: string): boolean {
+    const u = this.unit(unit)
+    const c = u.fingerprint !== fingerprint
+    u.fingerprint = fingerprint
+    return c
+  }
+
+  async close (): Promise<void> { await this.snapshots.flush() }
+
+  private unit (id: string): UnitEcg {
+    let u = this.units.get(id)
+    if (u === undefined) this.units.set(id, u = new UnitEcg())
+    return u
+  }
+
+  /** Copies a 12-lead frame into the ring; false when the frame is not a diagnostic 12-lead. */
+  private append (u: UnitEcg, f: Frame): boolean {
+    const w = f.waveforms
+    if (w.length !== 12) { u.filled = 0; return false }
+    const fs = w[0]!.sampleRateHz
+    const n = w[0]!.samples.length
+    for (const x of w) if (x.sampleRateHz !== fs || x.samples.length !== n) { u.filled = 0; return false }
+    if (fs < MIN_ANALYSIS_HZ) return false
+    if (fs !== u.fs) {
+      u.fs = fs
+      u.cap = ECG_WINDOW_S * fs
+      u.ring = new Int16Array(12 * u.cap)
+      u.pos = 0
+      u.filled = 0
+      u.sinceMeasure = 0
+    }
+    const startMs = f.capturedAtMs + w[0]!.offsetMs
+    // A gap (or overlap) of more than one sample breaks the tracing: start a new 10 s.
+    if (!(Math.abs(startMs - u.endMs) <= 1000 / fs)) { u.filled = 0; u.sinceMeasure = 0 }
+    u.endMs = startMs + n * 1000 / fs
+    const cap = u.cap
+    for (const x of w) {
+      const row = (x.lead - 1) * cap
+      const k = x.microvoltsPerLsb
+      const s = x.samples
+      for (let i = 0; i < n; i++) {
+        let uv = Math.round(s[i]! * k)
+        uv = uv > MAX_INT16 ? MAX_INT16 : uv < -MAX_INT16 ? -MAX_INT16 : uv
+        u.ring[row + ((u.pos + i) % cap)] = uv
+      }
+    }
+    u.pos = (u.pos + n) % cap
+    u.filled = Math.min(cap, u.filled + n)
+    u.sinceMeasure += n
+    if (u.filled >= cap && u.pendingSnapshots.length > 0) {
+      for (const id of u.pendingSnapshots) this.snapshot(u, f.unitId, id)
+      u.pendingSnapshots = []
+    }
+    return true
+  }
+
+  /** Runs the median-beat analysis once per 10 s of new, contiguous ECG. */
+  private measure (u: UnitEcg): boolean {
+    if (u.filled < u.cap || u.sinceMeasure < u.cap) return false
+    u.sinceMeasure = 0
+    const leads = this.window(u)
+    const m = measureSt(leads, u.fs)
+    if (!m.ok) {
+      u.gateway = null
+      return false
+    }
+    const stUv: Partial<Record<LeadName, number>> = {}
+    for (let i = 0; i < 12; i++) stUv[LEAD_NAMES[i]!] = m.stUv[i]!
+    const qrsMs = m.jPointMs - m.qrsOnsetMs
+    // AHA/ACCF/HRS 2009 (Surawicz): LBBB has QRS ≥ 120 ms. The gateway cannot tell LBBB from
+    // other wide QRS, so it says so rather than gating on it (a missed STEMI is the worse error).
+    const wide = qrsMs >= 120 ? '; QRS ≥ 120 ms: check for bundle branch block or pacing' : ''
+    u.gateway = {
+      result: assessStemi({ stUv, lbbb: false, paced: false, patient: u.patient }),
+      stUv,
+      note: `median of ${m.beats} beats, QRS ${qrsMs} ms, ${Math.round(m.heartRateBpm)} bpm${wide}`
+    }
+    return true
+  }
+
+  /** The last 10 s, oldest first, one Int16Array per lead. */
+  private window (u: UnitEcg): Int16Array[] {
+    const out: Int16Array[] = []
+    for (let l = 0; l < 12; l++) {
+      const row = u.ring.subarray(l * u.cap, (l + 1) * u.cap)
+      const a = new Int16Array(u.cap)
+      a.set(row.subarray(u.pos), 0)
+      a.set(row.subarray(0, u.pos), u.cap - u.pos)
+      out.push(a)
+    }
+    return out
+  }
+
+  private snapshot (u: UnitEcg, unit: string, alertId: string): void {
+    const src = (s: SourceResult | null): StSource | null => s === null
+      ? null
+      : { stUv: { ...s.stUv }, verdict: s.result.verdict, leads: [...s.result.leads], note: s.note }
+    const snap: EcgSnapshot = {
+      version: 1,
+      alertId,
+      unit,
+      startMs: Math.round(u.endMs - ECG_WINDOW_S * 1000),
+      sampleRateHz: u.fs,
+      leads: [...LEAD_NAMES],
+      microvolts: this.window(u).map(a => Array.from(a)),
+      device: src(u.device),
+      gateway: src(u.gateway),
+      limitNote: (u.device ?? u.gateway)?.result.limitNote ?? ''
+    }
+    this.snapshots.save(snap)
+  }
+}
+
+const mm = (uv: number | undefined): string => uv === undefined ? '—' : (uv / 100).toFixed(1)
+
+/** Combines the two sources into what the alert says. */
+function finding (u: UnitEcg): EcgFinding | null {
+  const d = u.device
+  const g = u.gateway
+  const flags = u.deviceFlags
+  if (flags.lbbb || flags.paced) {
+    const reason = d?.result.reason ?? 'LBBB'
+    return {
+      verdict: 'not_assessable',
+      message: `12-lead ECG: ${reason} reported by the device: STEMI cannot be assessed automatically; ` +
+        'a cardiologist must read the ECG (ESC 2023: with ischaemic symptoms, manage as STEMI)' +
+        (d !== null && d.note !== '' ? `. Device: "${d.note}"` : ''),
+      value: null,
+      fingerprint: 'na/' + reason
+    }
+  }
+  const dm = d?.result.verdict === 'met'
+  const gm = g?.result.verdict === 'met'
+  if (!dm && !gm) return null
+  const leads = LEAD_NAMES.filter(l => (dm && d.result.leads.includes(l)) || (gm && g.result.leads.includes(l)))
+  const terr: string[] = []
+  for (const r of [dm ? d.result : null, gm ? g.result : null]) for (const t of r?.territories ?? []) if (!terr.includes(t)) terr.push(t)
+  const source = dm && gm ? 'device interpretation and gateway measurement' : dm ? 'device interpretation' : 'gateway measurement'
+  const figures = leads.map(l => `${l} ${mm(d?.stUv[l])} / ${mm(g?.stUv[l])} mm`).join(', ')
+  let value = 0
+  for (const l of leads) value = Math.max(value, d?.stUv[l] ?? -Infinity, g?.stUv[l] ?? -Infinity)
+  const limit = (d ?? g)!.result.limitNote
+  const statement = d !== null && d.note !== '' ? `. Device: "${d.note}"` : ''
+  return {
+    verdict: 'met',
+    message: `STEMI criteria met on the 12-lead ECG (${source}): ST elevation in ${leads.join(', ')} (${terr.join(', ')}). ` +
+      `ST at J+60 ms, device / gateway: ${figures}; limits ≥ 1 mm, ${limit}${statement}`,
+    value: Math.round(value / 10) / 10,
+    fingerprint: 'met/' + leads.join(',')
+  }
+}

@@ -11,6 +11,7 @@ import { LIVE_HUB_DEFAULTS } from '../streams/index.js'
 import { ALERT_ENGINE_DEFAULTS } from '../streams/index.js'
 import { SPOOL_DEFAULTS } from '../streams/index.js'
 import { DATASPACE_DEFAULTS } from '../streams/index.js'
+import { CLIENT_LIMIT_DEFAULTS } from './limits.js'
 import { SESSION_DEFAULTS } from './sessions.js'
 
 export class ConfigError extends Error {
@@ -56,8 +57,12 @@ export const OPTIONS = {
   maxFrameBytes: { env: 'MAX_FRAME_BYTES', kind: 'int', default: DECODER_DEFAULTS.maxFrameBytes, doc: 'largest frame accepted, bytes' },
   maxPacketBytes: { env: 'MAX_PACKET_BYTES', kind: 'int', default: 0, doc: 'largest MQTT packet accepted, bytes (0 = MAX_FRAME_BYTES + 64 KiB); larger ones close the connection' },
   maxConnectionsPerIp: { env: 'MAX_CONNECTIONS_PER_IP', kind: 'int', default: 1000, doc: 'open MQTT connections per remote address (0 = no limit; ambulances may share a carrier NAT address)' },
-  loginMaxFailuresPerIp: { env: 'LOGIN_MAX_FAILURES_PER_IP', kind: 'int', default: 30, doc: 'failed logins per address per LOGIN_FAILURE_WINDOW_MS before logins are refused unchecked (0 = no limit)' },
-  loginMaxFailuresPerUnit: { env: 'LOGIN_MAX_FAILURES_PER_UNIT', kind: 'int', default: 10, doc: 'failed logins per unit or user per LOGIN_FAILURE_WINDOW_MS before logins are refused unchecked (0 = no limit)' },
+  loginMaxFailuresPerIp: { env: 'LOGIN_MAX_FAILURES_PER_IP', kind: 'int', default: 30, doc: 'failed MQTT password (human) logins per address per LOGIN_FAILURE_WINDOW_MS before that address\'s password checks run one at a time (0 = never); nothing is refused unchecked, device tokens are never limited' },
+  maxSubscriptionsPerClient: { env: 'MAX_SUBSCRIPTIONS_PER_CLIENT', kind: 'int', default: CLIENT_LIMIT_DEFAULTS.maxSubscriptions, doc: 'MQTT subscriptions one client may hold; more get SUBACK 0x80 (AMB_ERR_TOO_MANY_SUBSCRIPTIONS)' },
+  maxTopicLength: { env: 'MAX_TOPIC_LENGTH', kind: 'int', default: CLIENT_LIMIT_DEFAULTS.maxTopicLength, doc: 'longest MQTT topic or topic filter, characters (AMB_ERR_TOPIC_TOO_LONG)' },
+  maxInflightPerClient: { env: 'MAX_INFLIGHT_PER_CLIENT', kind: 'int', default: CLIENT_LIMIT_DEFAULTS.maxInflight, doc: 'QoS 1 messages sent to a client and not yet acknowledged before it is disconnected (AMB_ERR_TOO_MANY_INFLIGHT)' },
+  mqttQueueLimit: { env: 'MQTT_QUEUE_LIMIT', kind: 'int', default: CLIENT_LIMIT_DEFAULTS.queueLimit, doc: 'MQTT packets a client may send before its CONNECT is authenticated (aedes queueLimit); beyond it the connection closes' },
+  mqttWsAllowedOrigins: { env: 'MQTT_WS_ALLOWED_ORIGINS', kind: 'string', default: '', doc: 'comma-separated browser origins (scheme://host[:port]) that may open /mqtt besides the gateway\'s own; clients sending no Origin (devices) are not affected' },
   httpRequestTimeoutMs: { env: 'HTTP_REQUEST_TIMEOUT_MS', kind: 'int', default: 30_000, doc: 'whole-request deadline for HTTP clients, ms (slow or trickling clients get 408)' },
   loginFailureWindowMs: { env: 'LOGIN_FAILURE_WINDOW_MS', kind: 'int', default: 60_000, doc: 'window over which failed-login budgets refill, ms' },
   maxFutureSkewMs: { env: 'MAX_FUTURE_SKEW_MS', kind: 'int', default: DECODER_DEFAULTS.maxFutureSkewMs, doc: 'how far device time may run ahead, ms' },

@@ -1,14 +1,24 @@
 /**
- * Device and user credentials under DATA_DIR/credentials.json. Only salted scrypt hashes are
- * stored; secrets are shown once, by the CLI, and never logged. The CLI writes the file
- * (atomically, under a lock file); a running gateway re-reads it when it changes, so adding or
- * revoking a credential takes effect without a restart.
+ * Device and user credentials under DATA_DIR/credentials.json. Only hashes are stored; secrets
+ * are shown once, by the CLI, and never logged. The CLI writes the file (atomically, under a
+ * lock file); a running gateway re-reads it when it changes, so adding or revoking a credential
+ * takes effect without a restart.
+ *
+ * Two kinds of secret, two hashes (issue #10, item 11):
+ * - Device tokens are 256 random bits ("amb_" + 43 base64url characters): guessing one is
+ *   hopeless however fast the check, so they are verified with HMAC-SHA-256 under a server key
+ *   (credentials.key, 0600, beside credentials.json) in microseconds. Nothing ever limits or
+ *   delays a device login, so no one without the token can keep out the device that has it.
+ * - Human passwords keep salted scrypt (~30 ms), which is what makes an offline guess costly.
+ * Which check runs depends only on the shape of the secret presented, never on whether the name
+ * exists, so the answer and its timing class do not reveal registered names. Device records
+ * still in the old scrypt form verify as before and are re-hashed on their first success.
  */
 import { createHmac, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { constants as fsc } from 'node:fs'
-import { mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { link, lstat, mkdir, open, readFile, readlink, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
 import { LIMITS } from '../decoders/index.js'
 import { AuthError } from './errors.js'
 
@@ -16,8 +26,17 @@ export type Role = 'clinician' | 'researcher' | 'admin'
 export const ROLES: readonly Role[] = ['clinician', 'researcher', 'admin']
 
 interface HashRecord { salt: string, hash: string, createdAt: string }
-export type DeviceRecord = HashRecord
+/** A device token's HMAC-SHA-256 under the server key (base64). */
+interface HmacRecord { alg: 'hmac-sha256', hash: string, createdAt: string }
+/** Current devices are HMAC records; older files hold scrypt records (migrated on login). */
+export type DeviceRecord = HmacRecord | (HashRecord & { alg?: undefined })
 export interface UserRecord extends HashRecord { role: Role }
+
+/** The shape of every device token the CLI issues: "amb_" + 32 random bytes in base64url. */
+const DEVICE_TOKEN = /^amb_[A-Za-z0-9_-]{43}$/
+
+/** Whether `secret` has the shape of a device token (checked by HMAC, never limited). */
+export function isDeviceToken (secret: string): boolean { return DEVICE_TOKEN.test(secret) }
 
 interface CredentialsFile {
   version: 1
@@ -42,6 +61,59 @@ function emptyFile (): CredentialsFile {
 
 export function credentialsPath (dataDir: string): string { return join(dataDir, 'credentials.json') }
 
+/**
+ * Where credentials.json really lives: behind a symbolic link when several gateways share one
+ * file (docs/scale-out.md). Writes go there (a rename over the link would replace it), and the
+ * server key lives beside it so every process sharing the file shares the key.
+ */
+async function realCredentialsPath (dataDir: string): Promise<string> {
+  const path = credentialsPath(dataDir)
+  try {
+    if ((await lstat(path)).isSymbolicLink()) return resolve(dirname(path), await readlink(path))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  return path
+}
+
+/** The HMAC key for device tokens: 32 random bytes, created once (0600), never logged. */
+export async function serverKey (dataDir: string): Promise<Buffer> {
+  const keyPath = join(dirname(await realCredentialsPath(dataDir)), 'credentials.key')
+  try {
+    return await readKey(keyPath)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+  }
+  await mkdir(dirname(keyPath), { recursive: true, mode: 0o700 })
+  // Written whole to a private name, then linked into place: link() fails if another process
+  // (the CLI and a gateway starting together) won the race, and then its key is the key.
+  const tmp = `${keyPath}.${process.pid}.${randomBytes(4).toString('hex')}`
+  await writeFile(tmp, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'wx' })
+  try {
+    await link(tmp, keyPath)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+  } finally {
+    await unlink(tmp).catch(() => {})
+  }
+  return await readKey(keyPath)
+}
+
+async function readKey (keyPath: string): Promise<Buffer> {
+  const key = Buffer.from((await readFile(keyPath, 'utf8')).trim(), 'base64')
+  if (key.length !== 32) throw new Error(`${keyPath} does not hold a 32-byte key`)
+  return key
+}
+
+/** HMAC-SHA-256 of a unit's token, bound to the unit id (a record copied to another unit fails). */
+function deviceDigest (key: Buffer, unit: string, token: string): Buffer {
+  return createHmac('sha256', key).update(unit).update('\0').update(token).digest()
+}
+
+function hmacRecord (key: Buffer, unit: string, token: string): HmacRecord {
+  return { alg: 'hmac-sha256', hash: deviceDigest(key, unit, token).toString('base64'), createdAt: new Date().toISOString() }
+}
+
 async function readCredentials (path: string): Promise<CredentialsFile> {
   try {
     const parsed = JSON.parse(await readFile(path, 'utf8')) as CredentialsFile
@@ -62,7 +134,7 @@ async function hashSecret (secret: string): Promise<HashRecord> {
 /** Runs `fn` on the file under an exclusive lock file, then writes it back atomically. */
 async function mutate<T> (dataDir: string, fn: (f: CredentialsFile) => Promise<T> | T): Promise<T> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
-  const path = credentialsPath(dataDir)
+  const path = await realCredentialsPath(dataDir)
   const lock = path + '.lock'
   const deadline = Date.now() + 10_000
   for (;;) {
@@ -95,7 +167,7 @@ function newSecret (prefix: string): string {
 export async function addDevice (dataDir: string, unit: string): Promise<string> {
   if (!LIMITS.idPattern.test(unit)) throw new AuthError('AMB_ERR_BAD_NAME', `unit id must match ${LIMITS.idPattern.source}`)
   const token = newSecret('amb_')
-  const rec = await hashSecret(token)
+  const rec = hmacRecord(await serverKey(dataDir), unit, token)
   await mutate(dataDir, f => {
     // One namespace: a unit named like a user would shadow the user (verify looks at units first).
     if (Object.hasOwn(f.users, unit)) throw new AuthError('AMB_ERR_BAD_NAME', `${unit} is already a user name`)
@@ -122,6 +194,7 @@ export async function listDevices (dataDir: string): Promise<Array<{ unit: strin
 export async function addUser (dataDir: string, name: string, role: Role): Promise<string> {
   if (!LIMITS.idPattern.test(name)) throw new AuthError('AMB_ERR_BAD_NAME', `user name must match ${LIMITS.idPattern.source}`)
   if (!ROLES.includes(role)) throw new AuthError('AMB_ERR_BAD_NAME', `role must be one of ${ROLES.join(', ')}`)
+  // 43 characters without the "amb_" prefix: never shaped like a device token.
   const password = newSecret('')
   const rec = await hashSecret(password)
   await mutate(dataDir, f => {
@@ -157,19 +230,21 @@ export class CredentialStore extends EventEmitter {
   private file: CredentialsFile = emptyFile()
   private version = ''
   private timer: NodeJS.Timeout | null = null
-  /** Secrets already verified, as keyed digests (not the secrets), to skip scrypt on reconnects. */
+  /** User passwords already verified, as keyed digests (not the secrets), to skip scrypt on reconnects. */
   private readonly verified = new Map<string, { digest: Buffer, hash: string }>()
   private readonly cacheKey = randomBytes(32)
-  private readonly path: string
+  /** Device records this store re-hashed from scrypt to HMAC: not a revocation when reloaded. */
+  private readonly migrated = new Map<string, string>()
+  /** Device records still in the scrypt form (while any remain, unknown names cost a scrypt too). */
+  private legacyDevices = 0
 
-  private constructor (dataDir: string) {
+  private constructor (private readonly dataDir: string, private readonly key: Buffer) {
     super()
-    this.path = credentialsPath(dataDir)
   }
 
   static async open (dataDir: string, pollMs: number): Promise<CredentialStore> {
     await mkdir(dataDir, { recursive: true, mode: 0o700 })
-    const s = new CredentialStore(dataDir)
+    const s = new CredentialStore(dataDir, await serverKey(dataDir))
     await s.reload()
     if (pollMs > 0) {
       s.timer = setInterval(() => { s.reload().catch(err => { s.emit('error', err) }) }, pollMs)
@@ -180,19 +255,24 @@ export class CredentialStore extends EventEmitter {
 
   /** Re-reads the file when it changed. */
   async reload (): Promise<void> {
+    const path = credentialsPath(this.dataDir)
     let v: string
     try {
-      const st = await stat(this.path)
+      const st = await stat(path)
       v = `${st.mtimeMs}:${st.size}:${st.ino}`
     } catch {
       v = 'none'
     }
     if (v === this.version) return
     const before = this.file
-    this.file = await readCredentials(this.path)
+    this.file = await readCredentials(path)
     this.version = v
+    this.legacyDevices = Object.values(this.file.devices).filter(d => d.alg !== 'hmac-sha256').length
     for (const unit of Object.keys(before.devices)) {
-      if (this.file.devices[unit]?.hash !== before.devices[unit]!.hash) this.forget(`d:${unit}`, unit)
+      const now = this.file.devices[unit]?.hash
+      if (now === before.devices[unit]!.hash) continue
+      if (now !== undefined && this.migrated.get(unit) === now) continue
+      this.forget(`d:${unit}`, unit)
     }
     for (const name of Object.keys(before.users)) {
       if (this.file.users[name]?.hash !== before.users[name]!.hash) this.forget(`u:${name}`, name)
@@ -212,35 +292,65 @@ export class CredentialStore extends EventEmitter {
   has (name: string): boolean { return this.hasDevice(name) || Object.hasOwn(this.file.users, name) }
 
   /**
-   * Checks a name and secret. Resolves the principal, or null when they do not match (unknown
-   * names cost the same scrypt as wrong secrets, so timing does not reveal which units exist).
+   * Checks a name and secret. Resolves the principal, or null when they do not match. The work
+   * done depends on the secret's shape, not on the name: a token-shaped secret costs one HMAC
+   * (plus one scrypt while old scrypt device records remain), any other secret one scrypt, so
+   * unknown and registered names get the same answer in the same time class.
    */
   async verify (name: string, secret: string): Promise<Principal | null> {
     // A name we do not know may have been added by the CLI since the last poll.
-    if (!Object.hasOwn(this.file.devices, name) && !Object.hasOwn(this.file.users, name)) await this.reload()
-    const dev = Object.hasOwn(this.file.devices, name) ? this.file.devices[name]! : undefined
-    const user = dev === undefined && Object.hasOwn(this.file.users, name) ? this.file.users[name]! : undefined
-    const rec: HashRecord | undefined = dev ?? user
-    const key = dev !== undefined ? `d:${name}` : `u:${name}`
-    const digest = createHmac('sha256', this.cacheKey).update(secret).digest()
-    if (rec !== undefined) {
-      const hit = this.verified.get(key)
-      if (hit !== undefined && hit.hash === rec.hash && timingSafeEqual(hit.digest, digest)) {
-        return dev !== undefined ? { kind: 'device', unit: name } : { kind: 'user', name, role: user!.role }
-      }
+    if (!this.has(name)) await this.reload()
+    return isDeviceToken(secret) ? await this.verifyToken(name, secret) : await this.verifyPassword(name, secret)
+  }
+
+  private async verifyToken (unit: string, token: string): Promise<Principal | null> {
+    const rec = Object.hasOwn(this.file.devices, unit) ? this.file.devices[unit]! : undefined
+    const digest = deviceDigest(this.key, unit, token)
+    if (rec?.alg === 'hmac-sha256') {
+      const expected = Buffer.from(rec.hash, 'base64')
+      return expected.length === digest.length && timingSafeEqual(expected, digest) ? { kind: 'device', unit } : null
     }
-    const params = this.file.scrypt ?? SCRYPT
-    const salt = rec !== undefined ? Buffer.from(rec.salt, 'base64') : this.cacheKey.subarray(0, 16)
-    const computed = await scrypt(secret, salt, params)
-    if (rec === undefined) return null
+    if (rec === undefined) {
+      // Same cost as a registered unit in the old form, while there are any.
+      if (this.legacyDevices > 0) await scrypt(token, this.cacheKey.subarray(0, 16), this.file.scrypt ?? SCRYPT)
+      return null
+    }
+    const computed = await scrypt(token, Buffer.from(rec.salt, 'base64'), this.file.scrypt ?? SCRYPT)
     const expected = Buffer.from(rec.hash, 'base64')
+    if (expected.length !== computed.length || !timingSafeEqual(expected, computed)) return null
+    // Revoked or replaced while scrypt ran: its `revoked` event has already gone out.
+    if (this.file.devices[unit]?.hash !== rec.hash) return null
+    this.migrate(unit, rec.hash, token)
+    return { kind: 'device', unit }
+  }
+
+  /** Re-hashes a scrypt device record as HMAC, unless the CLI changed it meanwhile. */
+  private migrate (unit: string, oldHash: string, token: string): void {
+    const rec = hmacRecord(this.key, unit, token)
+    this.migrated.set(unit, rec.hash)
+    mutate(this.dataDir, f => {
+      if (f.devices[unit]?.hash === oldHash) f.devices[unit] = rec
+    }).then(() => this.reload()).catch(err => { this.emit('error', err) })
+  }
+
+  private async verifyPassword (name: string, secret: string): Promise<Principal | null> {
+    const user = Object.hasOwn(this.file.users, name) ? this.file.users[name]! : undefined
+    const key = `u:${name}`
+    const digest = createHmac('sha256', this.cacheKey).update(secret).digest()
+    if (user !== undefined) {
+      const hit = this.verified.get(key)
+      if (hit !== undefined && hit.hash === user.hash && timingSafeEqual(hit.digest, digest)) return { kind: 'user', name, role: user.role }
+    }
+    const salt = user !== undefined ? Buffer.from(user.salt, 'base64') : this.cacheKey.subarray(0, 16)
+    const computed = await scrypt(secret, salt, this.file.scrypt ?? SCRYPT)
+    if (user === undefined) return null
+    const expected = Buffer.from(user.hash, 'base64')
     if (expected.length !== computed.length || !timingSafeEqual(expected, computed)) return null
     // Revoked or replaced while scrypt ran: its `revoked` event has already gone out, so a
     // session admitted now would outlive the revocation.
-    const current = dev !== undefined ? this.file.devices : this.file.users
-    if (!Object.hasOwn(current, name) || current[name]!.hash !== rec.hash) return null
-    this.verified.set(key, { digest, hash: rec.hash })
-    return dev !== undefined ? { kind: 'device', unit: name } : { kind: 'user', name, role: user!.role }
+    if (this.file.users[name]?.hash !== user.hash) return null
+    this.verified.set(key, { digest, hash: user.hash })
+    return { kind: 'user', name, role: user.role }
   }
 
   close (): void {

@@ -6,12 +6,16 @@ export type GatewayErrorCode =
   | 'AMB_ERR_CLIENT_ID'
   | 'AMB_ERR_BAD_NAME'
   | 'AMB_ERR_UNSUPPORTED_MEDIA'
-  | 'AMB_ERR_LOGIN_RATE_LIMITED'
   | 'AMB_ERR_PACKET_TOO_LARGE'
   | 'AMB_ERR_PACKET_MALFORMED'
   | 'AMB_ERR_TOO_MANY_CONNECTIONS'
   | 'AMB_ERR_SUBSCRIBER_TOO_SLOW'
   | 'AMB_ERR_TLS_HANDSHAKE'
+  | 'AMB_ERR_BAD_STATUS'
+  | 'AMB_ERR_TOPIC_TOO_LONG'
+  | 'AMB_ERR_TOO_MANY_SUBSCRIPTIONS'
+  | 'AMB_ERR_TOO_MANY_INFLIGHT'
+  | 'AMB_ERR_ORIGIN_NOT_ALLOWED'
 
 export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, { status: number, mqttReturnCode?: number, description: string }>> = {
   AMB_ERR_UNAUTHENTICATED: { status: 401, mqttReturnCode: 4, description: 'missing or wrong unit id / token (or user name / password)' },
@@ -20,12 +24,16 @@ export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, { status: number,
   AMB_ERR_CLIENT_ID: { status: 400, mqttReturnCode: 2, description: 'MQTT client id must be the unit id (or start with "<unit>:")' },
   AMB_ERR_BAD_NAME: { status: 400, description: 'unit or user name does not match the id pattern' },
   AMB_ERR_UNSUPPORTED_MEDIA: { status: 415, description: 'HTTP telemetry must be application/x-protobuf or application/octet-stream' },
-  AMB_ERR_LOGIN_RATE_LIMITED: { status: 429, mqttReturnCode: 5, description: 'too many failed logins from this address or for this unit; refused without checking the secret' },
   AMB_ERR_PACKET_TOO_LARGE: { status: 413, description: 'an MQTT packet declared more than MAX_PACKET_BYTES; the connection is closed' },
   AMB_ERR_PACKET_MALFORMED: { status: 400, description: 'an MQTT fixed header had a remaining length longer than 4 bytes; the connection is closed' },
   AMB_ERR_TOO_MANY_CONNECTIONS: { status: 429, description: 'the address already holds MAX_CONNECTIONS_PER_IP connections' },
   AMB_ERR_SUBSCRIBER_TOO_SLOW: { status: 503, description: 'a subscriber stopped reading while messages queued for it; it is disconnected' },
-  AMB_ERR_TLS_HANDSHAKE: { status: 401, description: 'MQTTS handshake failed (with TLS_CA: no valid client certificate)' }
+  AMB_ERR_TLS_HANDSHAKE: { status: 401, description: 'MQTTS handshake failed (with TLS_CA: no valid client certificate)' },
+  AMB_ERR_BAD_STATUS: { status: 400, mqttReturnCode: 5, description: 'units/{unit}/status (publish or will) takes only "online" or "offline" at QoS 0 or 1' },
+  AMB_ERR_TOPIC_TOO_LONG: { status: 400, description: 'topic or topic filter longer than MAX_TOPIC_LENGTH' },
+  AMB_ERR_TOO_MANY_SUBSCRIPTIONS: { status: 429, description: 'the client already holds MAX_SUBSCRIPTIONS_PER_CLIENT subscriptions' },
+  AMB_ERR_TOO_MANY_INFLIGHT: { status: 503, description: 'the client left MAX_INFLIGHT_PER_CLIENT QoS 1 messages unacknowledged; it is disconnected' },
+  AMB_ERR_ORIGIN_NOT_ALLOWED: { status: 403, description: 'a browser opened /mqtt from an Origin not in MQTT_WS_ALLOWED_ORIGINS (nor the gateway\'s own)' }
 }
 
 export class AuthError extends Error {

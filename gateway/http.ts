@@ -2,6 +2,8 @@
  * The HTTP side (fastify): health, readiness, Prometheus metrics, the HTTP telemetry fallback for
  * devices without MQTT, and MQTT-over-WebSocket at /mqtt (@fastify/websocket). Auth on every
  * endpoint but the liveness/readiness probes; /metrics needs METRICS_TOKEN, or comes from loopback.
+ * Every answer, on every route, carries the security headers (issue #10, item 17); a browser
+ * may open /mqtt only from an allowed Origin.
  */
 import { timingSafeEqual, createHash } from 'node:crypto'
 import websocket from '@fastify/websocket'
@@ -10,9 +12,9 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino'
 import { createWebSocketStream } from 'ws'
 import { FRAME_ERRORS } from '../decoders/index.js'
-import type { CredentialStore } from './credentials.js'
+import { isDeviceToken, type CredentialStore } from './credentials.js'
 import type { Ingest } from './ingest.js'
-import type { LoginLimiter } from './limits.js'
+import { RefusalLog } from './logger.js'
 import type { Metrics } from './metrics.js'
 import type { MqttAdmission } from './mqtt/packet-guard.js'
 
@@ -30,8 +32,8 @@ export interface HttpDeps {
   readiness: () => Promise<Record<string, { ok: boolean, detail?: string }>>
   /** MQTT-over-WebSocket connections go through the packet guard and connection cap. */
   mqttAdmission?: MqttAdmission
-  /** Failed-login budgets shared with MQTT (HTTP telemetry's bearer tokens). */
-  loginLimiter?: LoginLimiter
+  /** MQTT_WS_ALLOWED_ORIGINS: browser origins (scheme://host[:port]) that may open /mqtt, besides the gateway's own. */
+  wsAllowedOrigins?: readonly string[]
   /** TLS_CERT/TLS_KEY: serve HTTPS (and wss://…/mqtt) instead of plain HTTP. */
   https?: { cert: Buffer, key: Buffer }
   /** Whole-request deadline, ms (HTTP_REQUEST_TIMEOUT_MS): slow or trickling clients get 408. */
@@ -56,6 +58,31 @@ function sameSecret (a: string, b: string): boolean {
   const ha = createHash('sha256').update(a).digest()
   const hb = createHash('sha256').update(b).digest()
   return timingSafeEqual(ha, hb)
+}
+
+/**
+ * Headers for every answer (helmet's defaults, tightened for an API): nothing here is meant to
+ * run scripts, be framed, sniffed or leak its address. The dashboard's scope sets its own CSP
+ * (its page loads its script and styles), which is kept.
+ */
+const SECURITY_HEADERS: ReadonlyArray<[string, string]> = [
+  ['content-security-policy', "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"],
+  ['x-content-type-options', 'nosniff'],
+  ['x-frame-options', 'DENY'],
+  ['referrer-policy', 'no-referrer'],
+  ['cross-origin-opener-policy', 'same-origin'],
+  ['cross-origin-resource-policy', 'same-origin'],
+  ['x-dns-prefetch-control', 'off'],
+  ['x-download-options', 'noopen'],
+  ['x-permitted-cross-domain-policies', 'none']
+]
+/** RFC 6797: only over TLS (a browser ignores it on plain HTTP anyway). */
+const HSTS = 'max-age=31536000; includeSubDomains'
+
+function originAllowed (origin: string, host: string | undefined, https: boolean, allowed: readonly string[]): boolean {
+  if (allowed.includes(origin)) return true
+  // Same origin: the page came from this gateway.
+  return host !== undefined && origin === `${https ? 'https' : 'http'}://${host}`
 }
 
 function isLoopback (ip: string): boolean {
@@ -83,6 +110,15 @@ export async function createHttp (deps: HttpDeps): Promise<FastifyInstance> {
   // the server starts listening): a trickling client would get up to 30 s beyond its deadline.
   ;(app.server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = Math.min(30_000, Math.max(250, Math.floor(requestTimeoutMs / 3)))
 
+  const tls = deps.https !== undefined
+  app.addHook('onSend', async (_req, reply, payload) => {
+    for (const [name, value] of SECURITY_HEADERS) if (!reply.hasHeader(name)) reply.header(name, value)
+    if (tls && !reply.hasHeader('strict-transport-security')) reply.header('strict-transport-security', HSTS)
+    return payload
+  })
+  const refusals = new RefusalLog(log.child({ component: 'http' }))
+  app.addHook('onClose', async () => { refusals.close() })
+
   app.addContentTypeParser(PROTOBUF_TYPES, { parseAs: 'buffer' }, (_req, body, done) => { done(null, body) })
 
   app.setErrorHandler((err: Error & { statusCode?: number, code?: string }, req, reply) => {
@@ -107,7 +143,19 @@ export async function createHttp (deps: HttpDeps): Promise<FastifyInstance> {
     }
   })
 
-  app.get('/mqtt', { websocket: true }, (socket, req) => {
+  // A browser always sends Origin on a WebSocket handshake (RFC 6455 §4.1); devices and tools
+  // send none. Without this check any web page a clinician opens could connect to /mqtt with
+  // the browser's network position (cross-site WebSocket hijacking).
+  const wsOrigins = deps.wsAllowedOrigins ?? []
+  const checkOrigin = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const origin = req.headers.origin
+    if (origin === undefined || originAllowed(origin, req.headers.host, tls, wsOrigins)) return
+    metrics.httpRefused.inc({ reason: 'AMB_ERR_ORIGIN_NOT_ALLOWED' })
+    refusals.warn('AMB_ERR_ORIGIN_NOT_ALLOWED', { origin, address: req.ip }, '/mqtt refused: origin not allowed')
+    return reply.code(403).send({ code: 'AMB_ERR_ORIGIN_NOT_ALLOWED', message: 'this Origin may not open /mqtt' })
+  }
+
+  app.get('/mqtt', { websocket: true, onRequest: checkOrigin }, (socket, req) => {
     const stream = createWebSocketStream(socket)
     stream.on('error', () => { socket.terminate() })
     if (deps.mqttAdmission !== undefined) deps.mqttAdmission(stream, req.ip, req.raw)
@@ -139,17 +187,11 @@ export async function createHttp (deps: HttpDeps): Promise<FastifyInstance> {
   // protobuf gets 415 (not a JSON parser's 400, nor a 413 counted as a rejected frame).
   const telemetryGate = async (req: FastifyRequest<{ Params: { unit: string } }>, reply: FastifyReply): Promise<void> => {
     const token = bearer(req)
-    const known = credentials.has(req.params.unit) ? req.params.unit : null
-    const blocked = deps.loginLimiter?.blocked(req.ip, known) ?? null
-    if (blocked !== null) {
-      // Same budget as MQTT logins; refused before scrypt runs.
-      metrics.httpRefused.inc({ reason: 'AMB_ERR_LOGIN_RATE_LIMITED' })
-      req.log.warn({ reason: 'AMB_ERR_LOGIN_RATE_LIMITED', address: req.ip, unit: known }, 'http telemetry refused: too many failed logins')
-      return reply.code(429).header('retry-after', 60).send({ code: 'AMB_ERR_LOGIN_RATE_LIMITED', message: 'too many failed logins; try later' })
-    }
-    const principal = token === undefined ? null : await credentials.verify(req.params.unit, token)
+    // Only device tokens can post telemetry: checked by HMAC in microseconds, never limited, so
+    // no stream of wrong tokens can keep the unit's own requests out. Anything else is refused
+    // unchecked, whatever the name (the answer says nothing about which units exist).
+    const principal = token === undefined || !isDeviceToken(token) ? null : await credentials.verify(req.params.unit, token)
     if (principal === null || principal.kind !== 'device') {
-      deps.loginLimiter?.failed(req.ip, known)
       metrics.httpRefused.inc({ reason: 'AMB_ERR_UNAUTHENTICATED' })
       return reply.code(401).header('www-authenticate', 'Bearer realm="ambulink"').send({ code: 'AMB_ERR_UNAUTHENTICATED', message: 'unit id and device token do not match' })
     }

@@ -1,13 +1,28 @@
 /**
  * Abuse limits shared by the MQTT listeners and the HTTP ingest:
  * - ConnectionLimiter: open connections per remote address (connection floods).
- * - LoginLimiter: failed logins per address and per registered unit, as token buckets. Once a
- *   bucket is empty, logins from that address / for that unit are refused at once, without
- *   running scrypt (a brute force must not buy ~30 ms of CPU per guess either).
+ * - PasswordThrottle: failed password (scrypt) logins per address, as a token bucket. Once an
+ *   address's bucket is empty its password checks run one at a time, so a guessing address
+ *   holds at most one scrypt thread. Nothing is ever refused unchecked: a correct password is
+ *   always let through (issue #10, item 11), and device tokens never pass through here at all
+ *   (they are checked by HMAC in microseconds, see credentials.ts).
  *
- * Both hold one small entry per key and prune themselves, so a stream of spoofed names cannot
- * grow them: unit keys are taken only for registered units, address keys are capped.
+ * Address keys are capped and pruned, so a stream of addresses cannot grow them.
  */
+
+export interface ClientLimits {
+  /** Subscriptions one client may hold (MAX_SUBSCRIPTIONS_PER_CLIENT). */
+  maxSubscriptions: number
+  /** Longest topic or topic filter accepted, characters (MAX_TOPIC_LENGTH). */
+  maxTopicLength: number
+  /** QoS 1 messages sent to a client and not yet acknowledged (MAX_INFLIGHT_PER_CLIENT). */
+  maxInflight: number
+  /** Packets a client may send before its CONNECT is authenticated (aedes queueLimit, MQTT_QUEUE_LIMIT). */
+  queueLimit: number
+}
+
+/** Per-client MQTT limits (issue #10, item 13); gateway/config.ts reads its defaults here. */
+export const CLIENT_LIMIT_DEFAULTS: ClientLimits = { maxSubscriptions: 100, maxTopicLength: 256, maxInflight: 1000, queueLimit: 42 }
 
 /** Keys kept at most per limiter; beyond it full buckets / idle addresses are dropped first. */
 const MAX_KEYS = 65_536
@@ -35,12 +50,10 @@ export class ConnectionLimiter {
   count (address: string): number { return this.open.get(address) ?? 0 }
 }
 
-export interface LoginLimiterOptions {
-  /** Failed logins an address may make per window before it is refused outright. */
+export interface PasswordThrottleOptions {
+  /** Failed password logins an address may make per window before its checks are serialised (0 = never). */
   maxFailuresPerAddress: number
-  /** Failed logins a unit (or user) may suffer per window before it is refused outright. */
-  maxFailuresPerName: number
-  /** Window over which the buckets refill completely, ms. */
+  /** Window over which the bucket refills completely, ms. */
   windowMs: number
   now?: () => number
 }
@@ -90,26 +103,29 @@ class Buckets {
   }
 }
 
-export class LoginLimiter {
+export class PasswordThrottle {
   private readonly byAddress: Buckets
-  private readonly byName: Buckets
+  /** Per throttled address, the tail of its queue of password checks. */
+  private readonly queues = new Map<string, Promise<void>>()
 
-  constructor (o: LoginLimiterOptions) {
-    const now = o.now ?? Date.now
-    this.byAddress = new Buckets(o.maxFailuresPerAddress, o.windowMs, now)
-    this.byName = new Buckets(o.maxFailuresPerName, o.windowMs, now)
+  constructor (o: PasswordThrottleOptions) {
+    this.byAddress = new Buckets(o.maxFailuresPerAddress, o.windowMs, o.now ?? Date.now)
   }
 
-  /** Why a login must be refused without checking the secret, or null to go ahead. */
-  blocked (address: string, name: string | null): 'address' | 'unit' | null {
-    if (this.byAddress.empty(address)) return 'address'
-    if (name !== null && this.byName.empty(name)) return 'unit'
-    return null
+  /** Whether `address` has used up its failures (its checks now run one at a time). */
+  throttled (address: string): boolean { return this.byAddress.empty(address) }
+
+  /** Runs one password check for `address`: at once, or after the address's earlier ones. */
+  run<T> (address: string, check: () => Promise<T>): Promise<T> {
+    if (!this.byAddress.empty(address)) return check()
+    const prev = this.queues.get(address) ?? Promise.resolve()
+    const result = prev.then(check)
+    const tail = result.then(() => {}, () => {})
+    this.queues.set(address, tail)
+    void tail.then(() => { if (this.queues.get(address) === tail) this.queues.delete(address) })
+    return result
   }
 
-  /** Records a failed login. `name` only when it is registered (unknown names are not keys). */
-  failed (address: string, name: string | null): void {
-    this.byAddress.take(address)
-    if (name !== null) this.byName.take(name)
-  }
+  /** Records a failed password login from `address`. */
+  failed (address: string): void { this.byAddress.take(address) }
 }

@@ -26,7 +26,8 @@ import { Dataspace } from './dataspace/service.js'
 import { registerDataspaceRoutes } from './dataspace/routes.js'
 import { createHttp } from './http.js'
 import { Ingest } from './ingest.js'
-import { ConnectionLimiter, LoginLimiter } from './limits.js'
+import { ConnectionLimiter, PasswordThrottle } from './limits.js'
+import { secureDataDir } from './data-dir.js'
 import { createLogger } from './logger.js'
 import { createMqttAdmission } from './mqtt/packet-guard.js'
 import { createMetrics, type Metrics } from './metrics.js'
@@ -79,6 +80,8 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
     }
   }
   try {
+    // Patient data lives under DATA_DIR: owner-only, whatever modes an older install left.
+    await secureDataDir(config.dataDir, log)
     const credentials = await CredentialStore.open(config.dataDir, config.credentialsPollMs)
     credentials.on('error', err => { log.error({ err }, 'credentials reload failed') })
     closers.push(async () => { credentials.close() })
@@ -159,9 +162,8 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       maxPastAgeMs: config.maxPastAgeMs
     }), spool, deadLetters, metrics)
 
-    const loginLimiter = new LoginLimiter({
+    const passwordThrottle = new PasswordThrottle({
       maxFailuresPerAddress: config.loginMaxFailuresPerIp,
-      maxFailuresPerName: config.loginMaxFailuresPerUnit,
       windowMs: config.loginFailureWindowMs
     })
     const mqttLog = log.child({ component: 'mqtt' })
@@ -174,7 +176,15 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       closers.push(() => c.close())
       log.info({ redis: new URL(config.redisUrl).host }, 'cluster mode: MQTT routing and sessions shared through Redis')
     }
-    const broker = await createBroker({ credentials, ingest, metrics, log: mqttLog, loginLimiter, cluster })
+    const broker = await createBroker({
+      credentials,
+      ingest,
+      metrics,
+      log: mqttLog,
+      passwordThrottle,
+      cluster,
+      limits: { maxSubscriptions: config.maxSubscriptionsPerClient, maxTopicLength: config.maxTopicLength, maxInflight: config.maxInflightPerClient, queueLimit: config.mqttQueueLimit }
+    })
     cluster?.attach(broker)
     // Every MQTT transport (TCP, TLS, WebSocket) enters through the cap and the packet guard.
     const admit = createMqttAdmission({
@@ -230,7 +240,7 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       maxFrameBytes: config.maxFrameBytes,
       metricsToken: config.metricsToken,
       mqttAdmission: admit,
-      loginLimiter,
+      wsAllowedOrigins: config.mqttWsAllowedOrigins.split(',').map(o => o.trim()).filter(o => o !== ''),
       https: tlsFiles,
       requestTimeoutMs: config.httpRequestTimeoutMs,
       trustProxy: config.trustProxy,

@@ -2,7 +2,7 @@
 // environment): secrets printed alone on stdout and stored only as hashes, usage errors exit 2,
 // and `serve` picks up credentials added by the CLI while it runs and stops cleanly on
 // SIGTERM/SIGINT.
-import { scrypt } from 'node:crypto'
+import { createHmac, scrypt } from 'node:crypto'
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -43,7 +43,7 @@ interface StoredFile {
 }
 
 describe('ambulink device / user', () => {
-  it('device add prints the token alone; only a salted scrypt hash is stored, in a 0600 file; list and revoke follow', async () => {
+  it('device add prints the token alone; only its HMAC under a 0600 server key is stored, in a 0600 file; list and revoke follow', async () => {
     const dir = await dataDir()
     const add = await cli(dir, 'device', 'add', 'amb-07')
     expect(add.code, add.stderr).toBe(0)
@@ -58,11 +58,17 @@ describe('ambulink device / user', () => {
     expect(text).not.toContain(Buffer.from(token).toString('base64'))
     const file = JSON.parse(text) as StoredFile
     const rec = file.devices['amb-07']!
-    expect(Object.keys(rec).sort()).toEqual(['createdAt', 'hash', 'salt'])
-    // …and that hash is scrypt(token, salt): the token can be checked but not recovered.
-    expect((await scryptHash(token, Buffer.from(rec.salt!, 'base64'), file.scrypt)).toString('base64')).toBe(rec.hash)
+    expect(Object.keys(rec).sort()).toEqual(['alg', 'createdAt', 'hash'])
+    // …and that hash is HMAC-SHA-256(key, unit \0 token) under the server key beside the file
+    // (issue #10: device tokens are 256-bit random, so a fast keyed hash; scrypt for passwords).
+    expect(rec.alg).toBe('hmac-sha256')
+    const keyPath = join(dir, 'credentials.key')
+    expect((await stat(keyPath)).mode & 0o777).toBe(0o600)
+    const key = Buffer.from((await readFile(keyPath, 'utf8')).trim(), 'base64')
+    expect(key.length).toBe(32)
+    expect(createHmac('sha256', key).update('amb-07').update('\0').update(token).digest('base64')).toBe(rec.hash)
     // No lock or temp file left behind.
-    expect((await readdir(dir)).sort()).toEqual(['credentials.json'])
+    expect((await readdir(dir)).sort()).toEqual(['credentials.json', 'credentials.key'])
 
     const list = await cli(dir, 'device', 'list')
     expect(list.code).toBe(0)
@@ -100,6 +106,10 @@ describe('ambulink device / user', () => {
     expect(add.stdout).toMatch(/^[A-Za-z0-9_-]{43}\n$/)
     const password = add.stdout.trimEnd()
     expect(await readFile(join(dir, 'credentials.json'), 'utf8')).not.toContain(password)
+    // Human passwords keep salted scrypt (an offline guess must stay costly).
+    const stored = JSON.parse(await readFile(join(dir, 'credentials.json'), 'utf8')) as StoredFile
+    const alice = stored.users.alice!
+    expect((await scryptHash(password, Buffer.from(alice.salt!, 'base64'), stored.scrypt)).toString('base64')).toBe(alice.hash)
 
     const [list, badRole, typo, clash] = await Promise.all([
       cli(dir, 'user', 'list'),

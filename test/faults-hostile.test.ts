@@ -1,7 +1,7 @@
 // Hostile clients (issue #3, item 5): oversized and malformed MQTT packets are cut at the fixed
-// header (TCP and WebSocket) without being buffered; brute-force logins are refused with
-// CONNACK 5 without running scrypt, per address and per unit, and logged; connection floods
-// are capped per address; a trickling HTTP client is timed out.
+// header (TCP and WebSocket) without being buffered; connection floods are capped per address;
+// a trickling HTTP client is timed out. Wrong logins never lock anyone out: see
+// test/security-gateway.test.ts (issue #10).
 import { connect, type Socket } from 'node:net'
 import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -41,8 +41,6 @@ describe('hostile MQTT and HTTP clients', () => {
     tg = await startTestGateway({
       maxPacketBytes: MAX_PACKET,
       maxConnectionsPerIp: 8,
-      loginMaxFailuresPerUnit: 3,
-      loginMaxFailuresPerIp: 6,
       httpRequestTimeoutMs: 1500
     })
   })
@@ -86,38 +84,6 @@ describe('hostile MQTT and HTTP clients', () => {
     await closed
     await c.endAsync(true)
     expect(tg.logs()).toMatch(/AMB_ERR_PACKET_TOO_LARGE/)
-  })
-
-  it('refuses brute-force logins with CONNACK 5 after the unit budget, without running scrypt, and logs it', async () => {
-    const token = await tg.addDevice('brute-1')
-    const attempt = async (password: string): Promise<{ code: number, ms: number }> => {
-      const t0 = performance.now()
-      try {
-        const c = await mqtt.connectAsync(tg.mqttUrl, { username: 'brute-1', password, clientId: 'brute-1', reconnectPeriod: 0, connectTimeout: 5000 })
-        await c.endAsync()
-        return { code: 0, ms: performance.now() - t0 }
-      } catch (err) {
-        return { code: (err as { code?: number }).code ?? -1, ms: performance.now() - t0 }
-      }
-    }
-    const first = [await attempt('wrong-1'), await attempt('wrong-2'), await attempt('wrong-3')]
-    expect(first.map(a => a.code)).toEqual([4, 4, 4])
-    const limited = await attempt('wrong-4')
-    expect(limited.code).toBe(5)
-    // Even the right token waits until the budget refills (documented trade-off).
-    expect((await attempt(token)).code).toBe(5)
-    expect(await refused(tg, 'AMB_ERR_LOGIN_RATE_LIMITED')).toBeGreaterThanOrEqual(2)
-    expect(tg.logs()).toMatch(/too many failed logins for brute-1/)
-  })
-
-  it('caps failed logins per address across units too', async () => {
-    // 3 failures for brute-1 above count for 127.0.0.1; 3 more on other (unknown) names fill it.
-    for (const name of ['nobody-1', 'nobody-2', 'nobody-3']) {
-      await mqtt.connectAsync(tg.mqttUrl, { username: name, password: 'x', clientId: name, reconnectPeriod: 0 }).then(c => c.endAsync(), () => {})
-    }
-    const err = await mqtt.connectAsync(tg.mqttUrl, { username: 'nobody-4', password: 'x', clientId: 'nobody-4', reconnectPeriod: 0 }).then(() => null, (e: { code?: number }) => e)
-    expect(err?.code).toBe(5)
-    expect(tg.logs()).toMatch(/too many failed logins from 127\.0\.0\.1/)
   })
 
   it('caps connections per address and frees the slots when they close', async () => {

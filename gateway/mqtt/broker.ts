@@ -8,15 +8,19 @@
  *   ingested (spooled, fsync'd) before aedes sends the PUBACK. Users publish nothing.
  * - authorizeSubscribe: devices subscribe to nothing; clinicians and admins to alerts and unit
  *   status; refused subscriptions get SUBACK 0x80.
+ * Per-client limits (issue #10, item 13): topic length, subscriptions held, and QoS 1 messages
+ * sent but not yet acknowledged; each refusal is counted with its code and logged at a bounded
+ * rate (RefusalLog), attacker-supplied strings capped.
  */
 import { Aedes, type AedesPublishPacket, type Client, type PublishPacket, type Subscription } from 'aedes'
 import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
 import type { Logger } from 'pino'
-import type { CredentialStore, Principal } from '../credentials.js'
-import { AuthError } from '../errors.js'
+import { isDeviceToken, type CredentialStore, type Principal } from '../credentials.js'
+import { AuthError, type GatewayErrorCode } from '../errors.js'
 import type { Ingest } from '../ingest.js'
-import type { LoginLimiter } from '../limits.js'
+import { CLIENT_LIMIT_DEFAULTS, type ClientLimits, type PasswordThrottle } from '../limits.js'
+import { cap, RefusalLog } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 import { remoteAddressOf, transportOf } from './packet-guard.js'
 
@@ -25,14 +29,38 @@ export interface BrokerDeps {
   ingest: Ingest
   metrics: Metrics
   log: Logger
-  /** Failed-login budgets per address and unit; without it logins are not rate-limited. */
-  loginLimiter?: LoginLimiter
+  /** Serialises password (scrypt) checks from addresses that keep failing; never device tokens. */
+  passwordThrottle?: PasswordThrottle
+  /** Per-client limits; defaults in CLIENT_LIMIT_DEFAULTS. */
+  limits?: Partial<ClientLimits>
   /**
    * Shared routing and sessions for a cluster of gateways (gateway/cluster.ts: mqemitter-redis
    * and aedes-persistence-redis); without it, aedes' in-memory defaults (one process).
    */
   cluster?: { mq: unknown, persistence: unknown, heartbeatIntervalMs: number }
 }
+
+/** The only payloads of units/{unit}/status (docs/device-contract.md). */
+const STATUS_PAYLOADS = new Set(['online', 'offline'])
+
+function validStatus (payload: unknown, qos: number): boolean {
+  const text = Buffer.isBuffer(payload) ? payload.toString('latin1') : typeof payload === 'string' ? payload : ''
+  return qos <= 1 && STATUS_PAYLOADS.has(text)
+}
+
+/** MQTT topic filter matching (§4.7): '+' one level, '#' the rest. */
+function matches (filter: string, topic: string): boolean {
+  const f = filter.split('/')
+  const t = topic.split('/')
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true
+    if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false
+  }
+  return f.length === t.length
+}
+
+/** What the gateway tracks per connected user: granted filters (with QoS) and unacked sends. */
+interface ClientState { subs: Map<string, number>, inflight: number }
 
 const principals = new WeakMap<Client, Principal>()
 
@@ -66,11 +94,20 @@ const ONE_UNIT_FILTER = /^(alerts\/[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}|units\/[A-Za
 
 export async function createBroker (deps: BrokerDeps): Promise<Aedes> {
   const { credentials, ingest, metrics, log } = deps
+  const limits: ClientLimits = { ...CLIENT_LIMIT_DEFAULTS, ...deps.limits }
+  const refusals = new RefusalLog(log)
+  const noise = new RefusalLog(log, { level: 'debug' })
+  const states = new WeakMap<Client, ClientState>()
+  const stateOf = (client: Client): ClientState => {
+    let st = states.get(client)
+    if (st === undefined) states.set(client, st = { subs: new Map(), inflight: 0 })
+    return st
+  }
 
-  const refuse = (reason: string, client: Client | null, detail: string): Error => {
+  const refuse = (reason: GatewayErrorCode, client: Client | null, detail: string): Error => {
     metrics.mqttRefused.inc({ reason })
-    log.warn({ reason, clientId: client?.id, detail }, 'mqtt refused')
-    return new AuthError(reason as AuthError['code'], detail)
+    refusals.warn(reason, { clientId: client?.id, detail }, 'mqtt refused')
+    return new AuthError(reason, detail)
   }
 
   const broker = await Aedes.createBroker({
@@ -80,26 +117,28 @@ export async function createBroker (deps: BrokerDeps): Promise<Aedes> {
     ...(deps.cluster !== undefined ? { mq: deps.cluster.mq, persistence: deps.cluster.persistence } : {}),
     connectTimeout: 10_000,
     maxClientsIdLength: 128,
+    // Packets a client may pipeline before its CONNECT is authenticated.
+    queueLimit: limits.queueLimit,
 
     authenticate (client, username, password, done) {
-      const fail = (code: 'AMB_ERR_UNAUTHENTICATED' | 'AMB_ERR_CLIENT_ID' | 'AMB_ERR_LOGIN_RATE_LIMITED' | 'AMB_ERR_FORBIDDEN_TOPIC', detail: string): void => {
+      const fail = (code: 'AMB_ERR_UNAUTHENTICATED' | 'AMB_ERR_CLIENT_ID' | 'AMB_ERR_FORBIDDEN_TOPIC' | 'AMB_ERR_BAD_STATUS', detail: string): void => {
         const err = refuse(code, client, detail) as AuthError & { returnCode: number }
         done(err as never, false)
       }
       const cert = peerCertificateCN(client)
       const address = remoteAddressOf(client.conn)
-      // Only registered names become limiter keys (and appear in logs): see LoginLimiter.
-      const claimed = cert ?? username
-      const known = claimed !== undefined && credentials.has(claimed) ? claimed : null
-      const limiter = deps.loginLimiter
-      const blocked = limiter?.blocked(address, known) ?? null
-      if (blocked !== null) {
-        // CONNACK 5 at once: no scrypt, so guessing costs the attacker time and us nothing.
-        return fail('AMB_ERR_LOGIN_RATE_LIMITED', `too many failed logins ${blocked === 'address' ? `from ${address}` : `for ${known ?? ''} (from ${address})`}`)
+      // No budget, no lockout (issue #10, item 11): a device token costs one HMAC, so nothing an
+      // attacker sends for a unit's name can delay or refuse the device that has the token.
+      // Password checks (scrypt) from an address that keeps failing run one at a time instead.
+      const check = (name: string, secret: string): Promise<Principal | null> => {
+        if (isDeviceToken(secret) || deps.passwordThrottle === undefined) return credentials.verify(name, secret)
+        const throttle = deps.passwordThrottle
+        return throttle.run(address, () => credentials.verify(name, secret)).then(p => {
+          if (p === null) throttle.failed(address)
+          return p
+        })
       }
       const failLogin = (detail: string): void => {
-        // Asked again: verify() may just have loaded a unit the CLI added since the last poll.
-        limiter?.failed(address, claimed !== undefined && credentials.has(claimed) ? claimed : null)
         fail('AMB_ERR_UNAUTHENTICATED', `${detail} (from ${address})`)
       }
       const run = async (): Promise<void> => {
@@ -110,13 +149,13 @@ export async function createBroker (deps: BrokerDeps): Promise<Aedes> {
           // A unit the CLI added since the last poll: look once more before refusing.
           if (!credentials.hasDevice(cert)) await credentials.reload()
           if (!credentials.hasDevice(cert)) return fail('AMB_ERR_UNAUTHENTICATED', `certificate CN ${cert} is not a registered unit`)
-          if (password !== undefined && password.length > 0 && (await credentials.verify(cert, password.toString())) === null) {
+          if (password !== undefined && password.length > 0 && (await check(cert, password.toString())) === null) {
             return failLogin('wrong token')
           }
           principal = { kind: 'device', unit: cert }
         } else {
           if (username === undefined || password === undefined) return failLogin('no username/password')
-          principal = await credentials.verify(username, password.toString())
+          principal = await check(username, password.toString())
           // Name only principals that exist: an unknown "user name" may be a secret typed into
           // the wrong field (some platforms put the device token there), and must not be logged.
           if (principal === null) return failLogin(`bad credentials for ${credentials.has(username) ? username : 'an unknown name'}`)
@@ -126,9 +165,12 @@ export async function createBroker (deps: BrokerDeps): Promise<Aedes> {
         }
         // A will is published later, maybe when no client is there to check (after a restart,
         // or by another process): so it is checked now. Only a unit's own status topic.
-        const will = (client as unknown as { _will?: { topic?: string } | null })._will
+        const will = (client as unknown as { _will?: { topic?: string, payload?: unknown, qos?: number } | null })._will
         if (will?.topic !== undefined && (principal.kind !== 'device' || will.topic !== `units/${principal.unit}/status`)) {
           return fail('AMB_ERR_FORBIDDEN_TOPIC', `${nameOf(principal)} may not set a will on ${will.topic}`)
+        }
+        if (will?.topic !== undefined && !validStatus(will.payload, will.qos ?? 0)) {
+          return fail('AMB_ERR_BAD_STATUS', `${nameOf(principal)}: a status will must be "online" or "offline" at QoS 0 or 1`)
         }
         principals.set(client, principal)
         done(null, true)
@@ -137,6 +179,7 @@ export async function createBroker (deps: BrokerDeps): Promise<Aedes> {
     },
 
     authorizePublish (client, packet, done) {
+      if (packet.topic.length > limits.maxTopicLength) return done(refuse('AMB_ERR_TOPIC_TOO_LONG', client, `topic of ${packet.topic.length} characters, MAX_TOPIC_LENGTH is ${limits.maxTopicLength}`))
       if (packet.topic.startsWith('$')) return done(refuse('AMB_ERR_FORBIDDEN_TOPIC', client, `publish to ${packet.topic}`))
       if (client === null) {
         // A will published by aedes after its client is gone: only status topics carry wills.
@@ -148,7 +191,11 @@ export async function createBroker (deps: BrokerDeps): Promise<Aedes> {
       if (!packet.topic.startsWith(prefix)) return done(refuse('AMB_ERR_FORBIDDEN_TOPIC', client, `${p.unit} may not publish to ${packet.topic}`))
       const leaf = packet.topic.slice(prefix.length)
       // The device contract names two topics; anything else would only grow retained state.
-      if (leaf === 'status') return done(null)
+      if (leaf === 'status') {
+        // Clinicians receive (and late subscribers get retained) whatever is accepted here.
+        if (!validStatus(packet.payload, packet.qos)) return done(refuse('AMB_ERR_BAD_STATUS', client, `${p.unit}: status must be "online" or "offline" at QoS 0 or 1 (got ${packet.payload.length} bytes at QoS ${packet.qos})`))
+        return done(null)
+      }
       if (leaf !== 'telemetry') return done(refuse('AMB_ERR_FORBIDDEN_TOPIC', client, `${p.unit} may not publish to ${packet.topic}`))
       // Telemetry is consumed here, never retained nor routed to subscribers as raw frames.
       packet.retain = false
@@ -164,12 +211,22 @@ export async function createBroker (deps: BrokerDeps): Promise<Aedes> {
     },
 
     authorizeSubscribe (client, sub: Subscription, done) {
+      if (sub.topic.length > limits.maxTopicLength) {
+        refuse('AMB_ERR_TOPIC_TOO_LONG', client, `topic filter of ${sub.topic.length} characters, MAX_TOPIC_LENGTH is ${limits.maxTopicLength}`)
+        return done(null, null)
+      }
       const p = principals.get(client)
       const allowed = p?.kind === 'user' && ((ROLE_FILTERS[p.role] ?? []).includes(sub.topic) || (p.role !== 'researcher' && ONE_UNIT_FILTER.test(sub.topic)))
       if (!allowed) {
         refuse('AMB_ERR_FORBIDDEN_SUBSCRIBE', client, `${p === undefined ? 'anonymous' : nameOf(p)} may not subscribe to ${sub.topic}`)
         return done(null, null)
       }
+      const st = stateOf(client)
+      if (!st.subs.has(sub.topic) && st.subs.size >= limits.maxSubscriptions) {
+        refuse('AMB_ERR_TOO_MANY_SUBSCRIPTIONS', client, `${nameOf(p)} holds ${st.subs.size} subscriptions, MAX_SUBSCRIPTIONS_PER_CLIENT is ${limits.maxSubscriptions}`)
+        return done(null, null)
+      }
+      st.subs.set(sub.topic, sub.qos)
       done(null, sub)
     },
 
@@ -185,8 +242,31 @@ export async function createBroker (deps: BrokerDeps): Promise<Aedes> {
         cutSlowSubscriber(client)
         return null
       }
+      // QoS 1 deliveries wait in aedes for the client's PUBACK: a client that never acks would
+      // grow them without end. Delivered QoS = min(message, best matching subscription).
+      if (packet.qos > 0) {
+        const st = stateOf(client)
+        let qos = 0
+        for (const [filter, q] of st.subs) if (q > qos && matches(filter, packet.topic)) qos = q
+        if (qos > 0) {
+          if (st.inflight >= limits.maxInflight) {
+            cutClient(client, 'AMB_ERR_TOO_MANY_INFLIGHT', `${st.inflight} QoS 1 messages unacknowledged, MAX_INFLIGHT_PER_CLIENT is ${limits.maxInflight}`)
+            return null
+          }
+          st.inflight++
+        }
+      }
       return packet
     }
+  })
+
+  broker.on('ack', (_packet, client) => {
+    const st = states.get(client)
+    if (st !== undefined && st.inflight > 0) st.inflight--
+  })
+  broker.on('unsubscribe', (topics: string[], client) => {
+    const st = states.get(client)
+    if (st !== undefined) for (const t of topics) st.subs.delete(t)
   })
 
   // aedes 1.2.0 + mqemitter 7: when mqemitter's queue has formed (all `concurrency` slots held)
@@ -204,28 +284,33 @@ export async function createBroker (deps: BrokerDeps): Promise<Aedes> {
   }
 
   const cutting = new WeakSet<Client>()
-  const cutSlowSubscriber = (client: Client): void => {
+  const cutClient = (client: Client, reason: GatewayErrorCode, detail: string): void => {
     if (cutting.has(client)) return
     cutting.add(client)
-    metrics.mqttRefused.inc({ reason: 'AMB_ERR_SUBSCRIBER_TOO_SLOW' })
-    log.warn({ reason: 'AMB_ERR_SUBSCRIBER_TOO_SLOW', clientId: client.id, queuedBytes: (client.conn as Duplex).writableLength }, 'subscriber is not reading; disconnecting it')
+    metrics.mqttRefused.inc({ reason })
+    refusals.warn(reason, { clientId: client.id, detail }, 'mqtt client disconnected')
     // Not from inside mqemitter's delivery loop: aedes' close() unsubscribes synchronously.
     setImmediate(() => { (client.conn as Duplex).destroy() })
   }
+  const cutSlowSubscriber = (client: Client): void => {
+    cutClient(client, 'AMB_ERR_SUBSCRIBER_TOO_SLOW', `subscriber is not reading; ${(client.conn as Duplex).writableLength} bytes queued`)
+  }
 
+  // Protocol errors carry whatever the client sent (a 60 KB client id): capped, rate-limited.
   broker.on('clientError', (client, err) => {
-    log.debug({ clientId: client.id, err: err.message }, 'mqtt client error')
+    noise.warn('client-error', { clientId: cap(client.id), err: cap(err.message) }, 'mqtt client error')
   })
   broker.on('connectionError', (client, err) => {
-    log.debug({ clientId: client.id, err: err.message }, 'mqtt connection error')
+    noise.warn('connection-error', { clientId: cap(client.id), err: cap(err.message) }, 'mqtt connection error')
   })
+  broker.once('closed', () => { refusals.close(); noise.close() })
 
   // Revoked credentials end live sessions too.
   credentials.on('revoked', (name: string) => {
     for (const c of clientsOf(broker)) {
       const p = principals.get(c)
       if (p !== undefined && nameOf(p) === name) {
-        log.info({ clientId: c.id }, 'credentials revoked: disconnecting')
+        log.info({ clientId: cap(c.id) }, 'credentials revoked: disconnecting')
         c.close()
       }
     }

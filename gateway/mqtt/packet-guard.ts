@@ -26,6 +26,7 @@ import type { Aedes } from 'aedes'
 import type { IncomingMessage } from 'node:http'
 import type { Logger } from 'pino'
 import type { ConnectionLimiter } from '../limits.js'
+import { RefusalLog } from '../logger.js'
 import type { Metrics } from '../metrics.js'
 
 export type GuardRefusal = 'AMB_ERR_PACKET_TOO_LARGE' | 'AMB_ERR_PACKET_MALFORMED' | 'AMB_ERR_SUBSCRIBER_TOO_SLOW'
@@ -177,6 +178,7 @@ export type MqttAdmission = (stream: Duplex, remoteAddress: string | undefined, 
 
 export function createMqttAdmission (deps: MqttAdmissionDeps): MqttAdmission {
   const { broker, metrics, log, connections } = deps
+  const refusals = new RefusalLog(log)
   // A flood is thousands of refusals a second: log the first and then a count once a second.
   let refusedSinceLog = 0
   let lastLog = 0
@@ -198,7 +200,7 @@ export function createMqttAdmission (deps: MqttAdmissionDeps): MqttAdmission {
     }
     const guard = new PacketGuard(stream, address, deps.maxPacketBytes, (reason, detail) => {
       metrics.mqttRefused.inc({ reason })
-      log.warn({ reason, address, clientId: (guard as { client?: { id?: string } }).client?.id, detail }, reason === 'AMB_ERR_SUBSCRIBER_TOO_SLOW' ? 'mqtt client not reading: disconnected' : 'mqtt connection closed: bad packet')
+      refusals.warn(reason, { address, clientId: (guard as { client?: { id?: string } }).client?.id, detail }, reason === 'AMB_ERR_SUBSCRIBER_TOO_SLOW' ? 'mqtt client not reading: disconnected' : 'mqtt connection closed: bad packet')
     })
     guard.once('close', () => { connections.release(address) })
     broker.handle(guard, req as IncomingMessage)

@@ -7,15 +7,14 @@
  * key under DATA_DIR/dataspace; see the README (Dataspace) for permits issued by an outside body.
  */
 import { createPublicKey } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
+import { readFile, realpath } from 'node:fs/promises'
+import { isAbsolute, relative, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import {
-  AuditLog,
   DATASET_NAMES,
   DataspaceError,
   LEVELS,
   auditLogPath,
-  auditPublicKey,
   grantableFields,
   isDatasetName,
   listGrants,
@@ -34,7 +33,7 @@ import {
 import { parseTime } from '../streams/index.js'
 import { loadConfig, type Config } from '../gateway/config.js'
 import { listUsers } from '../gateway/credentials.js'
-import { auditHeadPath } from '../gateway/dataspace/service.js'
+import { auditHeadPath, latestAnchor, openAuditLog } from '../gateway/dataspace/service.js'
 
 export interface CliIo {
   stdout: (text: string) => void
@@ -55,7 +54,11 @@ const PERMIT_USAGE = `usage:
 `
 const AUDIT_USAGE = `usage:
   ambulink audit [list] [--json]      every dataspace access and permit change, oldest first
-  ambulink audit verify [--key FILE]  exits 1 if an entry was altered or removed (FILE: the audit public key, if kept elsewhere)
+  ambulink audit verify [--key FILE]  exits 1 if an entry was altered, removed, rolled back or signed by nobody
+                                      (FILE: the audit public key kept outside DATA_DIR; default DATASPACE_AUDIT_PUBLIC_KEY)
+  ambulink audit recover --reason TEXT
+                                      after investigating: brings a log whose head does not check out back into
+                                      service, recording what was done (and why) in the log itself
 `
 
 function bad (message: string): DataspaceError {
@@ -64,9 +67,52 @@ function bad (message: string): DataspaceError {
 
 async function appendAudit (config: Config, event: AuditEvent): Promise<void> {
   const keys = await openKeys(config.dataDir)
-  const audit = await AuditLog.open({ logPath: auditLogPath(config.dataDir), headPath: auditHeadPath(config), privateKey: keys.auditPrivateKey, publicKey: keys.auditPublicKey })
+  const { audit } = await openAuditLog(config, keys)
   try {
     await audit.append(event)
+  } finally {
+    await audit.close()
+  }
+}
+
+async function insideDataDir (config: Config, path: string): Promise<boolean> {
+  const real = async (p: string): Promise<string> => await realpath(p).catch(() => resolve(p))
+  const rel = relative(await real(config.dataDir), await real(path))
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))
+}
+
+async function verify (config: Config, keyPath: string | undefined, io: CliIo): Promise<number> {
+  const path = keyPath ?? config.dataspaceAuditPublicKey
+  let publicKey = null
+  if (path === undefined) {
+    io.stderr('AMB_ERR_AUDIT_TAMPERED: no pinned audit public key: give --key FILE or set DATASPACE_AUDIT_PUBLIC_KEY (the key beside the log is replaced together with it, so it proves nothing)\n')
+  } else if (await insideDataDir(config, path)) {
+    io.stderr(`AMB_ERR_AUDIT_TAMPERED: ${path} is inside DATA_DIR: a key beside the log proves nothing; keep a copy elsewhere and verify with it\n`)
+    return 1
+  } else {
+    publicKey = createPublicKey(await readFile(path, 'utf8'))
+  }
+  const { anchor, why } = await latestAnchor(config)
+  if (why !== null) io.stderr(`note: ${why}\n`)
+  const r = await verifyAudit({ logPath: auditLogPath(config.dataDir), headPath: auditHeadPath(config), publicKey, anchor })
+  for (const n of r.notes) io.stderr(`note: ${n}\n`)
+  if (r.ok) {
+    io.stderr(`audit log intact: ${r.entries} entries, chain and signed head verified with the pinned key${anchor !== null ? `, not behind the anchor (entry ${anchor.seq}, counter ${anchor.counter})` : ''}\n`)
+    return 0
+  }
+  for (const e of r.errors) io.stderr(`AMB_ERR_AUDIT_TAMPERED: ${e}\n`)
+  io.stderr(`audit log verification FAILED (${r.errors.length} problem${r.errors.length === 1 ? '' : 's'} in ${r.entries} entries)\n`)
+  return 1
+}
+
+async function recover (config: Config, reason: string | undefined, io: CliIo): Promise<number> {
+  if (reason === undefined || reason.trim() === '') { io.stderr(`--reason is required: say what was investigated\n${AUDIT_USAGE}`); return 2 }
+  const keys = await openKeys(config.dataDir)
+  const { audit } = await openAuditLog(config, keys)
+  try {
+    const r = await audit.recover(reason.trim())
+    io.stderr(r.recorded === 'nothing' ? `${r.message}\n` : `recorded ${r.recorded}: ${r.message}\n${r.recorded === 'audit.anomaly' ? '`audit verify` keeps failing for this chain (the evidence stays); archive it when the investigation is closed\n' : ''}`)
+    return 0
   } finally {
     await audit.close()
   }
@@ -186,7 +232,7 @@ export async function runPermitCli (args: string[], io: CliIo = processIo, confi
 }
 
 export async function runAuditCli (args: string[], io: CliIo = processIo, config: Config = loadConfig()): Promise<number> {
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean', default: false }, key: { type: 'string' } } })
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean', default: false }, key: { type: 'string' }, reason: { type: 'string' } } })
   const sub = positionals[0] ?? 'list'
   if (sub === 'list') {
     if (!values.json) io.stdout('seq\tat\tkind\toutcome\tstatus\tcode\tresearcher\tpermit\tdataset\trows\tsuppressed\n')
@@ -196,18 +242,8 @@ export async function runAuditCli (args: string[], io: CliIo = processIo, config
     }
     return 0
   }
-  if (sub === 'verify') {
-    const publicKey = values.key !== undefined ? createPublicKey(await readFile(values.key, 'utf8')) : await auditPublicKey(config.dataDir)
-    const r = await verifyAudit({ logPath: auditLogPath(config.dataDir), headPath: auditHeadPath(config), publicKey })
-    for (const n of r.notes) io.stderr(`note: ${n}\n`)
-    if (r.ok) {
-      io.stderr(`audit log intact: ${r.entries} entries, chain and signed head verified\n`)
-      return 0
-    }
-    for (const e of r.errors) io.stderr(`AMB_ERR_AUDIT_TAMPERED: ${e}\n`)
-    io.stderr(`audit log verification FAILED (${r.errors.length} problem${r.errors.length === 1 ? '' : 's'} in ${r.entries} entries)\n`)
-    return 1
-  }
+  if (sub === 'verify') return await verify(config, values.key, io)
+  if (sub === 'recover') return await recover(config, values.reason, io)
   io.stderr(AUDIT_USAGE)
   return 2
 }

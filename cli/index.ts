@@ -24,7 +24,7 @@ const USAGE = `ambulink <command>
                --expires ISO [--level anonymised|pseudonymised] [--fields f1,f2]
                                      issue a data permit; prints its token (the README (Dataspace))
   permit list | permit revoke <id>
-  audit [list] | audit verify        the dataspace access log; verify exits 1 if it was tampered with
+  audit [list] | audit verify | audit recover   the dataspace access log; verify exits 1 if it was tampered with
   replay <case|folder>… [--speed N|--as-fast-as-possible] [--json]
                                      run clinical cases through the alert engine (docs/clinical-safety.md)
 

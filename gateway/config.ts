@@ -3,7 +3,7 @@
  * Defaults owned by a component (decoder limits, spool, sink) are read from that component, so
  * no default exists twice. A bad value fails at start with a message naming the option.
  */
-import { resolve } from 'node:path'
+import { isAbsolute, relative, resolve } from 'node:path'
 import { DECODER_DEFAULTS } from '../decoders/index.js'
 import { DEAD_LETTER_DEFAULTS } from '../streams/index.js'
 import { INFLUX_SINK_DEFAULTS } from '../streams/index.js'
@@ -87,10 +87,12 @@ export const OPTIONS = {
   dataspaceChunkRows: { env: 'DATASPACE_CHUNK_ROWS', kind: 'int', default: DATASPACE_DEFAULTS.chunkRows, doc: 'rows per InfluxDB chunk an extract reads at a time' },
   dataspaceMaxEncounters: { env: 'DATASPACE_MAX_ENCOUNTERS', kind: 'int', default: DATASPACE_DEFAULTS.maxEncounters, doc: 'most encounters (and position cells) one extract may span' },
   dataspaceLiveMaxBufferBytes: { env: 'DATASPACE_LIVE_MAX_BUFFER_BYTES', kind: 'int', default: DATASPACE_DEFAULTS.liveMaxBufferBytes, doc: 'a live-stream client with more than this many bytes unsent is cut off' },
-  dataspacePublicUrl: { env: 'DATASPACE_PUBLIC_URL', kind: 'string', default: undefined, doc: 'base URL the catalogue gives for extracts and streams (unset = from the request)' },
+  dataspacePublicUrl: { env: 'DATASPACE_PUBLIC_URL', kind: 'string', default: undefined, doc: 'public base URL the catalogue gives for extracts and streams, e.g. https://gateway.example.org (unset = relative URLs; never taken from the request)' },
   dataspacePublisher: { env: 'DATASPACE_PUBLISHER', kind: 'string', default: 'Ambulink data holder', doc: 'publisher named in the dataspace catalogue' },
   dataspaceContact: { env: 'DATASPACE_CONTACT', kind: 'string', default: 'dataspace@example.org', doc: 'contact e-mail in the dataspace catalogue' },
   dataspaceAuditHead: { env: 'DATASPACE_AUDIT_HEAD', kind: 'path', default: undefined, doc: 'signed head of the audit log (unset = DATA_DIR/dataspace/audit.head.json); put it on other storage' },
+  dataspaceAuditPublicKey: { env: 'DATASPACE_AUDIT_PUBLIC_KEY', kind: 'path', default: undefined, doc: 'the audit key\'s Ed25519 public key (PEM), pinned OUTSIDE DATA_DIR: every append and `audit verify` check the head with it (unset = trust the key under DATA_DIR, with a warning)' },
+  dataspaceAuditAnchorMs: { env: 'DATASPACE_AUDIT_ANCHOR_MS', kind: 'int', default: 60_000, doc: 'how often the audit log\'s signed head is anchored outside DATA_DIR (InfluxDB measurement audit_anchor, and the log), in ms' },
   // Scale-out (gateway/cluster.ts, the README (Scale-out)).
   redisUrl: { env: 'REDIS_URL', kind: 'string', default: undefined, doc: 'redis://host:port[/db]: share MQTT routing, sessions and retained messages with other gateway processes (unset = one process)' },
   logLevel: { env: 'LOG_LEVEL', kind: 'level', default: 'info', values: LEVELS, doc: 'pino log level' }
@@ -136,6 +138,17 @@ export function loadConfig (overrides: Partial<Config> = {}, env: NodeJS.Process
     if (u?.protocol !== 'redis:') throw new ConfigError(`REDIS_URL must be redis://host:port[/db], got ${JSON.stringify(c.redisUrl)}`)
   }
   if (c.dataspaceK < 2) throw new ConfigError(`DATASPACE_K must be at least 2, got ${c.dataspaceK}`)
+  if (c.dataspaceAuditPublicKey !== undefined) {
+    const rel = relative(c.dataDir, resolve(c.dataspaceAuditPublicKey))
+    // A key beside the log is replaced together with it: pinning only means something outside.
+    if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) throw new ConfigError(`DATASPACE_AUDIT_PUBLIC_KEY must be outside DATA_DIR (${c.dataDir}), got ${c.dataspaceAuditPublicKey}`)
+  }
+  if (c.dataspaceAuditAnchorMs < 1000) throw new ConfigError(`DATASPACE_AUDIT_ANCHOR_MS must be at least 1000 ms, got ${c.dataspaceAuditAnchorMs}`)
+  if (c.dataspacePublicUrl !== undefined) {
+    let u: URL | undefined
+    try { u = new URL(c.dataspacePublicUrl) } catch { /* reported below */ }
+    if (u === undefined || !/^https?:$/.test(u.protocol)) throw new ConfigError(`DATASPACE_PUBLIC_URL must be an http(s) URL, got ${JSON.stringify(c.dataspacePublicUrl)}`)
+  }
   return c
 }
 

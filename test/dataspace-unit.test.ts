@@ -1,7 +1,7 @@
 // The dataspace's pure logic, table-driven: generalisation, pseudonyms and time shifts, k-anonymity,
 // permits, scope checks, and the audit log's crash recovery and tamper evidence (on real files).
-import { generateKeyPairSync } from 'node:crypto'
-import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createHash, generateKeyPairSync } from 'node:crypto'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Readable, Writable } from 'node:stream'
@@ -172,64 +172,114 @@ describe('audit log', () => {
   afterEach(async () => { for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true }) })
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
 
-  async function log (): Promise<{ audit: AuditLog, logPath: string, headPath: string, verify: () => ReturnType<typeof verifyAudit> }> {
+  interface L { audit: AuditLog, logPath: string, headPath: string, failures: string[], verify: () => ReturnType<typeof verifyAudit>, reopen: () => Promise<AuditLog> }
+  async function log (): Promise<L> {
     const dir = await mkdtemp(join(tmpdir(), 'ambulink-audit-unit-'))
     dirs.push(dir)
     const logPath = join(dir, 'audit.log')
     const headPath = join(dir, 'elsewhere', 'audit.head.json')
-    const audit = await AuditLog.open({ logPath, headPath, privateKey, publicKey })
-    return { audit, logPath, headPath, verify: () => verifyAudit({ logPath, headPath, publicKey }) }
+    const failures: string[] = []
+    const open = (): Promise<AuditLog> => AuditLog.open({ logPath, headPath, privateKey, publicKey, onIntegrityFailure: m => { failures.push(m) } })
+    return { audit: await open(), logPath, headPath, failures, verify: () => verifyAudit({ logPath, headPath, publicKey }), reopen: open }
   }
+  const head = async (l: L): Promise<Record<string, unknown>> => JSON.parse(await readFile(l.headPath, 'utf8')) as Record<string, unknown>
 
-  it('chains concurrent appends in order and verifies', async () => {
+  it('chains concurrent appends in order, signs a growing counter, and verifies', async () => {
     const l = await log()
     await Promise.all(Array.from({ length: 20 }, (_, i) => l.audit.append({ kind: 'extract', outcome: 'granted', rows: i })))
     const r = await l.verify()
     expect(r).toMatchObject({ ok: true, entries: 20, errors: [] })
+    expect(r.head?.counter).toBe(20)
     expect((await readFile(l.logPath, 'utf8')).split('\n').filter(x => x !== '').map(x => (JSON.parse(x) as { seq: number }).seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1))
     await l.audit.close()
     await expect(l.audit.append({ kind: 'extract', outcome: 'granted' })).rejects.toMatchObject({ code: 'AMB_ERR_AUDIT_UNAVAILABLE' })
   })
 
-  it('recovers from a crash between append and head update, and from a torn last line', async () => {
+  it('a crash between the entry and the head update is recovered only because the entry matches the signed pending head', async () => {
     const l = await log()
     await l.audit.append({ kind: 'extract', outcome: 'granted' })
-    await copyFile(l.headPath, l.headPath + '.old')
+    const h1 = await head(l)
     await l.audit.append({ kind: 'extract', outcome: 'completed' })
-    await copyFile(l.headPath + '.old', l.headPath) // the head update "did not happen"
-    expect((await l.verify()).ok).toBe(true) // one entry past the head: an append in flight
-    await l.audit.append({ kind: 'extract', outcome: 'granted' })
+    const { v: _v, pending: _p, ...h2 } = await head(l)
+    // The state a crash leaves: the head still at entry 1, with entry 2's signed head pending.
+    await writeFile(l.headPath, JSON.stringify({ ...h1, pending: h2 }))
+    const mid = await l.verify()
+    expect(mid.errors).toEqual([])
+    expect(mid.notes.join('\n')).toMatch(/pending head/)
+    await (await l.reopen()).append({ kind: 'extract', outcome: 'granted' })
     await writeFile(l.logPath, (await readFile(l.logPath, 'utf8')) + '{"seq":9,"at":"2025')
     await l.audit.append({ kind: 'extract', outcome: 'refused' })
     const r = await l.verify()
     expect(r.errors).toEqual([])
     expect(r.notes.join('\n')).toMatch(/crash/)
     expect(r.notes.join('\n')).toMatch(/torn bytes/)
+    expect(l.failures).toEqual([])
   })
 
-  it('keeps the evidence of removed entries: appending afterwards does not make verify pass', async () => {
+  it('an entry appended by hand past the head is refused, not blessed; `recover` blesses it explicitly and says so', async () => {
+    const l = await log()
+    for (let i = 0; i < 3; i++) await l.audit.append({ kind: 'extract', outcome: 'granted' })
+    const lines = (await readFile(l.logPath, 'utf8')).split('\n').filter(x => x !== '')
+    const last = JSON.parse(lines.at(-1)!) as { seq: number, hash: string }
+    const body = JSON.stringify({ seq: last.seq + 1, at: new Date().toISOString(), prev: last.hash, kind: 'extract', outcome: 'granted', researcher: 'nobody' })
+    await writeFile(l.logPath, lines.join('\n') + '\n' + body.slice(0, -1) + `,"hash":"${createHash('sha256').update(body).digest('hex')}"}\n`)
+    await expect(l.audit.append({ kind: 'extract', outcome: 'granted' })).rejects.toMatchObject({ code: 'AMB_ERR_AUDIT_INTEGRITY', statusCode: 503 })
+    expect(l.failures.join('\n')).toMatch(/past its signed head/)
+    expect((await l.verify()).errors.join('\n')).toMatch(/signed by nobody/)
+    const rec = await l.audit.recover('checked with the researcher: a test entry')
+    expect(rec.recorded).toBe('audit.recovered')
+    const r = await l.verify()
+    expect(r.ok).toBe(true)
+    expect(r.notes.join('\n')).toMatch(/operator recovery: entries 4\.\.4 .*a test entry/)
+    await l.audit.append({ kind: 'extract', outcome: 'granted' })
+  })
+
+  it('removed entries stop appends; `recover` records an anomaly, and verify keeps failing', async () => {
     const l = await log()
     for (let i = 0; i < 5; i++) await l.audit.append({ kind: 'extract', outcome: 'granted' })
     const lines = (await readFile(l.logPath, 'utf8')).split('\n').filter(x => x !== '')
     await writeFile(l.logPath, lines.slice(0, 3).join('\n') + '\n')
     expect((await l.verify()).errors.join('\n')).toMatch(/removed from the end/)
-    const anomalies: string[] = []
-    const again = await AuditLog.open({ logPath: l.logPath, headPath: l.headPath, privateKey, publicKey, onAnomaly: m => { anomalies.push(m) } })
-    await again.append({ kind: 'extract', outcome: 'granted' })
-    expect(anomalies.join('\n')).toMatch(/entries were removed/)
+    await expect((await l.reopen()).append({ kind: 'extract', outcome: 'granted' })).rejects.toMatchObject({ code: 'AMB_ERR_AUDIT_INTEGRITY' })
+    expect((await l.audit.recover('investigating the cut')).recorded).toBe('audit.anomaly')
+    await l.audit.append({ kind: 'extract', outcome: 'granted' })
     const r = await l.verify()
     expect(r.ok).toBe(false)
-    expect(r.errors.join('\n')).toMatch(/anomaly recorded/)
+    expect(r.errors.join('\n')).toMatch(/anomaly recorded: operator recovery after: .*removed/)
   })
 
-  it('a forged head (another key) or a deleted head is caught', async () => {
+  it('a rollback to an older signed head is caught by a process that has seen a newer one, and by verify against an anchor', async () => {
     const l = await log()
     await l.audit.append({ kind: 'extract', outcome: 'granted' })
-    const head = JSON.parse(await readFile(l.headPath, 'utf8')) as { sig: string }
-    await writeFile(l.headPath, JSON.stringify({ ...head, sig: Buffer.alloc(64, 1).toString('base64') }))
+    const oldHead = await readFile(l.headPath)
+    const oldLog = await readFile(l.logPath)
+    await l.audit.append({ kind: 'extract', outcome: 'completed' })
+    const anchor = (await l.verify()).head!
+    await writeFile(l.headPath, oldHead)
+    await writeFile(l.logPath, oldLog)
+    // A fresh process without an anchor sees a consistent (old) log: only outside evidence can tell.
+    expect((await l.verify()).ok).toBe(true)
+    await expect(l.audit.append({ kind: 'extract', outcome: 'granted' })).rejects.toMatchObject({ code: 'AMB_ERR_AUDIT_INTEGRITY' })
+    expect(l.failures.join('\n')).toMatch(/rolled back/)
+    const anchored = await verifyAudit({ logPath: l.logPath, headPath: l.headPath, publicKey, anchor })
+    expect(anchored.errors.join('\n')).toMatch(/older than the anchored head/)
+    const floored = await AuditLog.open({ logPath: l.logPath, headPath: l.headPath, privateKey, publicKey, floor: anchor })
+    await expect(floored.append({ kind: 'extract', outcome: 'granted' })).rejects.toMatchObject({ code: 'AMB_ERR_AUDIT_INTEGRITY' })
+  })
+
+  it('a forged head (junk signature, another key) stops appends; a deleted head is caught; verify needs a key', async () => {
+    const l = await log()
+    await l.audit.append({ kind: 'extract', outcome: 'granted' })
+    const h = await head(l)
+    await writeFile(l.headPath, JSON.stringify({ ...h, sig: Buffer.alloc(64, 1).toString('base64') }))
     expect((await l.verify()).errors.join('\n')).toMatch(/signature does not verify/)
+    await expect(l.audit.append({ kind: 'extract', outcome: 'granted' })).rejects.toMatchObject({ code: 'AMB_ERR_AUDIT_INTEGRITY' })
+    const other = generateKeyPairSync('ed25519')
+    const mismatched = await AuditLog.open({ logPath: l.logPath, headPath: l.headPath, privateKey: other.privateKey, publicKey })
+    await expect(mismatched.append({ kind: 'extract', outcome: 'granted' })).rejects.toThrow(/does not match the pinned public key/)
     await rm(l.headPath)
     expect((await l.verify()).errors.join('\n')).toMatch(/head is missing/)
+    expect((await verifyAudit({ logPath: l.logPath, headPath: l.headPath, publicKey: null })).errors.join('\n')).toMatch(/no pinned audit public key/)
   })
 })
 

@@ -101,6 +101,7 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
+  for (const d of pinDirs) await rm(d, { recursive: true, force: true })
   await tg?.close()
   await influx?.stop()
 })
@@ -483,6 +484,16 @@ describe('protection', () => {
   })
 })
 
+/** The audit public key, copied outside DATA_DIR (what an operator pins). */
+const pinDirs: string[] = []
+async function pinnedCopy (): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'ambulink-audit-pin-'))
+  pinDirs.push(dir)
+  const path = join(dir, 'audit-signing.pub')
+  await copyFile(join(tg.dataDir, 'dataspace', 'audit-signing.pub'), path)
+  return path
+}
+
 describe('audit log', () => {
   let entries: AuditEntry[]
   beforeAll(async () => {
@@ -503,7 +514,7 @@ describe('audit log', () => {
     for (const id of identifiers(encounters)) expect(text.includes(id), id).toBe(false)
     const list = await cli(runAuditCli, [])
     expect(list.stdout.split('\n').length).toBeGreaterThan(entries.length)
-    const verify = await cli(runAuditCli, ['verify'])
+    const verify = await cli(runAuditCli, ['verify', '--key', await pinnedCopy()])
     expect(verify.code, verify.stderr).toBe(0)
   })
 
@@ -522,7 +533,7 @@ describe('audit log', () => {
     }
     async function verify (dir: string): Promise<{ code: number, stderr: string }> {
       let stderr = ''
-      const code = await runAuditCli(['verify'], { stdout: () => {}, stderr: t => { stderr += t } }, loadConfig({ dataDir: dir }, {}))
+      const code = await runAuditCli(['verify', '--key', await pinnedCopy()], { stdout: () => {}, stderr: t => { stderr += t } }, loadConfig({ dataDir: dir }, {}))
       return { code, stderr }
     }
 
@@ -560,9 +571,10 @@ describe('audit log', () => {
 
     it('`ambulink audit verify` (the real binary) exits non-zero on a tampered log', async () => {
       const c = await copy()
+      const key = await pinnedCopy()
       await writeFile(c.log, c.lines.slice(1).join('\n') + '\n')
       const code = await new Promise<number | null>((resolve, reject) => {
-        const child = spawn(process.execPath, ['bin/ambulink.js', 'audit', 'verify'], { env: { ...process.env, DATA_DIR: c.dir }, stdio: 'ignore' })
+        const child = spawn(process.execPath, ['bin/ambulink.js', 'audit', 'verify', '--key', key], { env: { ...process.env, DATA_DIR: c.dir }, stdio: 'ignore' })
         child.once('error', reject)
         child.once('exit', resolve)
       })

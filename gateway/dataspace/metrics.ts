@@ -14,7 +14,7 @@ export function createDataspaceMetrics (registry: Registry) {
     liveMessages: new Counter({ name: 'ambulink_dataspace_live_messages_total', help: 'Messages sent on dataspace live streams', labelNames: ['dataset'], ...r }),
     liveCutoffs: new Counter({ name: 'ambulink_dataspace_live_cutoffs_total', help: 'Live-stream clients cut off for reading too slowly (AMB_ERR_DATASPACE_SLOW_CONSUMER)', ...r }),
     liveSubscribers: new Gauge({ name: 'ambulink_dataspace_live_subscribers', help: 'Open dataspace live streams', ...r, collect () { this.set(sources.liveSubscribers()) } }),
-    auditAnomalies: new Counter({ name: 'ambulink_dataspace_audit_anomalies_total', help: 'Audit log anomalies found while appending (see `ambulink audit verify`)', ...r })
+    auditIntegrityFailures: new Counter({ name: 'ambulink_audit_integrity_failures_total', help: 'Audit appends refused because the head did not check out (signature, rollback, unsigned entries): an operator must investigate', ...r })
   }
 }
 

@@ -55,14 +55,19 @@ export function registerDataspaceRoutes (app: FastifyInstance, ds: Dataspace): v
   const { metrics, audit, options } = ds
 
   /** Logs and answers a refusal. The audit entry comes first; if even that fails, say 503. */
-  const refuse = async (reply: FastifyReply, endpoint: string, err: DataspaceError, event: AuditEvent): Promise<FastifyReply> => {
+  const refuse = async (reply: FastifyReply, endpoint: string, original: DataspaceError, event: AuditEvent): Promise<FastifyReply> => {
+    let err = original
+    if (err.code !== 'AMB_ERR_AUDIT_INTEGRITY' && err.code !== 'AMB_ERR_AUDIT_UNAVAILABLE') {
+      try {
+        await audit.append({ ...event, outcome: 'refused', status: err.statusCode, code: err.code, reason: err.message })
+      } catch (auditErr) {
+        reply.log.error({ err: auditErr }, 'audit log append failed')
+        // Every dataspace answer depends on the audit log: when it cannot be written, say so (503).
+        if (auditErr instanceof DataspaceError) err = auditErr
+      }
+    }
     metrics.accesses.inc({ endpoint, outcome: 'refused' })
     metrics.refused.inc({ code: err.code })
-    try {
-      await audit.append({ ...event, outcome: 'refused', status: err.statusCode, code: err.code, reason: err.message })
-    } catch (auditErr) {
-      reply.log.error({ err: auditErr }, 'audit log append failed')
-    }
     if (err.statusCode === 401) reply.header('www-authenticate', `Bearer realm="dataspace", error="invalid_token", error_description="${err.code}"`)
     const retry = err.retryAfter()
     if (retry !== null) reply.header('retry-after', Math.ceil(retry / 1000))

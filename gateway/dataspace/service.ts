@@ -3,6 +3,8 @@
  * check, the live hub and the catalogue. open() builds it, close() ends live streams and lets
  * pending audit appends finish (safe to call twice).
  */
+import { createPublicKey, type KeyObject } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import type { Logger } from 'pino'
 import type { Registry } from 'prom-client'
@@ -17,11 +19,15 @@ import {
   auditLogPath,
   defaultAuditHeadPath,
   openKeys,
+  readAnchor,
   verifyPermitToken,
+  writeAnchor,
+  type SignedHead,
   type AlertSource,
   type DataspaceKeys,
   type DataspaceOptions,
   type FrameSource,
+  headVerifies,
   type Permit
 } from '../../streams/index.js'
 import type { Config } from '../config.js'
@@ -44,6 +50,51 @@ export function dataspaceOptions (c: Config): DataspaceOptions {
     maxEncounters: c.dataspaceMaxEncounters,
     liveMaxBufferBytes: c.dataspaceLiveMaxBufferBytes
   }
+}
+
+/** The pinned audit public key (DATASPACE_AUDIT_PUBLIC_KEY), or null when none is configured. */
+export async function pinnedAuditKey (c: Config): Promise<KeyObject | null> {
+  if (c.dataspaceAuditPublicKey === undefined) return null
+  const path = resolve(c.dataspaceAuditPublicKey)
+  let key: KeyObject
+  try {
+    key = createPublicKey(await readFile(path, 'utf8'))
+  } catch (err) {
+    throw new DataspaceError('AMB_ERR_DATASPACE_KEYS', `DATASPACE_AUDIT_PUBLIC_KEY ${path}: ${(err as Error).message}`, { cause: err })
+  }
+  if (key.asymmetricKeyType !== 'ed25519') throw new DataspaceError('AMB_ERR_DATASPACE_KEYS', `DATASPACE_AUDIT_PUBLIC_KEY ${path} is not an Ed25519 public key`)
+  return key
+}
+
+/** The newest anchor in InfluxDB (null without INFLUX_URL, or when it cannot be read: `why` says). */
+export async function latestAnchor (c: Config): Promise<{ anchor: SignedHead | null, why: string | null }> {
+  const reader = influxReader(c, dataspaceOptions(c))
+  if (reader === null) return { anchor: null, why: 'no InfluxDB configured (INFLUX_URL): no anchor to check against' }
+  try {
+    return { anchor: await readAnchor(reader, AbortSignal.timeout(5000)), why: null }
+  } catch (err) {
+    return { anchor: null, why: `the anchors in InfluxDB could not be read: ${(err as Error).message.slice(0, 200)}` }
+  }
+}
+
+/**
+ * Opens the audit log with the pinned key (or, unpinned, the key under DATA_DIR) and the newest
+ * anchor as its rollback floor. Used by the gateway and by every CLI command that appends.
+ */
+export async function openAuditLog (c: Config, keys: DataspaceKeys, onIntegrityFailure?: (message: string) => void): Promise<{ audit: AuditLog, pinned: boolean, anchorNote: string | null }> {
+  const pinned = await pinnedAuditKey(c)
+  const { anchor, why } = await latestAnchor(c)
+  const publicKey = pinned ?? keys.auditPublicKey
+  const audit = await AuditLog.open({
+    logPath: auditLogPath(c.dataDir),
+    headPath: auditHeadPath(c),
+    privateKey: keys.auditPrivateKey,
+    publicKey,
+    // An anchor that does not verify with our key is not ours: it raises no floor.
+    floor: anchor !== null && headVerifies(anchor, publicKey) ? anchor : null,
+    ...(onIntegrityFailure !== undefined ? { onIntegrityFailure } : {})
+  })
+  return { audit, pinned: pinned !== null, anchorNote: why }
 }
 
 export function auditHeadPath (c: Config): string {
@@ -76,7 +127,8 @@ export class Dataspace {
     readonly reader: InfluxReader | null,
     readonly metrics: DataspaceMetrics,
     private readonly log: Logger,
-    private readonly detach: () => void
+    private readonly detach: () => void,
+    readonly anchors: Anchors
   ) {}
 
   static async open (deps: DataspaceDeps): Promise<Dataspace> {
@@ -84,16 +136,12 @@ export class Dataspace {
     const options = dataspaceOptions(config)
     const metrics = createDataspaceMetrics(deps.registry)
     const keys = await openKeys(config.dataDir)
-    const audit = await AuditLog.open({
-      logPath: auditLogPath(config.dataDir),
-      headPath: auditHeadPath(config),
-      privateKey: keys.auditPrivateKey,
-      publicKey: keys.auditPublicKey,
-      onAnomaly: message => {
-        metrics.auditAnomalies.inc()
-        log.error({ anomaly: message }, 'audit log anomaly: recorded in the log; `ambulink audit verify` will fail until it is investigated')
-      }
+    const { audit, pinned, anchorNote } = await openAuditLog(config, keys, message => {
+      metrics.auditIntegrityFailures.inc()
+      log.error({ problem: message }, 'AUDIT LOG INTEGRITY FAILURE: appends stopped, dataspace access refused (503) until an operator investigates and runs `ambulink audit recover`')
     })
+    if (!pinned) log.warn('DATASPACE_AUDIT_PUBLIC_KEY is not set: the audit log is checked with the key under DATA_DIR, which an insider can replace; pin it outside DATA_DIR')
+    if (anchorNote !== null) log.warn({ reason: anchorNote }, 'audit log: no anchor read at start; rollbacks from before this start cannot be caught here')
     const revocations = await Revocations.open(config.dataDir, config.credentialsPollMs)
     const hub = new ResearchLiveHub({
       maxBufferedBytes: options.liveMaxBufferBytes,
@@ -119,8 +167,9 @@ export class Dataspace {
     }
     const reader = influxReader(config, options)
     const catalog = new Catalog(reader, options.catalogCacheMs)
+    const anchors = new Anchors(audit, reader, log, config.dataspaceAuditAnchorMs)
     log.info({ k: options.k, extracts: reader !== null }, 'dataspace ready')
-    return new Dataspace(config, options, keys, revocations, audit, hub, catalog, reader, metrics, log, detach)
+    return new Dataspace(config, options, keys, revocations, audit, hub, catalog, reader, metrics, log, detach, anchors)
   }
 
   /** Sends ingested frames (Ingest's `frame` events) to live subscribers of `vitals`. */
@@ -155,7 +204,51 @@ export class Dataspace {
     this.detach()
     this.revocations.close()
     this.hub.close()
+    await this.anchors.close()
     await this.audit.close()
     this.log.debug('dataspace closed')
+  }
+}
+
+/**
+ * Publishes the audit head outside DATA_DIR every `intervalMs` (when it moved): an info line in
+ * the gateway's log stream (shipped off the machine by the log collector) and a point in InfluxDB.
+ * A last anchor is written at close.
+ */
+export class Anchors {
+  private timer: NodeJS.Timeout
+  private lastCounter = -1
+  private running: Promise<void> = Promise.resolve()
+  private closed = false
+
+  constructor (private readonly audit: AuditLog, private readonly reader: InfluxReader | null, private readonly log: Logger, intervalMs: number) {
+    this.timer = setInterval(() => { void this.anchor() }, intervalMs)
+    this.timer.unref()
+  }
+
+  /** Anchors the current head now (if it moved); resolves when written. */
+  anchor (): Promise<void> {
+    this.running = this.running.then(async () => {
+      const head = await this.audit.currentHead().catch(() => null)
+      if (head === null || head.counter === this.lastCounter) return
+      this.log.info({ auditAnchor: head }, 'audit head anchor')
+      if (this.reader !== null) {
+        try {
+          await writeAnchor(this.reader, head)
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message }, 'audit anchor not written to InfluxDB; retried at the next interval')
+          return
+        }
+      }
+      this.lastCounter = head.counter
+    })
+    return this.running
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.timer)
+    await this.anchor()
   }
 }

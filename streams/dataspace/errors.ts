@@ -23,6 +23,7 @@ export type DataspaceErrorCode =
   | 'AMB_ERR_DATASPACE_KEYS'
   | 'AMB_ERR_AUDIT_UNAVAILABLE'
   | 'AMB_ERR_AUDIT_TAMPERED'
+  | 'AMB_ERR_AUDIT_INTEGRITY'
 
 export interface DataspaceErrorInfo {
   /** HTTP status (or, for the live stream, the WebSocket close code noted in the description). */
@@ -48,6 +49,7 @@ export const DATASPACE_ERRORS: Readonly<Record<DataspaceErrorCode, DataspaceErro
   AMB_ERR_DATASPACE_SLOW_CONSUMER: { status: 4008, description: 'live stream: the client read too slowly and its send buffer passed DATASPACE_LIVE_MAX_BUFFER_BYTES; the connection was cut (ingest never waits for it)' },
   AMB_ERR_DATASPACE_KEYS: { status: 500, description: 'a dataspace key file under DATA_DIR/dataspace is unreadable, malformed or readable by others (must be 0600)' },
   AMB_ERR_AUDIT_UNAVAILABLE: { status: 503, description: 'the access could not be written to the audit log, so no data was released' },
+  AMB_ERR_AUDIT_INTEGRITY: { status: 503, description: 'the audit log\'s head did not check out before an append (signature with the pinned key, rollback behind a newer head or anchor, entries past the head that nobody signed): nothing is appended and nothing released until an operator investigates and runs `ambulink audit recover`' },
   AMB_ERR_AUDIT_TAMPERED: { status: 500, description: '`ambulink audit verify`: an entry was altered, removed or reordered, or the log no longer ends at its signed head' }
 })
 

@@ -17,7 +17,10 @@ export const ROLES: readonly Role[] = ['clinician', 'researcher', 'admin']
 
 interface HashRecord { salt: string, hash: string, createdAt: string }
 export type DeviceRecord = HashRecord
-export interface UserRecord extends HashRecord { role: Role }
+/** `view`: the team view a user's dashboard opens on until they choose their own (ed, cath, stroke). */
+export interface UserRecord extends HashRecord { role: Role, view?: DefaultView }
+export type DefaultView = 'ed' | 'cath' | 'stroke'
+export const DEFAULT_VIEWS: readonly DefaultView[] = ['ed', 'cath', 'stroke']
 
 interface CredentialsFile {
   version: 1
@@ -118,15 +121,16 @@ export async function listDevices (dataDir: string): Promise<Array<{ unit: strin
   return Object.entries(f.devices).map(([unit, d]) => ({ unit, createdAt: d.createdAt }))
 }
 
-/** CLI: creates (or resets) a user and returns the generated password. */
-export async function addUser (dataDir: string, name: string, role: Role): Promise<string> {
+/** CLI: creates (or resets) a user and returns the generated password; `view` sets their default team view. */
+export async function addUser (dataDir: string, name: string, role: Role, view?: DefaultView): Promise<string> {
   if (!LIMITS.idPattern.test(name)) throw new AuthError('AMB_ERR_BAD_NAME', `user name must match ${LIMITS.idPattern.source}`)
   if (!ROLES.includes(role)) throw new AuthError('AMB_ERR_BAD_NAME', `role must be one of ${ROLES.join(', ')}`)
+  if (view !== undefined && !DEFAULT_VIEWS.includes(view)) throw new AuthError('AMB_ERR_DASHBOARD_BAD_REQUEST', `view must be one of ${DEFAULT_VIEWS.join(', ')}`)
   const password = newSecret('')
   const rec = await hashSecret(password)
   await mutate(dataDir, f => {
     if (Object.hasOwn(f.devices, name)) throw new AuthError('AMB_ERR_BAD_NAME', `${name} is already a unit id`)
-    f.users[name] = { ...rec, role }
+    f.users[name] = view === undefined ? { ...rec, role } : { ...rec, role, view }
   })
   return password
 }
@@ -207,6 +211,12 @@ export class CredentialStore extends EventEmitter {
   get deviceCount (): number { return Object.keys(this.file.devices).length }
 
   hasDevice (unit: string): boolean { return Object.hasOwn(this.file.devices, unit) }
+
+  /** The team view an admin set for `name` (`user add --view`), if any. */
+  defaultView (name: string): DefaultView | undefined {
+    const v = Object.hasOwn(this.file.users, name) ? this.file.users[name]!.view : undefined
+    return v !== undefined && DEFAULT_VIEWS.includes(v) ? v : undefined
+  }
 
   /** Whether `name` is a registered unit or user. */
   has (name: string): boolean { return this.hasDevice(name) || Object.hasOwn(this.file.users, name) }

@@ -12,6 +12,7 @@ export type GatewayErrorCode =
   | 'AMB_ERR_TOO_MANY_CONNECTIONS'
   | 'AMB_ERR_SUBSCRIBER_TOO_SLOW'
   | 'AMB_ERR_TLS_HANDSHAKE'
+  | 'AMB_ERR_DASHBOARD_BAD_REQUEST'
 
 export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, { status: number, mqttReturnCode?: number, description: string }>> = {
   AMB_ERR_UNAUTHENTICATED: { status: 401, mqttReturnCode: 4, description: 'missing or wrong unit id / token (or user name / password)' },
@@ -25,7 +26,8 @@ export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, { status: number,
   AMB_ERR_PACKET_MALFORMED: { status: 400, description: 'an MQTT fixed header had a remaining length longer than 4 bytes; the connection is closed' },
   AMB_ERR_TOO_MANY_CONNECTIONS: { status: 429, description: 'the address already holds MAX_CONNECTIONS_PER_IP connections' },
   AMB_ERR_SUBSCRIBER_TOO_SLOW: { status: 503, description: 'a subscriber stopped reading while messages queued for it; it is disconnected' },
-  AMB_ERR_TLS_HANDSHAKE: { status: 401, description: 'MQTTS handshake failed (with TLS_CA: no valid client certificate)' }
+  AMB_ERR_TLS_HANDSHAKE: { status: 401, description: 'MQTTS handshake failed (with TLS_CA: no valid client certificate)' },
+  AMB_ERR_DASHBOARD_BAD_REQUEST: { status: 400, description: 'dashboard: a malformed team view, or an unknown assignment action or unit' }
 }
 
 export class AuthError extends Error {

@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util'
 import { Fleet } from '../simulator/fleet.js'
+import { composeFleet } from '../simulator/patient-mix.js'
 import { progressLine } from './simulate.js'
 import type { LeadSet } from '../simulator/frame-source.js'
 import { runUntilSignal } from './lifecycle.js'
@@ -20,7 +21,8 @@ export async function runDemo (argv: string[]): Promise<number> {
     options: {
       units: { type: 'string', default: '5' },
       leads: { type: 'string', default: '12' },
-      progress: { type: 'string', default: '5' }
+      progress: { type: 'string', default: '5' },
+      seed: { type: 'string' }
     }
   })
   const units = Number(values.units)
@@ -44,7 +46,13 @@ export async function runDemo (argv: string[]): Promise<number> {
   const password = await addUser(config.dataDir, 'demo', 'clinician')
   const gw = await startGateway(config, { log })
   const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host
+  // A realistic evening: mostly ordinary patients, STEMI, stroke and deterioration at the rates
+  // in simulator/patient-mix.ts (one of each at least, from 4 units up).
+  const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 32)
+  const profiles = composeFleet(units, seed)
   const fleet = new Fleet({
+    profiles,
+    seed,
     url: `mqtt://${host}:${gw.ports.mqtt ?? 1883}`,
     units: creds,
     leads: leads as LeadSet,
@@ -57,6 +65,7 @@ export async function runDemo (argv: string[]): Promise<number> {
   process.stderr.write([
     '',
     `Ambulink demo: ${units} ambulances streaming ${leads}-lead ECG, numerics and positions.`,
+    `  Patients    ${(['stemi', 'stroke', 'deteriorating', 'healthy'] as const).map(p => `${profiles.filter(x => x === p).length} ${p === 'healthy' ? 'ordinary' : p}`).join(', ')} (seed ${seed})`,
     `  Dashboard   ${dashboard}   (user: demo, password: ${password})`,
     `  Metrics     http://localhost:${gw.ports.http ?? 8080}/metrics`,
     `  Storage     ${config.influxUrl ?? `embedded spool in ${config.dataDir}/spool (set INFLUX_URL to drain into InfluxDB)`}`,

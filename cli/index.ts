@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util'
 import { ConfigError, describeOptions, loadConfig, optionsMarkdown } from '../gateway/config.js'
-import { addDevice, addUser, listDevices, listUsers, revokeDevice, revokeUser, ROLES, type Role } from '../gateway/credentials.js'
+import { addDevice, addUser, DEFAULT_VIEWS, listDevices, listUsers, revokeDevice, revokeUser, ROLES, type DefaultView, type Role } from '../gateway/credentials.js'
 import { createLogger } from '../gateway/logger.js'
 import { runUntilSignal } from './lifecycle.js'
 
@@ -14,7 +14,8 @@ const USAGE = `ambulink <command>
   demo [--units N] [--leads 12|1]    gateway + simulated ambulance fleet
   device add <unit>                  create a unit; prints its token (only a hash is stored)
   device list | device revoke <unit>
-  user add <name> --role clinician|researcher|admin   prints the generated password
+  user add <name> --role clinician|researcher|admin [--view ed|cath|stroke]
+                                     prints the generated password; --view: default team view
   user list | user revoke <name>
   config [--markdown]                configuration options and defaults
   simulate --url URL --units N --credentials FILE     stream a simulated fleet into a gateway
@@ -93,7 +94,7 @@ async function device (args: string[]): Promise<number> {
 
 async function user (args: string[]): Promise<number> {
   const { dataDir } = loadConfig()
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { role: { type: 'string' } } })
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { role: { type: 'string' }, view: { type: 'string' } } })
   const [sub, name] = positionals
   if (sub === 'add' && name !== undefined) {
     const role = values.role as Role | undefined
@@ -101,7 +102,12 @@ async function user (args: string[]): Promise<number> {
       process.stderr.write(`--role must be one of ${ROLES.join(', ')}\n`)
       return 2
     }
-    process.stdout.write(await addUser(dataDir, name, role) + '\n')
+    const view = values.view as DefaultView | undefined
+    if (view !== undefined && !DEFAULT_VIEWS.includes(view)) {
+      process.stderr.write(`--view must be one of ${DEFAULT_VIEWS.join(', ')}\n`)
+      return 2
+    }
+    process.stdout.write(await addUser(dataDir, name, role, view) + '\n')
     return 0
   }
   if (sub === 'revoke' && name !== undefined) {
@@ -113,7 +119,7 @@ async function user (args: string[]): Promise<number> {
     for (const u of await listUsers(dataDir)) process.stdout.write(`${u.name}\t${u.role}\t${u.createdAt}\n`)
     return 0
   }
-  process.stderr.write('usage: ambulink user add <name> --role R | list | revoke <name>\n')
+  process.stderr.write('usage: ambulink user add <name> --role R [--view V] | list | revoke <name>\n')
   return 2
 }
 

@@ -69,11 +69,11 @@ export const OPTIONS = {
   maxPastAgeMs: { env: 'MAX_PAST_AGE_MS', kind: 'int', default: DECODER_DEFAULTS.maxPastAgeMs, doc: 'how old device time may be, ms' },
   metricsToken: { env: 'METRICS_TOKEN', kind: 'string', default: undefined, doc: 'bearer token for /metrics; unset = /metrics answers loopback clients only' },
   credentialsPollMs: { env: 'CREDENTIALS_POLL_MS', kind: 'int', default: 1000, doc: 'how often credential changes made by the CLI are picked up, ms' },
-  // Dashboard. The hospital default is the simulator's destination (loadtest/route.ts
-  // HOSPITAL_GHE_BRON; test/live-hub.test.ts checks they agree).
-  hospitalName: { env: 'HOSPITAL_NAME', kind: 'string', default: 'Groupement Hospitalier Est, Bron', doc: 'receiving hospital shown on the dashboard map' },
-  hospitalLat: { env: 'HOSPITAL_LAT', kind: 'number', default: 45.7440, doc: 'hospital latitude, degrees (distance and ETA on the dashboard)' },
-  hospitalLon: { env: 'HOSPITAL_LON', kind: 'number', default: 4.9055, doc: 'hospital longitude, degrees' },
+  // Dashboard. The hospital default is the simulator's destination (simulator/route.ts
+  // HOSPITAL_KIRCHBERG; test/live-hub.test.ts checks they agree).
+  hospitalName: { env: 'HOSPITAL_NAME', kind: 'string', default: 'Hôpital Kirchberg, Luxembourg', doc: 'receiving hospital shown on the dashboard map' },
+  hospitalLat: { env: 'HOSPITAL_LAT', kind: 'number', default: 49.6280, doc: 'hospital latitude, degrees (distance and ETA on the dashboard)' },
+  hospitalLon: { env: 'HOSPITAL_LON', kind: 'number', default: 6.1620, doc: 'hospital longitude, degrees' },
   sessionTtlMs: { env: 'SESSION_TTL_MS', kind: 'int', default: SESSION_DEFAULTS.ttlMs, doc: 'dashboard session lifetime from login, ms' },
   loginRateMax: { env: 'LOGIN_RATE_MAX', kind: 'int', default: 10, doc: 'dashboard login attempts per client address per minute' },
   liveBlockedTimeoutMs: { env: 'LIVE_BLOCKED_TIMEOUT_MS', kind: 'int', default: LIVE_HUB_DEFAULTS.blockedTimeoutMs, doc: 'a dashboard socket that accepts nothing for this long is disconnected, ms' },

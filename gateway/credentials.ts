@@ -30,7 +30,10 @@ interface HashRecord { salt: string, hash: string, createdAt: string }
 interface HmacRecord { alg: 'hmac-sha256', hash: string, createdAt: string }
 /** Current devices are HMAC records; older files hold scrypt records (migrated on login). */
 export type DeviceRecord = HmacRecord | (HashRecord & { alg?: undefined })
-export interface UserRecord extends HashRecord { role: Role }
+/** `view`: the team view a user's dashboard opens on until they choose their own (ed, cath, stroke). */
+export interface UserRecord extends HashRecord { role: Role, view?: DefaultView }
+export type DefaultView = 'ed' | 'cath' | 'stroke'
+export const DEFAULT_VIEWS: readonly DefaultView[] = ['ed', 'cath', 'stroke']
 
 /** The shape of every device token the CLI issues: "amb_" + 32 random bytes in base64url. */
 const DEVICE_TOKEN = /^amb_[A-Za-z0-9_-]{43}$/
@@ -190,16 +193,17 @@ export async function listDevices (dataDir: string): Promise<Array<{ unit: strin
   return Object.entries(f.devices).map(([unit, d]) => ({ unit, createdAt: d.createdAt }))
 }
 
-/** CLI: creates (or resets) a user and returns the generated password. */
-export async function addUser (dataDir: string, name: string, role: Role): Promise<string> {
+/** CLI: creates (or resets) a user and returns the generated password; `view` sets their default team view. */
+export async function addUser (dataDir: string, name: string, role: Role, view?: DefaultView): Promise<string> {
   if (!LIMITS.idPattern.test(name)) throw new AuthError('AMB_ERR_BAD_NAME', `user name must match ${LIMITS.idPattern.source}`)
   if (!ROLES.includes(role)) throw new AuthError('AMB_ERR_BAD_NAME', `role must be one of ${ROLES.join(', ')}`)
+  if (view !== undefined && !DEFAULT_VIEWS.includes(view)) throw new AuthError('AMB_ERR_DASHBOARD_BAD_REQUEST', `view must be one of ${DEFAULT_VIEWS.join(', ')}`)
   // 43 characters without the "amb_" prefix: never shaped like a device token.
   const password = newSecret('')
   const rec = await hashSecret(password)
   await mutate(dataDir, f => {
     if (Object.hasOwn(f.devices, name)) throw new AuthError('AMB_ERR_BAD_NAME', `${name} is already a unit id`)
-    f.users[name] = { ...rec, role }
+    f.users[name] = view === undefined ? { ...rec, role } : { ...rec, role, view }
   })
   return password
 }
@@ -287,6 +291,12 @@ export class CredentialStore extends EventEmitter {
   get deviceCount (): number { return Object.keys(this.file.devices).length }
 
   hasDevice (unit: string): boolean { return Object.hasOwn(this.file.devices, unit) }
+
+  /** The team view an admin set for `name` (`user add --view`), if any. */
+  defaultView (name: string): DefaultView | undefined {
+    const v = Object.hasOwn(this.file.users, name) ? this.file.users[name]!.view : undefined
+    return v !== undefined && DEFAULT_VIEWS.includes(v) ? v : undefined
+  }
 
   /** Whether `name` is a registered unit or user. */
   has (name: string): boolean { return this.hasDevice(name) || Object.hasOwn(this.file.users, name) }

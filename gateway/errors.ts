@@ -16,6 +16,7 @@ export type GatewayErrorCode =
   | 'AMB_ERR_TOO_MANY_SUBSCRIPTIONS'
   | 'AMB_ERR_TOO_MANY_INFLIGHT'
   | 'AMB_ERR_ORIGIN_NOT_ALLOWED'
+  | 'AMB_ERR_DASHBOARD_BAD_REQUEST'
 
 export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, { status: number, mqttReturnCode?: number, description: string }>> = {
   AMB_ERR_UNAUTHENTICATED: { status: 401, mqttReturnCode: 4, description: 'missing or wrong unit id / token (or user name / password)' },
@@ -33,7 +34,8 @@ export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, { status: number,
   AMB_ERR_TOPIC_TOO_LONG: { status: 400, description: 'topic or topic filter longer than MAX_TOPIC_LENGTH' },
   AMB_ERR_TOO_MANY_SUBSCRIPTIONS: { status: 429, description: 'the client already holds MAX_SUBSCRIPTIONS_PER_CLIENT subscriptions' },
   AMB_ERR_TOO_MANY_INFLIGHT: { status: 503, description: 'the client left MAX_INFLIGHT_PER_CLIENT QoS 1 messages unacknowledged; it is disconnected' },
-  AMB_ERR_ORIGIN_NOT_ALLOWED: { status: 403, description: 'a browser opened /mqtt from an Origin not in MQTT_WS_ALLOWED_ORIGINS (nor the gateway\'s own)' }
+  AMB_ERR_ORIGIN_NOT_ALLOWED: { status: 403, description: 'a browser opened /mqtt from an Origin not in MQTT_WS_ALLOWED_ORIGINS (nor the gateway\'s own)' },
+  AMB_ERR_DASHBOARD_BAD_REQUEST: { status: 400, description: 'dashboard: a malformed team view, or an unknown assignment action or unit' }
 }
 
 export class AuthError extends Error {

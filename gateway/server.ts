@@ -267,7 +267,8 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       sessionTtlMs: config.sessionTtlMs,
       loginRateMax: config.loginRateMax,
       loginRateWindowMs: 60_000,
-      liveBlockedTimeoutMs: config.liveBlockedTimeoutMs
+      liveBlockedTimeoutMs: config.liveBlockedTimeoutMs,
+      dataDir: config.dataDir
     }, { app: http, ingest, credentials, metrics, log, alerts })
     closers.push(() => dashboard.close())
     // Dataspace: routes registered before the app listens; live streams get frames and alerts.

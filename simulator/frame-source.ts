@@ -12,7 +12,7 @@ import { interpret, interpretationBytes } from './ecg-interpretation.js'
 import { SimulatorError } from './errors.js'
 import { writeFrame, type AlarmFields, type FrameFields, type NumericFields, type WaveformFields } from './frame-writer.js'
 import { Rng } from './rng.js'
-import { LYON_ROUTES, RouteFollower, type Route } from './route.js'
+import { LUXEMBOURG_ROUTES, RouteFollower, type Route } from './route.js'
 import { VitalsSim, type PatientProfile } from './vitals.js'
 
 export type LeadSet = 0 | 1 | 12
@@ -126,7 +126,7 @@ export class UnitFrameSource {
         seed: Math.floor(rng.next() * 2 ** 32),
         leadSet: o.leads === 1 ? 1 : 12
       })
-    const route = o.route ?? rng.pick(LYON_ROUTES)
+    const route = o.route ?? rng.pick(LUXEMBOURG_ROUTES)
     this.route = new RouteFollower(route, rng.fork(), o.routeStartFraction ?? rng.range(0, 0.5))
 
     this.leadIndex = o.leads === 12 ? Array.from({ length: 12 }, (_, i) => i) : o.leads === 1 ? [LEAD_II - 1] : []

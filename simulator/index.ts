@@ -4,5 +4,5 @@ export { FLEET_DEFAULTS, type FleetOptions, type FleetProgress, type UnitCredent
 export { UnitFrameSource, DEVICE_DEFAULTS, type FrameSourceOptions, type FrameMeta, type SourceFrame, type LeadSet } from './frame-source.js'
 export { EcgSynth, ECG_DEFAULTS, ECG_LEAD_NAMES, STEMI_KINDS, type EcgOptions, type StemiKind } from './ecg.js'
 export { VitalsSim, PATIENT_PROFILES, type PatientProfile, type AssessmentInfo } from './vitals.js'
-export { LYON_ROUTES, HOSPITAL_GHE_BRON, RouteFollower, type Route, type GeoPoint } from './route.js'
+export { LUXEMBOURG_ROUTES, HOSPITAL_KIRCHBERG, RouteFollower, type Route, type GeoPoint } from './route.js'
 export { SimulatorError, SIMULATOR_ERRORS, type SimulatorErrorCode } from './errors.js'

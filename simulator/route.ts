@@ -2,10 +2,10 @@
  * Where the ambulance is: it drives a route of waypoints that ends at the receiving hospital, at
  * urban emergency speeds, slowing for turns, then stays parked at the door (speed 0).
  *
- * Default destination: Groupement Hospitalier Est in Bron (Lyon), the campus that houses both
- * the cardiology hospital Louis Pradel (primary PCI for STEMI) and the neurology hospital Pierre
- * Wertheimer (stroke thrombectomy). Coordinates are approximate (to ~100 m) and the waypoints
- * follow main roads only loosely: this is a map marker for a dashboard, not navigation.
+ * Default destination: Hôpital Kirchberg (Hôpitaux Robert Schuman) on the Kirchberg plateau,
+ * Luxembourg City; the ambulances come in from around the city (the Gare, Bonnevoie, Strassen,
+ * Walferdange, Findel, Hesperange). Coordinates are approximate (to a few hundred metres) and the
+ * waypoints follow main roads only loosely: this is a map marker for a dashboard, not navigation.
  */
 import type { Rng } from './rng.js'
 
@@ -25,38 +25,47 @@ export interface PositionFix extends GeoPoint {
   headingDeg: number
 }
 
-export const HOSPITAL_GHE_BRON: Readonly<GeoPoint & { name: string }> = Object.freeze({
-  name: 'Groupement Hospitalier Est (Louis Pradel / Pierre Wertheimer), Bron',
-  latitude: 45.7440,
-  longitude: 4.9055
+export const HOSPITAL_KIRCHBERG: Readonly<GeoPoint & { name: string }> = Object.freeze({
+  name: 'Hôpital Kirchberg, Luxembourg',
+  latitude: 49.6280,
+  longitude: 6.1620
 })
 
 const p = (latitude: number, longitude: number): GeoPoint => ({ latitude, longitude })
-const GHE = p(HOSPITAL_GHE_BRON.latitude, HOSPITAL_GHE_BRON.longitude)
+const HK = p(HOSPITAL_KIRCHBERG.latitude, HOSPITAL_KIRCHBERG.longitude)
+/** The Red Bridge (Pont Grande-Duchesse Charlotte) and Avenue J. F. Kennedy up to the hospital. */
+const RED_BRIDGE_JFK = [p(49.6140, 6.1340), p(49.6170, 6.1405), p(49.6215, 6.1480), p(49.6255, 6.1560), HK]
 
-export const LYON_ROUTES: readonly Route[] = Object.freeze([
+export const LUXEMBOURG_ROUTES: readonly Route[] = Object.freeze([
   {
-    name: 'Bellecour - Guillotière - Monplaisir - Grange Blanche - GHE',
-    destination: HOSPITAL_GHE_BRON.name,
-    waypoints: [p(45.7578, 4.8320), p(45.7560, 4.8370), p(45.7544, 4.8430), p(45.7530, 4.8530),
-      p(45.7455, 4.8705), p(45.7430, 4.8795), p(45.7420, 4.8960), GHE]
+    name: 'Gare - Pont Adolphe - Boulevard Royal - Pont Rouge - Avenue Kennedy',
+    destination: HOSPITAL_KIRCHBERG.name,
+    waypoints: [p(49.6000, 6.1335), p(49.6050, 6.1300), p(49.6077, 6.1265), p(49.6125, 6.1275), ...RED_BRIDGE_JFK]
   },
   {
-    name: 'Croix-Rousse - Charpennes - Villeurbanne - Bd Laurent Bonnevay - GHE',
-    destination: HOSPITAL_GHE_BRON.name,
-    waypoints: [p(45.7743, 4.8320), p(45.7705, 4.8430), p(45.7705, 4.8630), p(45.7705, 4.8800),
-      p(45.7640, 4.9030), p(45.7520, 4.9050), GHE]
+    name: 'Bonnevoie - Cents - Neudorf - Kirchberg',
+    destination: HOSPITAL_KIRCHBERG.name,
+    waypoints: [p(49.5975, 6.1440), p(49.6045, 6.1500), p(49.6100, 6.1700), p(49.6180, 6.1650), p(49.6240, 6.1630), HK]
   },
   {
-    name: 'Vénissieux - États-Unis - Bd Pinel - Parilly - GHE',
-    destination: HOSPITAL_GHE_BRON.name,
-    waypoints: [p(45.6975, 4.8860), p(45.7120, 4.8880), p(45.7240, 4.8760), p(45.7300, 4.8950),
-      p(45.7370, 4.9050), GHE]
+    name: "Strassen - Route d'Arlon - Limpertsberg - Pont Rouge - Avenue Kennedy",
+    destination: HOSPITAL_KIRCHBERG.name,
+    waypoints: [p(49.6195, 6.0770), p(49.6160, 6.0950), p(49.6135, 6.1150), p(49.6130, 6.1260), ...RED_BRIDGE_JFK]
   },
   {
-    name: 'Vaulx-en-Velin - Bd Laurent Bonnevay - GHE',
-    destination: HOSPITAL_GHE_BRON.name,
-    waypoints: [p(45.7780, 4.9200), p(45.7680, 4.9150), p(45.7590, 4.9090), p(45.7510, 4.9070), GHE]
+    name: 'Walferdange - Bereldange - Dommeldange - Weimershof - Kirchberg',
+    destination: HOSPITAL_KIRCHBERG.name,
+    waypoints: [p(49.6600, 6.1330), p(49.6500, 6.1300), p(49.6370, 6.1360), p(49.6320, 6.1500), p(49.6290, 6.1570), HK]
+  },
+  {
+    name: 'Sandweiler - Findel - A1 - Kirchberg',
+    destination: HOSPITAL_KIRCHBERG.name,
+    waypoints: [p(49.6165, 6.2170), p(49.6290, 6.2000), p(49.6320, 6.1800), p(49.6295, 6.1700), HK]
+  },
+  {
+    name: 'Hesperange - Route de Thionville - Bonnevoie - Cents - Kirchberg',
+    destination: HOSPITAL_KIRCHBERG.name,
+    waypoints: [p(49.5730, 6.1580), p(49.5850, 6.1420), p(49.5975, 6.1440), p(49.6100, 6.1700), p(49.6180, 6.1650), HK]
   }
 ])
 

@@ -6,7 +6,7 @@ import type { Socket } from 'node:net'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import WebSocket from 'ws'
 import { FrameDecoder, encodeFrame, type Frame, type FrameInit } from '../decoders/index.js'
-import { HOSPITAL_GHE_BRON } from '../simulator/route.js'
+import { HOSPITAL_KIRCHBERG } from '../simulator/route.js'
 import { loadConfig } from '../gateway/config.js'
 import type { AlertEvent } from '../streams/alerts/types.js'
 import { LiveHub, type LiveHubOptions } from '../streams/live/hub.js'
@@ -313,7 +313,7 @@ function alertEvent (id: string): AlertEvent {
 describe('configuration', () => {
   it('the default hospital is the simulator\'s destination', () => {
     const c = loadConfig({}, {})
-    expect([c.hospitalLat, c.hospitalLon]).toEqual([HOSPITAL_GHE_BRON.latitude, HOSPITAL_GHE_BRON.longitude])
+    expect([c.hospitalLat, c.hospitalLon]).toEqual([HOSPITAL_KIRCHBERG.latitude, HOSPITAL_KIRCHBERG.longitude])
     expect(() => loadConfig({}, { HOSPITAL_LAT: '91' })).toThrow(/HOSPITAL_LAT/)
   })
 })

@@ -12,7 +12,7 @@ import { SimulatorError } from '../simulator/errors.js'
 import { UnitFrameSource, type FrameMeta } from '../simulator/frame-source.js'
 import { writeFrame, type FrameFields } from '../simulator/frame-writer.js'
 import { OutboundQueue } from '../simulator/outbound-queue.js'
-import { HOSPITAL_GHE_BRON, distanceM } from '../simulator/route.js'
+import { HOSPITAL_KIRCHBERG, distanceM } from '../simulator/route.js'
 import { Fleet } from '../simulator/fleet.js'
 import { PATIENT_PROFILES, SIGN } from '../simulator/vitals.js'
 
@@ -239,7 +239,7 @@ describe('UnitFrameSource', () => {
 
     // The ambulance gets closer to the hospital, at urban speeds.
     const fixes = frames.flatMap(f => f.position === null ? [] : [f.position])
-    const dist = (p: { latitude: number, longitude: number }): number => distanceM(p, HOSPITAL_GHE_BRON)
+    const dist = (p: { latitude: number, longitude: number }): number => distanceM(p, HOSPITAL_KIRCHBERG)
     expect(dist(fixes[fixes.length - 1]!)).toBeLessThan(dist(fixes[0]!))
     expect(Math.max(...fixes.map(p => p.speedMps))).toBeLessThanOrEqual(22)
 

@@ -10,6 +10,7 @@ import { Sounder } from './audio.js'
 import { h } from './dom.js'
 import { ago, clock } from './format.js'
 import type { Store } from './store.js'
+import type { TeamView } from './team-view.js'
 
 export const MARK: Record<Alert['priority'], string> = { high: '!!!', medium: '!!', low: '!' }
 const KIND: Record<Alert['kind'], string> = {
@@ -72,39 +73,94 @@ export function renderAlerts (list: HTMLElement, alerts: Alert[], now: number, o
   if (!same) list.replaceChildren(...next)
 }
 
+/** At most this many banners: the patient on screen must never be pushed below the fold. */
+export const BANNER_CAP = 3
+
+export interface BannerOptions {
+  /** The team view (which alerts are in the clinician's face); absent = every alert. */
+  view?: TeamView
+  /** Opens the full alert list (the bar's button). */
+  openList?: () => void
+}
+
+/** Most urgent first, newest first within a priority. */
+export function byUrgency (a: Alert, b: Alert): number {
+  return RANK[b.priority] - RANK[a.priority] || b.raisedAt - a.raisedAt
+}
+const RANK: Record<Alert['priority'], number> = { high: 3, medium: 2, low: 1 }
+
 export class AlertBanner {
   readonly el: HTMLElement
   readonly sounder = new Sounder()
   private readonly rows: HTMLElement
+  private readonly bar: HTMLElement
   private readonly audioBtn: HTMLButtonElement
   private seen = new Set<string>()
+  /** The unit whose page is open: its alerts come first. */
+  private focus: string | null = null
 
-  constructor (private readonly store: Store, private readonly onError: (msg: string) => void) {
+  constructor (private readonly store: Store, private readonly onError: (msg: string) => void, private readonly opts: BannerOptions = {}) {
     this.rows = h('div', { class: 'banner-rows' })
+    this.bar = h('div', { class: 'alert-bar' })
     this.audioBtn = h('button', { class: 'audio-off', type: 'button', onclick: () => { this.sounder.enable() } }, '🔇 Alarm sound is off — click to enable')
     this.sounder.onStateChange = running => { this.audioBtn.hidden = running }
-    this.el = h('section', { class: 'banner', 'aria-live': 'assertive' }, this.audioBtn, this.rows)
+    this.el = h('section', { class: 'banner', 'aria-live': 'assertive' }, this.audioBtn, this.rows, this.bar)
     // Any click on the page is a gesture that may unlock audio.
     document.addEventListener('pointerdown', () => { if (!this.sounder.running) this.sounder.enable() }, { capture: true })
     setInterval(() => { this.sounder.tick(performance.now()); this.render() }, 1000)
   }
 
+  /** The unit page that is open (null on the boards). */
+  setFocus (unit: string | null): void { this.focus = unit }
+
   render (): void {
     const now = Date.now() + this.store.skewMs
-    const pending = this.store.activeAlerts().filter(a => needsAck(a) && a.priority !== 'low')
-    renderAlerts(this.rows, pending, now, this.onError)
-    const high = pending.some(a => a.priority === 'high')
+    const active = this.store.activeAlerts()
+    const view = this.opts.view
+    const ctx = view === undefined ? null : this.store.contexts()
+    const inView = (a: Alert): boolean => view === undefined || ctx === null || view.alertIn(a, ctx)
+    const unacked = active.filter(needsAck)
+    // In the clinician's face: unacknowledged, medium or high, in their team view; the open
+    // unit's own alerts first (whatever the view), then by urgency, newest first.
+    const mine = unacked.filter(a => a.priority !== 'low' && (inView(a) || a.unit === this.focus))
+    const focus = this.focus
+    mine.sort((a, b) => Number(b.unit === focus) - Number(a.unit === focus) || byUrgency(a, b))
+    const shown = mine.slice(0, BANNER_CAP)
+    renderAlerts(this.rows, shown, now, this.onError)
+    const shownIds = new Set(shown.map(a => a.id))
+    const moreMine = unacked.filter(a => !shownIds.has(a.id) && (inView(a) || a.unit === focus))
+    const outside = unacked.filter(a => !shownIds.has(a.id) && !inView(a) && a.unit !== focus)
+    this.renderBar(moreMine, outside, active.length)
+    const high = mine.some(a => a.priority === 'high')
     document.body.classList.toggle('alarm-high', high)
-    document.body.classList.toggle('alarm-medium', !high && pending.length > 0)
-    this.sounder.wanted = high ? 'high' : pending.length > 0 ? 'medium' : null
+    document.body.classList.toggle('alarm-medium', !high && mine.length > 0)
+    this.sounder.wanted = high ? 'high' : mine.length > 0 ? 'medium' : null
     this.audioBtn.hidden = this.sounder.running
-    // A newly raised alert sounds at once, and so does one whose acknowledgement was withdrawn
-    // (a worsening, or the silence ran out: `realarms` grew); high/medium then repeat from tick().
-    for (const a of this.store.activeAlerts()) {
+    // A newly raised alert in the view sounds at once, and so does one whose acknowledgement was
+    // withdrawn (a worsening, or the silence ran out: `realarms` grew); high/medium then repeat
+    // from tick().
+    for (const a of unacked) {
       const key = `${a.id}|${a.realarms}`
-      if (this.seen.has(key) || !needsAck(a)) continue
+      if (this.seen.has(key)) continue
       this.seen.add(key)
-      this.sounder.play(a.priority)
+      if (inView(a) || a.unit === focus) this.sounder.play(a.priority)
     }
+  }
+
+  /** "+N more in your view (k high) · M outside your view (j high) · All alerts (T)". */
+  private renderBar (more: Alert[], outside: Alert[], total: number): void {
+    const high = (l: Alert[]): number => l.reduce((n, a) => n + (a.priority === 'high' ? 1 : 0), 0)
+    const sig = `${more.length}|${high(more)}|${outside.length}|${high(outside)}|${total}`
+    if (this.bar.dataset.sig === sig) return
+    this.bar.dataset.sig = sig
+    const open = (): void => { this.opts.openList?.() }
+    const hm = high(more)
+    const ho = high(outside)
+    this.bar.replaceChildren(
+      h('button', { type: 'button', class: `bar-more${hm > 0 ? ' has-high' : ''}`, 'data-count': more.length, onclick: open },
+        more.length === 0 ? 'No other unacknowledged alert in your view' : `+${more.length} more unacknowledged${hm > 0 ? ` (${hm} high)` : ''}`),
+      h('button', { type: 'button', class: `bar-outside${ho > 0 ? ' has-high' : ''}`, 'data-count': outside.length, 'data-high': ho, onclick: open },
+        `${outside.length} outside your view${ho > 0 ? ` (${ho} high)` : ''}`),
+      h('button', { type: 'button', class: 'bar-all', onclick: open }, `All alerts (${total}) ▸`))
   }
 }

@@ -1,4 +1,5 @@
 /** The dashboard's HTTP calls. The CSRF token comes with the session and rides in a header. */
+import type { AssignmentAction, ViewSpec } from '../../streams/live/protocol.js'
 export interface SessionInfo { user: string, role: string, expiresAt: number, csrfToken: string }
 
 let csrfToken = ''
@@ -46,4 +47,21 @@ export async function logout (): Promise<void> {
 
 export async function acknowledge (id: string): Promise<void> {
   await call('POST', `/api/v1/alerts/${encodeURIComponent(id)}/ack`)
+}
+
+export interface ViewInfo { view: ViewSpec, saved: boolean, default: ViewSpec }
+
+/** The user's team view as the server remembers it. */
+export async function getView (): Promise<ViewInfo> {
+  return await (await call('GET', '/api/v1/view')).json() as ViewInfo
+}
+
+/** Saves the user's team view on the server (null: back to the admin's default). */
+export async function saveView (view: ViewSpec | null): Promise<ViewInfo> {
+  return await (await call('PUT', '/api/v1/view', { view })).json() as ViewInfo
+}
+
+/** Acknowledge-and-assign an incoming unit; every dashboard sees it through the live feed. */
+export async function assign (unit: string, action: AssignmentAction): Promise<void> {
+  await call('POST', `/api/v1/incoming/${encodeURIComponent(unit)}/assign`, { action })
 }

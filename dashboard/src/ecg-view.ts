@@ -1,6 +1,8 @@
 /**
  * Live ECG on canvas, drawn as a monitor sweeps: 25 mm/s, 10 mm/mV, on the standard grid (1 mm
- * minor, 5 mm major), lead II alone or all 12 leads (two columns of six: limb and chest leads).
+ * minor, 5 mm major), lead II alone or all 12 leads in the standard 3 × 4 layout (I II III |
+ * aVR aVL aVF | V1 V2 V3 | V4 V5 V6): 75 mm tall, so the whole 12-lead stays above the fold of a
+ * 1280×720 screen under the top bar and the alert banners.
  *
  * Scale: 4 CSS px per mm (a 96 dpi screen has 3.8, so the paper looks life-size on an ordinary
  * monitor and the grid lands on whole pixels), times devicePixelRatio for the canvas backing store
@@ -79,8 +81,8 @@ export class EcgView {
     const dpr = window.devicePixelRatio || 1
     this.mm = CSS_PX_PER_MM * dpr
     const width = Math.max(200, this.el.clientWidth)
-    const rows = this.layout === '12' ? 6 : 1
-    const cols = this.layout === '12' ? 2 : 1
+    const rows = this.layout === '12' ? 3 : 1
+    const cols = this.layout === '12' ? 4 : 1
     const cellHmm = this.layout === '12' ? 25 : 40
     const cssH = rows * cellHmm * CSS_PX_PER_MM
     for (const c of [this.grid, this.trace]) {
@@ -95,7 +97,7 @@ export class EcgView {
     this.cells = []
     for (let col = 0; col < cols; col++) {
       for (let row = 0; row < rows; row++) {
-        const lead = this.layout === '12' ? col * 6 + row : 1
+        const lead = this.layout === '12' ? col * 3 + row : 1
         this.cells.push({ lead, x0: col * w, y0: row * h, w, h, sweep: 0 })
       }
     }

@@ -1,14 +1,19 @@
 /**
- * The clinicians' dashboard: login, then the fleet view (#/) or a unit view (#/unit/ID), with the
- * alert banner above both. All state arrives over the live socket (live-client.ts → store.ts);
+ * The clinicians' dashboard: login, then the fleet board (#/), the incoming-patients board
+ * (#/incoming) or a unit view (#/unit/ID), under at most BANNER_CAP alert banners and the alert
+ * bar that counts the rest and opens the full alert list. The team view (top bar) decides what is
+ * in the clinician's face. All state arrives over the live socket (live-client.ts → store.ts);
  * rendering is coalesced to one pass per animation frame however many messages arrived.
  */
+import { AlertPanel } from './alert-panel.js'
 import { AlertBanner } from './alerts-view.js'
 import { currentSession, login, logout, type SessionInfo } from './api.js'
 import { h, replace } from './dom.js'
 import { FleetView } from './fleet-view.js'
+import { IncomingView } from './incoming-view.js'
 import { LiveClient, type LiveState } from './live-client.js'
 import { Store } from './store.js'
+import { TeamView } from './team-view.js'
 import { UnitView } from './unit-view.js'
 
 const root = document.getElementById('app')!
@@ -52,24 +57,33 @@ function restart (message: string): void {
 function startApp (session: SessionInfo, gesture: boolean): void {
   const store = new Store()
   const live = new LiveClient(store)
-  const banner = new AlertBanner(store, toast)
+  const team = new TeamView(toast)
+  let schedule = (): void => {}
+  const panel = new AlertPanel(store, team, toast, () => { schedule() })
+  const banner = new AlertBanner(store, toast, { view: team, openList: () => { panel.toggle(true) } })
   if (gesture) banner.sounder.enable()
   const status = h('span', { class: 'conn' }, 'connecting…')
   const view = h('div', { class: 'view' })
   const bar = h('header', { class: 'topbar' },
     h('span', { class: 'brand' }, 'Ambulink'),
-    h('a', { href: '#/' }, 'Fleet'),
+    h('a', { href: '#/', class: 'nav-fleet' }, 'Fleet'),
+    h('a', { href: '#/incoming', class: 'nav-incoming' }, 'Incoming'),
+    h('button', { type: 'button', class: 'nav-alerts', onclick: () => { panel.toggle() } }, 'Alerts'),
+    team.el,
     status,
     h('span', { class: 'spacer' }),
     h('span', { class: 'who' }, `${session.user} (${session.role})`),
     h('button', { type: 'button', class: 'logout', onclick: () => { live.stop(); void logout().then(() => { restart('') }) } }, 'Log out'))
-  replace(root, bar, banner.el, view, h('div', { class: 'frame-flash', 'aria-hidden': 'true' }))
+  replace(root, bar, banner.el, view, panel.el, h('div', { class: 'frame-flash', 'aria-hidden': 'true' }))
 
-  const fleet = new FleetView(store, unit => { location.hash = `#/unit/${encodeURIComponent(unit)}` })
+  const openUnit = (unit: string): void => { location.hash = `#/unit/${encodeURIComponent(unit)}` }
+  const fleet = new FleetView(store, openUnit, team)
+  const incoming = new IncomingView(store, team, openUnit, toast)
+  let board: 'fleet' | 'incoming' = 'fleet'
   let unitView: UnitView | null = null
   let dirty = true
   let raf = 0
-  const schedule = (): void => {
+  schedule = (): void => {
     dirty = true
     if (raf === 0) raf = requestAnimationFrame(render)
   }
@@ -79,8 +93,12 @@ function startApp (session: SessionInfo, gesture: boolean): void {
     dirty = false
     banner.render()
     if (unitView !== null) unitView.render()
+    else if (board === 'incoming') incoming.render()
     else fleet.render()
+    panel.render()
   }
+  team.onChange(schedule)
+  void team.load()
 
   const route = (): void => {
     const m = /^#\/unit\/(.+)$/.exec(location.hash)
@@ -90,14 +108,17 @@ function startApp (session: SessionInfo, gesture: boolean): void {
       unitView.stop()
       unitView = null
     }
+    banner.setFocus(unit)
     if (unit !== null && unitView === null) {
       unitView = new UnitView(store, unit, () => { location.hash = '#/' }, toast)
       replace(view, unitView.el)
       unitView.start()
       live.watch(unit)
     } else if (unit === null) {
-      replace(view, fleet.el)
+      board = location.hash === '#/incoming' ? 'incoming' : 'fleet'
+      replace(view, board === 'incoming' ? incoming.el : fleet.el)
     }
+    document.body.dataset.page = unit !== null ? 'unit' : board
     schedule()
   }
   window.addEventListener('hashchange', route)

@@ -28,9 +28,10 @@ const TILES: Array<{ sign: TrendSign, big?: boolean }> = [
 
 const STALE_MS = 5 * 60_000
 
-export function numericTiles (v: UnitView, now: number, compact = false): HTMLElement {
+/** `few`: HR, SpO2, NIBP and RR only (the compact fleet cards shown when many units stream). */
+export function numericTiles (v: UnitView, now: number, compact = false, few = false): HTMLElement {
   const scores = v.news2?.scores ?? {}
-  const tiles = TILES.map(({ sign, big }) => {
+  const tiles = (few ? TILES.slice(0, 4) : TILES).map(({ sign, big }) => {
     const n = v.numerics[sign]
     const fmt = SIGN_FORMAT[sign]
     const score = scores[sign] ?? (sign === 'heart_rate' ? scores.pulse_rate : undefined)
@@ -58,7 +59,7 @@ export function numericTiles (v: UnitView, now: number, compact = false): HTMLEl
     compact ? null : h('span', { class: 'unit' }, unit),
     score !== undefined && score > 0 ? h('span', { class: 'score' }, `+${score}`) : null)
   })
-  return h('div', { class: compact ? 'tiles compact' : 'tiles' }, tiles)
+  return h('div', { class: `tiles${compact ? ' compact' : ''}${few ? ' few' : ''}` }, tiles)
 }
 
 export function news2Badge (n: News2View | null): HTMLElement {

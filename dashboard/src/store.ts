@@ -6,7 +6,7 @@
  */
 import type { Alert, AlertEvent } from '../../streams/live/protocol.js'
 import {
-  NO_SAMPLE, TREND_SIGNS, type EcgChunk, type Hospital, type News2View, type ServerMessage, type TrendRow,
+  NO_SAMPLE, TREND_SIGNS, type Assignment, type EcgChunk, type UnitContext, type Hospital, type News2View, type ServerMessage, type TrendRow,
   type UnitResume, type UnitView
 } from '../../streams/live/protocol.js'
 
@@ -93,7 +93,7 @@ export interface UnitModel {
   news2History: Array<{ t: number, total: number | null, partial: boolean }>
 }
 
-type Listener = (what: 'units' | 'alerts' | 'unit', unit?: string) => void
+type Listener = (what: 'units' | 'alerts' | 'unit' | 'assignments', unit?: string) => void
 
 export class Store {
   epoch = ''
@@ -103,6 +103,8 @@ export class Store {
   skewMs = 0
   readonly units = new Map<string, UnitModel>()
   readonly alerts = new Map<string, Alert>()
+  /** The latest acknowledge-and-assign per unit (incoming board). */
+  readonly assignments = new Map<string, Assignment>()
   private readonly listeners = new Set<Listener>()
   /** Called when a trend has a hole the hub should fill (unit, first missing index). */
   onResync: (unit: string, from: number) => void = () => {}
@@ -112,7 +114,7 @@ export class Store {
     return () => { this.listeners.delete(fn) }
   }
 
-  private emit (what: 'units' | 'alerts' | 'unit', unit?: string): void { for (const l of this.listeners) l(what, unit) }
+  private emit (what: 'units' | 'alerts' | 'unit' | 'assignments', unit?: string): void { for (const l of this.listeners) l(what, unit) }
 
   /** Cursors for the hello message after a reconnect. */
   resume (): Record<string, UnitResume> {
@@ -139,10 +141,14 @@ export class Store {
         for (const v of msg.units) this.setView(v)
         this.alerts.clear()
         for (const a of msg.alerts) this.alerts.set(a.id, a)
+        this.assignments.clear()
+        for (const a of msg.assignments ?? []) this.assignments.set(a.unit, a)
         this.emit('units')
         this.emit('alerts')
+        this.emit('assignments')
         return
       }
+      case 'assignment': this.assignments.set(msg.assignment.unit, msg.assignment); this.emit('assignments', msg.assignment.unit); return
       case 'unit': this.setView(msg.unit); this.emit('unit', msg.unit.unit); return
       case 'trend': this.setTrend(msg); return
       case 'alert': this.setAlert(msg.event); return
@@ -217,6 +223,34 @@ export class Store {
     const last = m.news2History[m.news2History.length - 1]
     if (last === undefined || n.at > last.t) m.news2History.push({ t: n.at, total: n.total, partial: n.partial })
     this.emit('unit', unit)
+  }
+
+  /** The current encounter's assignment, if any (one made for the previous patient does not count). */
+  assignmentOf (unit: string): Assignment | null {
+    const a = this.assignments.get(unit)
+    const m = this.units.get(unit)
+    return a === undefined || m === undefined || a.encounter !== m.view.encounter ? null : a
+  }
+
+  /**
+   * What team views need to know about every unit: cardiac or stroke patient, from the crew's
+   * assessment or an open STEMI / stroke alert. One pass over units and alerts (call once per render).
+   */
+  contexts (): Map<string, UnitContext> {
+    const out = new Map<string, UnitContext>()
+    for (const [unit, m] of this.units) {
+      const a = m.view.assessment
+      out.set(unit, { cardiac: a?.stemiSuspected === true, stroke: a !== null && (a.fastPositive || a.lamsScore >= 4) })
+    }
+    for (const al of this.alerts.values()) {
+      if (al.clearedAt !== null) continue
+      const kind: string = al.kind
+      const c = out.get(al.unit) ?? { cardiac: false, stroke: false }
+      if (kind.includes('stemi')) c.cardiac = true
+      if (kind.includes('stroke')) c.stroke = true
+      out.set(al.unit, c)
+    }
+    return out
   }
 
   /** Open alerts, plus cleared high ones nobody acknowledged (they latch until someone does). */

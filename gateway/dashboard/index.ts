@@ -22,6 +22,8 @@ import type { Metrics } from '../metrics.js'
 import { SessionStore, requireSession, type Session } from '../sessions.js'
 import { news2Points, news2View, type AlertEngineLike } from './alerts-adapter.js'
 import { authRoutes } from './auth-routes.js'
+import { boardRoutes } from './board-routes.js'
+import { DashboardJournal } from './journal.js'
 import { DASHBOARD_DIR, dashboardBundle } from './bundle.js'
 import { liveRoutes } from './live-routes.js'
 
@@ -31,6 +33,8 @@ export interface DashboardOptions {
   loginRateMax: number
   loginRateWindowMs: number
   liveBlockedTimeoutMs: number
+  /** DATA_DIR: the dashboard's journal (assignments, saved views) lives under it. */
+  dataDir: string
 }
 
 export interface DashboardDeps {
@@ -56,6 +60,9 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
   const messagesDropped = new Counter({ name: 'ambulink_live_messages_dropped_total', help: 'Live messages dropped from a slow dashboard\'s queue (ECG first, then superseded unit updates; never alerts)', labelNames: ['kind'], ...r })
   const logins = new Counter({ name: 'ambulink_dashboard_logins_total', help: 'Dashboard login attempts by outcome', labelNames: ['outcome'], ...r })
   const refused = new Counter({ name: 'ambulink_dashboard_refused_total', help: 'Dashboard requests refused for want of a session', ...r })
+  const badRequests = new Counter({ name: 'ambulink_dashboard_bad_requests_total', help: 'Dashboard requests refused as malformed (AMB_ERR_DASHBOARD_BAD_REQUEST), by route', labelNames: ['route'], ...r })
+  const journal = await DashboardJournal.open(opts.dataDir)
+  if (journal.skipped > 0) log.warn({ skipped: journal.skipped }, 'dashboard journal: unreadable lines skipped (torn write after a crash?)')
 
   const hub = new LiveHub({ hospital: opts.hospital, blockedTimeoutMs: opts.liveBlockedTimeoutMs }, {
     onSubscriberDropped: info => {
@@ -64,6 +71,7 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
     },
     onMessagesDropped: (kind, n) => { messagesDropped.inc({ kind }, n) }
   })
+  for (const a of journal.assignments.values()) hub.pushAssignment(a)
   new Gauge({ name: 'ambulink_live_subscribers', help: 'Open dashboard live sockets', ...r, collect () { this.set(hub.subscriberCount) } })
   new Gauge({ name: 'ambulink_live_units', help: 'Units in the live hub', ...r, collect () { this.set(hub.unitCount) } })
 
@@ -134,6 +142,7 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
     scope.get('/app.js.map', async (_req, reply) => reply.type('application/json').send((await dashboardBundle()).map))
     authRoutes(scope, { sessions, credentials: deps.credentials, loginRateMax: opts.loginRateMax, loginRateWindowMs: opts.loginRateWindowMs, auth, onLogin: outcome => { logins.inc({ outcome }) } })
     liveRoutes(scope, { hub, sessions, alerts: () => alerts, auth, log, bySession })
+    boardRoutes(scope, { hub, journal, credentials: deps.credentials, auth, log, now: Date.now, onRefused: route => { badRequests.inc({ route }) } })
   })
   // Bundle now, so the first page load does not wait and a broken bundle shows in the start log.
   dashboardBundle().catch((err: unknown) => { log.error({ err }, 'dashboard bundle failed') })
@@ -151,6 +160,7 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
       if (news2Timer !== null) clearImmediate(news2Timer)
       hub.close()
       sessions.close()
+      await journal.close()
     }
   }
 }

@@ -14,7 +14,7 @@ import type { Frame } from '../../decoders/index.js'
 import type { Alert, AlertEvent } from '../alerts/types.js'
 import {
   TREND_SIGNS, ecgChunkBytes, encodeEcgChunk,
-  type AssessmentView, type ClientMessage, type Hospital, type News2View, type PositionView,
+  type Assignment, type AssessmentView, type ClientMessage, type Hospital, type News2View, type PositionView,
   type ServerMessage, type TrendSign, type UnitResume, type UnitView
 } from './protocol.js'
 import { EcgRing, TrendRing } from './rings.js'
@@ -75,6 +75,7 @@ interface UnitState {
   unit: string
   encounter: string
   lastSeenMs: number
+  firstSeenMs: number
   lastUpdateSentMs: number
   values: Float64Array
   times: Float64Array
@@ -95,6 +96,8 @@ export class LiveHub {
   /** Changes with every hub instance: cursors from another one are not trusted. */
   readonly epoch = randomBytes(6).toString('base64url')
   private readonly units = new Map<string, UnitState>()
+  /** The latest acknowledge-and-assign per unit (incoming board), as every dashboard sees it. */
+  private readonly assignments = new Map<string, Assignment>()
   private readonly subscribers = new Set<Subscriber>()
   private alerts: LiveAlertSource | null = null
   private readonly timer: NodeJS.Timeout
@@ -121,6 +124,7 @@ export class LiveHub {
     if (this.closed) return
     const now = this.options.now()
     const u = this.unitFor(f)
+    if (u.firstSeenMs === 0) u.firstSeenMs = now
     u.lastSeenMs = now
     let changed = false
     for (const n of f.numerics) {
@@ -160,6 +164,22 @@ export class LiveHub {
     this.broadcast(JSON.stringify({ type: 'alert', event } satisfies ServerMessage), KEEP)
   }
 
+  /**
+   * An acknowledge-and-assign on the incoming board (already recorded durably by the caller):
+   * replaces the unit's previous one and reaches every open dashboard, never dropped.
+   */
+  pushAssignment (a: Assignment): void {
+    if (this.closed) return
+    this.assignments.set(a.unit, a)
+    this.broadcast(JSON.stringify({ type: 'assignment', assignment: a } satisfies ServerMessage), KEEP)
+  }
+
+  /** The unit's current encounter ('' before dispatch assigns one); null when the unit is not in the hub. */
+  encounterOf (unit: string): string | null { return this.units.get(unit)?.encounter ?? null }
+
+  /** Assignments as the hub holds them (the latest per unit). */
+  assignmentList (): Assignment[] { return [...this.assignments.values()] }
+
   /** The unit's current NEWS2, as the alert engine scored it. */
   setNews2 (unit: string, news2: News2View): void {
     const u = this.units.get(unit)
@@ -179,6 +199,7 @@ export class LiveHub {
         unit: f.unitId,
         encounter: f.encounterId,
         lastSeenMs: 0,
+        firstSeenMs: 0,
         lastUpdateSentMs: 0,
         values: new Float64Array(SIGNS).fill(Number.NaN),
         times: new Float64Array(SIGNS).fill(Number.NEGATIVE_INFINITY),
@@ -307,7 +328,8 @@ export class LiveHub {
       user,
       hospital: this.options.hospital,
       units: [...this.units.values()].map(u => this.view(u)),
-      alerts: this.alerts?.openAlerts() ?? []
+      alerts: this.alerts?.openAlerts() ?? [],
+      assignments: this.assignmentList()
     }
   }
 
@@ -328,7 +350,8 @@ export class LiveHub {
       ecg: ring === null ? null : { epoch: ring.epoch, next: ring.next, rateHz: ring.rateHz, leadMask: ring.leadMask },
       trendEpoch: u.trend.epoch,
       trendNext: u.trend.next,
-      row: u.trend.next > 0 ? u.trend.row(u.trend.next - 1) : null
+      row: u.trend.next > 0 ? u.trend.row(u.trend.next - 1) : null,
+      firstSeenMs: u.firstSeenMs
     }
   }
 
@@ -349,6 +372,7 @@ export class LiveHub {
     for (const u of [...this.units.values()]) {
       if (now - u.lastSeenMs <= this.options.unitExpiryMs) continue
       this.units.delete(u.unit)
+      this.assignments.delete(u.unit)
       this.broadcast(JSON.stringify({ type: 'gone', unit: u.unit } satisfies ServerMessage), KEEP)
     }
   }
@@ -371,4 +395,4 @@ export interface LiveSubscription {
   readonly dropped: { ecg: number, update: number }
 }
 
-export { TREND_SIGNS, type News2View, type Hospital, type ServerMessage, type ClientMessage } from './protocol.js'
+export { TREND_SIGNS, type Assignment, type News2View, type Hospital, type ServerMessage, type ClientMessage } from './protocol.js'

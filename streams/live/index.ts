@@ -1,3 +1,4 @@
 // The live hub's public surface (the wire format itself is ./protocol.ts, shared with the page).
 export * from './hub.js'
-export type { ClientMessage, ServerMessage, UnitResume, News2View, TrendSign } from './protocol.js'
+export type { Assignment, AssignmentAction, ClientMessage, ServerMessage, UnitResume, News2View, TrendSign, ViewSpec } from './protocol.js'
+export { ASSIGNMENT_ACTIONS, DEFAULT_VIEW, parseViewSpec } from './protocol.js'

@@ -87,12 +87,16 @@ export interface UnitView {
   trendNext: number
   /** The newest trend row (the one live updates change), when there is one. */
   row: TrendRow | null
+  /** Gateway clock, Unix ms, of this encounter's first frame: the nearest the gateway knows to
+   * first medical contact (the crew's monitor goes on at the patient's side). */
+  firstSeenMs: number
 }
 
 export interface Hospital { name: string, latitude: number, longitude: number }
 
 export type ServerMessage =
-  | { type: 'snapshot', epoch: string, now: number, user: { name: string, role: string }, hospital: Hospital, units: UnitView[], alerts: Alert[] }
+  | { type: 'snapshot', epoch: string, now: number, user: { name: string, role: string }, hospital: Hospital, units: UnitView[], alerts: Alert[], assignments: Assignment[] }
+  | { type: 'assignment', assignment: Assignment }
   | { type: 'unit', unit: UnitView }
   | { type: 'trend', unit: string, epoch: string, from: number, t: number[], cols: Array<Array<number | null>>, positions: Array<TrendRow['position']> }
   | { type: 'alert', event: AlertEvent }
@@ -208,4 +212,128 @@ export function decodeEcgChunk (buf: ArrayBuffer): EcgChunk | null {
     n,
     samples: new DataView(buf, off, bytes)
   }
+}
+
+// ---- team views -----------------------------------------------------------------------------
+// What a team has in its face. One copy, used by the page (filtering) and the gateway
+// (validating what a user saves). A view decides what is shown first, never what exists: the page
+// always counts what lies outside the view, and a high-priority alert there stays one click away.
+
+export type TeamViewId = 'ed' | 'cath' | 'stroke' | 'custom'
+export const TEAM_VIEW_IDS: readonly TeamViewId[] = ['ed', 'cath', 'stroke', 'custom']
+export const TEAM_VIEW_LABELS: Readonly<Record<TeamViewId, string>> = {
+  ed: 'Emergency department', cath: 'Cath lab', stroke: 'Stroke unit', custom: 'Custom'
+}
+/** Alert kinds the page knows by name (the custom filter's checkboxes); others may appear. */
+export const KNOWN_ALERT_KINDS = ['threshold', 'news2', 'device_alarm', 'stemi', 'stroke', 'signal_loss'] as const
+
+export interface ViewSpec {
+  id: TeamViewId
+  /** Custom only: kinds left out. An exclusion list, so a kind added later is shown until excluded. */
+  excludeKinds?: string[]
+  /** Custom only: the lowest priority shown (default low: all). */
+  minPriority?: Alert['priority']
+  /** Custom only: unit ids shown; empty or absent = every unit. */
+  units?: string[]
+}
+
+export const DEFAULT_VIEW: Readonly<ViewSpec> = Object.freeze({ id: 'ed' })
+
+/** What a view needs to know about the unit an alert is about. */
+export interface UnitContext {
+  /** The crew suspects STEMI, or the unit has a STEMI alert: a cardiac patient. */
+  cardiac: boolean
+  /** FAST positive or LAMS ≥ 4, or a stroke alert. */
+  stroke: boolean
+}
+
+const PRIORITY_RANK: Readonly<Record<Alert['priority'], number>> = { low: 1, medium: 2, high: 3 }
+
+/**
+ * Device alarm codes that are cardiac (arrhythmias, heart-rate and ST alarms). Monitors name them
+ * differently; matched loosely on the code. The cath lab sees these for every unit.
+ */
+const CARDIAC_ALARM = /(^|_)(VF|VT|VFIB|VTACH|ASYSTOLE|ARRHYTHMIA|BRADY|TACHY|PVC|AFIB|ST|HR|PACER|PAUSE|IRREG)(_|$)/i
+
+/** Whether `a` belongs in view `v`. Kinds unknown to this version count as "everything else":
+ * the ED and any custom view that does not exclude them show them. */
+export function alertInView (a: Alert, v: ViewSpec, ctx: UnitContext): boolean {
+  const kind: string = a.kind
+  switch (v.id) {
+    case 'ed': return true
+    case 'cath':
+      if (kind.includes('stemi')) return true // also a device's own STEMI interpretation
+      if (kind === 'device_alarm') return CARDIAC_ALARM.test(a.key) || ctx.cardiac
+      if (kind === 'threshold') return a.key === 'heart_rate' || a.key === 'pulse_rate' || ctx.cardiac
+      // NEWS2, signal loss and the rest: for the cath lab's own (cardiac) patients.
+      return ctx.cardiac && !kind.includes('stroke')
+    case 'stroke':
+      return kind.includes('stroke')
+    case 'custom': {
+      if (v.excludeKinds?.includes(kind) === true) return false
+      if (PRIORITY_RANK[a.priority] < PRIORITY_RANK[v.minPriority ?? 'low']) return false
+      if (v.units !== undefined && v.units.length > 0 && !v.units.includes(a.unit)) return false
+      return true
+    }
+  }
+}
+
+/** Whether a unit shows on the fleet and incoming boards of view `v` (the ED and custom: all). */
+export function unitInView (unit: string, v: ViewSpec, ctx: UnitContext): boolean {
+  switch (v.id) {
+    case 'ed': return true
+    case 'cath': return ctx.cardiac
+    case 'stroke': return ctx.stroke
+    case 'custom': return v.units === undefined || v.units.length === 0 || v.units.includes(unit)
+  }
+}
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+
+/** A view from untrusted JSON (a saved preference, a request body); null when malformed. */
+export function parseViewSpec (v: unknown): ViewSpec | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null
+  const o = v as Record<string, unknown>
+  if (!TEAM_VIEW_IDS.includes(o.id as TeamViewId)) return null
+  const id = o.id as TeamViewId
+  if (id !== 'custom') return Object.keys(o).length === 1 ? { id } : null
+  const out: ViewSpec = { id }
+  for (const k of Object.keys(o)) if (!['id', 'excludeKinds', 'minPriority', 'units'].includes(k)) return null
+  if (o.excludeKinds !== undefined) {
+    if (!Array.isArray(o.excludeKinds) || o.excludeKinds.length > 32 || !o.excludeKinds.every(k => typeof k === 'string' && /^[a-z0-9_]{1,40}$/.test(k))) return null
+    out.excludeKinds = o.excludeKinds as string[]
+  }
+  if (o.minPriority !== undefined) {
+    if (o.minPriority !== 'low' && o.minPriority !== 'medium' && o.minPriority !== 'high') return null
+    out.minPriority = o.minPriority
+  }
+  if (o.units !== undefined) {
+    if (!Array.isArray(o.units) || o.units.length > 500 || !o.units.every(u => typeof u === 'string' && ID.test(u))) return null
+    out.units = o.units as string[]
+  }
+  return out
+}
+
+// ---- incoming patients: acknowledge and assign ------------------------------------------------
+
+export type AssignmentAction = 'acknowledged' | 'cath_lab_activated' | 'stroke_team_standby' | 'resus_ready' | 'handed_over' | 'cleared'
+export const ASSIGNMENT_ACTIONS: readonly AssignmentAction[] = ['acknowledged', 'cath_lab_activated', 'stroke_team_standby', 'resus_ready', 'handed_over', 'cleared']
+export const ASSIGNMENT_LABELS: Readonly<Record<AssignmentAction, string>> = {
+  acknowledged: 'Acknowledged',
+  cath_lab_activated: 'Cath lab activated',
+  stroke_team_standby: 'Stroke team on standby',
+  resus_ready: 'Resus bay ready',
+  handed_over: 'Handed over',
+  cleared: 'Cleared'
+}
+
+/** The latest acknowledge-and-assign for a unit's encounter, recorded with who and when. */
+export interface Assignment {
+  unit: string
+  /** Pseudonymous encounter id: a new patient in the same ambulance starts with none. */
+  encounter: string
+  action: AssignmentAction
+  by: string
+  /** Unix ms, gateway clock. */
+  at: number
 }

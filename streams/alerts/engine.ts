@@ -100,6 +100,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
   private timer: NodeJS.Timeout | null = null
   private lastHousekeepingGw = -Infinity
   private closed = false
+  private closing: Promise<void> | null = null
 
   private constructor (options: Partial<AlertEngineOptions>) {
     super()
@@ -429,12 +430,15 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
   get openCount (): number { return this.book.openSet.size }
 
   /** Stops the timer, stops taking input, and flushes the journal. Safe to call twice. */
-  async close (): Promise<void> {
-    if (this.closed) return
-    this.closed = true
-    if (this.timer !== null) clearInterval(this.timer)
-    this.timer = null
-    await this.book.journal?.close()
+  close (): Promise<void> {
+    // A second call while the first runs waits for the first.
+    this.closing ??= (async () => {
+      this.closed = true
+      if (this.timer !== null) clearInterval(this.timer)
+      this.timer = null
+      await this.book.journal?.close()
+    })()
+    return this.closing
   }
 }
 

@@ -98,8 +98,19 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       onPressure: (high, bytes) => {
         if (high) log.warn({ bytes, max: config.maxSpoolBytes }, 'spool above 80% of maxSpoolBytes: frames will be refused at the bound')
         else log.info({ bytes }, 'spool back under 80% of maxSpoolBytes')
+      },
+      onRefused: code => { metrics.spoolRefused.inc({ reason: code }) },
+      onFault: err => {
+        metrics.spoolFault.set(err === null ? 0 : 1)
+        if (err !== null) log.error({ code: err.code, err: err.message }, 'spool disk fault: refusing frames (not ready) until the disk takes writes again')
+        else log.warn('spool disk fault cleared: taking frames again')
+      },
+      onRotateFailed: err => {
+        metrics.spoolRotationFailures.inc()
+        log.error({ err: err.message }, 'spool segment rotation failed; the current segment keeps taking frames')
       }
     })
+    metrics.spoolFault.set(0)
     closers.push(() => spool.close())
     metrics.spoolMaxBytes.set(config.maxSpoolBytes)
 
@@ -246,7 +257,9 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       trustProxy: config.trustProxy,
       readiness: async () => {
         const checks: Record<string, { ok: boolean, detail?: string }> = {
-          spool: { ok: spool.bytes < config.maxSpoolBytes && !spool.refusing, detail: `${spool.bytes} of ${config.maxSpoolBytes} bytes${spool.refusing ? ', full: refusing frames' : ''}` }
+          spool: spool.faulted !== null
+            ? { ok: false, detail: `${spool.faulted.code}: refusing frames until the disk takes writes again` }
+            : { ok: spool.bytes < config.maxSpoolBytes && !spool.refusing, detail: `${spool.bytes} of ${config.maxSpoolBytes} bytes${spool.refusing ? ', full: refusing frames' : ''}` }
         }
         // In a cluster, a process cut off from Redis cannot route alerts or find sessions: a
         // load balancer should send devices elsewhere.

@@ -72,7 +72,7 @@ function memorySink (): LiveSink & Received & { paused: boolean, pending: Array<
 
 function hub (opts: Partial<LiveHubOptions> = {}, hooks: ConstructorParameters<typeof LiveHub>[1] = {}): LiveHub {
   const h = new LiveHub({ hospital: HOSPITAL, ...opts }, hooks)
-  onTestFinished(() => { h.close() })
+  onTestFinished(() => h.close())
   return h
 }
 
@@ -219,31 +219,23 @@ describe('flow control', () => {
 
   it('a frozen page is disconnected after blockedTimeoutMs, and ingest never waits for it', async () => {
     const drops: string[] = []
-    const h = hub({ blockedTimeoutMs: 300, sweepMs: 25, highWaterBytes: 32 * 1024, maxQueueBytes: 128 * 1024 }, { onSubscriberDropped: i => { drops.push(i.reason) } })
-    const frames = Array.from({ length: 1200 }, (_, i) => frame(i + 1))
-
-    const timePushes = (from: number, to: number): number[] => {
-      const out: number[] = []
-      for (let i = from; i < to; i++) {
-        const t = performance.now()
-        h.push(frames[i]!)
-        out.push(performance.now() - t)
-      }
-      return out
-    }
-    const baseline = timePushes(0, 400) // nobody watching
-
+    let dropped!: () => void
+    const wasDropped = new Promise<void>(resolve => { dropped = resolve })
+    const maxQueueBytes = 128 * 1024
+    const h = hub({ blockedTimeoutMs: 300, sweepMs: 25, highWaterBytes: 32 * 1024, maxQueueBytes }, { onSubscriberDropped: i => { drops.push(i.reason); dropped() } })
     const frozen = memorySink()
     frozen.paused = true // never calls back: a tab stopped by the OS, a dead network path
-    h.subscribe(frozen, user).handle({ type: 'hello', watch: ['AMB-1'], resume: {} })
-    const withFrozen = timePushes(400, 1200)
-
-    const p99 = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.99)]!
-    // Pushing stays sub-millisecond: the frozen page costs an enqueue and an occasional shed.
-    expect(p99(withFrozen)).toBeLessThan(Math.max(2, p99(baseline) * 10))
-    expect(withFrozen.reduce((a, b) => a + b, 0)).toBeLessThan(1000)
-
-    await new Promise(resolve => setTimeout(resolve, 600))
+    const sub = h.subscribe(frozen, user)
+    sub.handle({ type: 'hello', watch: ['AMB-1'], resume: {} })
+    // push() is synchronous and the frozen page's queue stays bounded: ingest never waits for it.
+    // (How long a push takes with a frozen page watching is measured in loadtest/live-hub-push.ts.)
+    let maxQueued = 0
+    for (let i = 1; i <= 800; i++) {
+      h.push(frame(i))
+      maxQueued = Math.max(maxQueued, sub.queuedBytes)
+    }
+    expect(maxQueued).toBeLessThanOrEqual(maxQueueBytes + 10_000)
+    await wasDropped
     expect(frozen.closed).toBe('terminated')
     expect(drops).toEqual(['blocked'])
     expect(h.subscriberCount).toBe(0)

@@ -158,7 +158,7 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
       attach(null)
       deps.credentials.off('revoked', onRevoked)
       if (news2Timer !== null) clearImmediate(news2Timer)
-      hub.close()
+      await hub.close()
       sessions.close()
       await journal.close()
     }

@@ -150,6 +150,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
   private closed = false
   /** STEMI from the ECG (issue 9): ecg-stemi.ts. */
   private readonly ecgStemi: EcgStemiWatch
+  private closing: Promise<void> | null = null
 
   private constructor (options: Partial<AlertEngineOptions>) {
     super()
@@ -661,16 +662,19 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
   get openCount (): number { return this.book.openSet.size }
 
   /** Stops the timer, stops taking input, saves the ward and flushes the journals. Safe to call twice. */
-  async close (): Promise<void> {
-    if (this.closed) return
-    const t = this.options.now()
-    if (this.store !== null) for (const u of this.units.values()) if (u.dirty && u.encounter !== '') this.save(u, t)
-    this.closed = true
-    if (this.timer !== null) clearInterval(this.timer)
-    this.timer = null
-    await this.store?.close()
-    await this.ecgStemi.close()
-    await this.book.journal?.close()
+  close (): Promise<void> {
+    // A second call while the first runs waits for the first.
+    this.closing ??= (async () => {
+      const t = this.options.now()
+      if (this.store !== null) for (const u of this.units.values()) if (u.dirty && u.encounter !== '') this.save(u, t)
+      this.closed = true
+      if (this.timer !== null) clearInterval(this.timer)
+      this.timer = null
+      await this.store?.close()
+      await this.ecgStemi.close()
+      await this.book.journal?.close()
+    })()
+    return this.closing
   }
 }
 

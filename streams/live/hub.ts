@@ -104,6 +104,7 @@ export class LiveHub {
   private resets = 0
   private nextSubscriberId = 1
   private closed = false
+  private closing: Promise<void> | null = null
 
   constructor (options: Partial<LiveHubOptions> & Pick<LiveHubOptions, 'hospital'>, private readonly hooks: LiveHubHooks = {}) {
     this.options = Object.freeze({ ...LIVE_HUB_DEFAULTS, now: Date.now, ...options })
@@ -377,9 +378,16 @@ export class LiveHub {
     }
   }
 
-  /** Stops the sweep and closes every subscriber (1001: going away). Safe to call twice. */
-  close (): void {
-    if (this.closed) return
+  /**
+   * Stops the sweep and closes every subscriber (1001: going away). Async like every component's
+   * close(); safe to call twice, and a second call while the first runs waits for the first.
+   */
+  close (): Promise<void> {
+    this.closing ??= this.closeOnce()
+    return this.closing
+  }
+
+  private async closeOnce (): Promise<void> {
     this.closed = true
     clearInterval(this.timer)
     for (const s of this.subscribers) s.close(1001, 'gateway shutting down')

@@ -39,6 +39,9 @@ export class GroupCommitFile {
 
   get queuedBytes (): number { return this.pendingBytes }
 
+  /** The write or fsync error that stopped this file (null while it works). */
+  get failure (): Error | null { return this.failed }
+
   /** Resolves when everything appended so far is durable. */
   async flush (): Promise<void> {
     while (this.flushing !== null) await this.flushing

@@ -12,11 +12,12 @@
  * which is harmless because writes are idempotent.
  */
 import { constants as fsc } from 'node:fs'
-import { mkdir, open, readdir, readFile, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises'
+import { mkdir, open as fsOpen, readdir, readFile, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { crc32 } from 'node:zlib'
-import { StreamError } from './errors.js'
+import { StreamError, type StreamErrorCode } from './errors.js'
 import { crashPoint } from './crash-point.js'
+import { syncDir, writeFileAtomic } from './durable.js'
 import { GroupCommitFile } from './group-commit.js'
 
 const HEADER = 20
@@ -36,12 +37,32 @@ export interface SpoolOptions {
   onPressure?: (high: boolean, bytes: number) => void
   /** Injectable clock for tests. */
   now?: () => number
+  /** Called for every append refused (the frame is not acknowledged), with the reason code. */
+  onRefused?: (code: StreamErrorCode) => void
+  /**
+   * Called when the disk refuses a write or fsync (with the coded error) and again with null
+   * once the spool has recovered and takes appends again.
+   */
+  onFault?: (err: StreamError | null) => void
+  /** Called when a segment rotation fails (the current segment keeps taking appends). */
+  onRotateFailed?: (err: Error) => void
+  /** While faulted, how often the spool probes the disk to resume by itself, in ms. */
+  recoverIntervalMs: number
+  /** Bytes the recovery probe must be able to write and fsync before appends resume. */
+  probeBytes: number
+  /**
+   * Opens the spool's segment files. Tests pass a wrapper around the real `open` to inject an
+   * EIO, which no real file system produces on demand.
+   */
+  openFile?: typeof fsOpen
 }
 
 export const SPOOL_DEFAULTS = Object.freeze({
   segmentBytes: 64 * 1024 * 1024,
   maxSpoolBytes: 4 * 1024 * 1024 * 1024,
-  warnRatio: 0.8
+  warnRatio: 0.8,
+  recoverIntervalMs: 1000,
+  probeBytes: 256 * 1024
 })
 
 export interface Position { segment: number, offset: number }
@@ -76,6 +97,15 @@ export class Spool {
   private closed = false
   private rotating: Promise<void> | null = null
   private closedSyncs = 0
+  private closing: Promise<void> | null = null
+  /** Set while the disk refuses writes: every append is refused until recovery clears it. */
+  private fault: StreamError | null = null
+  private recoverTimer: NodeJS.Timeout | null = null
+  private recovering: Promise<void> | null = null
+  /** Rotations that failed (the segment kept growing; retried at the next append). */
+  rotationsFailed = 0
+  /** Cursor saves that failed (kept in memory, saved at the next commit). */
+  cursorSavesFailed = 0
   /** Records appended since open. */
   appends = 0
   /**
@@ -86,11 +116,13 @@ export class Spool {
   /** Torn segment tails skipped by read() (see there); 0 unless a crash tore a write. */
   tornTailsSkipped = 0
   private readonly now: () => number
+  private readonly openFile: typeof fsOpen
   readonly options: Readonly<SpoolOptions>
 
   private constructor (options: SpoolOptions) {
     this.options = options
     this.now = options.now ?? Date.now
+    this.openFile = options.openFile ?? fsOpen
   }
 
   static async open (options: Partial<SpoolOptions> & { dir: string }): Promise<Spool> {
@@ -133,7 +165,7 @@ export class Spool {
     if (prev !== null && prev.n >= this.cursor.segment) {
       const valid = await this.validLength(prev)
       if (valid < prev.bytes) {
-        const pfh = await open(join(dir, segName(prev.n)), fsc.O_RDWR)
+        const pfh = await this.openFile(join(dir, segName(prev.n)), fsc.O_RDWR)
         try {
           await pfh.truncate(valid)
           await pfh.datasync()
@@ -145,7 +177,7 @@ export class Spool {
     }
     if (this.cursor.segment === last.n && this.cursor.offset > last.bytes) this.cursor.offset = last.bytes
     this.readPos = { ...this.cursor }
-    const fh = await open(join(dir, segName(last.n)), fsc.O_RDWR | fsc.O_CREAT)
+    const fh = await this.openFile(join(dir, segName(last.n)), fsc.O_RDWR | fsc.O_CREAT)
     await fh.truncate(last.bytes)
     await fh.datasync()
     this.writerSeg = last
@@ -156,19 +188,29 @@ export class Spool {
 
   /** Scans a segment and returns the length of its intact prefix. */
   private async validLength (seg: Segment): Promise<number> {
-    const fh = await open(join(this.options.dir, segName(seg.n)), 'r')
+    const fh = await this.openFile(join(this.options.dir, segName(seg.n)), 'r')
     try {
-      let off = 0
-      const head = Buffer.alloc(HEADER)
-      for (;;) {
+      const intactAt = async (off: number): Promise<number | null> => {
+        const head = Buffer.alloc(HEADER)
         const { bytesRead } = await fh.read(head, 0, HEADER, off)
-        if (bytesRead < HEADER) return off
+        if (bytesRead < HEADER) return null
         const len = head.readUInt32LE(0)
-        if (off + HEADER + len > seg.bytes) return off
+        if (off + HEADER + len > seg.bytes) return null
         const body = Buffer.alloc(HEADER - 8 + len)
         await fh.read(body, 0, body.length, off + 8)
-        if (crc32(body) !== head.readUInt32LE(4)) return off
-        off += HEADER + len
+        return crc32(body) === head.readUInt32LE(4) ? len : -1 - len
+      }
+      let off = 0
+      for (;;) {
+        const len = await intactAt(off)
+        if (len === null) return off
+        if (len >= 0) { off += HEADER + len; continue }
+        // A bad checksum followed by an intact record is damage inside the file, not a tail torn
+        // by a crash: keep it (read() reports AMB_ERR_SPOOL_CORRUPT) rather than truncate the
+        // acknowledged records after it.
+        const next = off + HEADER + (-1 - len)
+        if (next < seg.bytes && (await intactAt(next) ?? -1) >= 0) { off = next; continue }
+        return off
       }
     } finally {
       await fh.close()
@@ -198,42 +240,155 @@ export class Spool {
    * frame's ~18 KB of lines are not copied again. `rec` belongs to the spool from here on.
    */
   async appendRecord (rec: Buffer, points: number): Promise<void> {
-    if (this.closed) throw new StreamError('AMB_ERR_SPOOL_CLOSED', 'spool is closed', { retryAfterMs: 1000 })
+    if (this.closed) throw this.refuse(new StreamError('AMB_ERR_SPOOL_CLOSED', 'spool is closed', { retryAfterMs: 1000 }))
+    if (this.fault !== null) throw this.refuse(this.fault)
     rec.writeUInt32LE(rec.length - HEADER, 0)
     rec.writeDoubleLE(this.now(), 8)
     rec.writeUInt32LE(points, 16)
     rec.writeUInt32LE(crc32(rec.subarray(8)), 4)
     if (this.totalBytes + rec.length > this.options.maxSpoolBytes) {
       this.refusing = true
-      throw new StreamError('AMB_ERR_SPOOL_FULL', `spool holds ${this.totalBytes} bytes, bound maxSpoolBytes=${this.options.maxSpoolBytes}`, { retryAfterMs: 5000 })
+      throw this.refuse(new StreamError('AMB_ERR_SPOOL_FULL', `spool holds ${this.totalBytes} bytes, bound maxSpoolBytes=${this.options.maxSpoolBytes}`, { retryAfterMs: 5000 }))
     }
+    // rotate() never rejects (a failed rotation keeps the current segment).
     if (this.rotating !== null) await this.rotating
-    this.totalBytes += rec.length
-    this.appends++
-    this.checkPressure()
+    if (this.fault !== null) throw this.refuse(this.fault)
     const seg = this.writerSeg
+    const writer = this.writer
     seg.bytes += rec.length
-    const done = this.writer.append(rec)
+    this.totalBytes += rec.length
+    const done = writer.append(rec)
     crashPoint('spool-append-inflight')
-    if (seg.bytes >= this.options.segmentBytes && this.rotating === null) {
-      this.rotating = this.rotate().finally(() => { this.rotating = null })
-    }
+    if (seg.bytes >= this.options.segmentBytes && this.rotating === null) this.startRotation()
     try {
       await done
     } catch (err) {
-      throw new StreamError('AMB_ERR_SPOOL_IO', `spool write failed: ${(err as Error).message}`, { cause: err })
+      throw this.refuse(this.writeFailed(writer, seg, err as Error))
     }
+    this.appends++
+    this.checkPressure()
     crashPoint('spool-durable')
+  }
+
+  private refuse (err: StreamError): StreamError {
+    this.options.onRefused?.(err.code)
+    return err
+  }
+
+  /**
+   * A write or fsync failed: what the segment holds past its last successful fsync is unknown,
+   * so nothing written since is acknowledged, its bytes are not counted, and the spool refuses
+   * everything until recover() has set the segment back to its durable length and started a
+   * fresh one on a disk that takes writes again (probed in the background).
+   */
+  private writeFailed (writer: GroupCommitFile, seg: Segment, cause: Error): StreamError {
+    seg.bytes = writer.durableSize
+    this.totalBytes = this.segments.reduce((a, s) => a + s.bytes, 0)
+    if (this.fault === null && !this.closed) {
+      const code = (cause as NodeJS.ErrnoException).code
+      const full = code === 'ENOSPC' || code === 'EDQUOT'
+      this.fault = full
+        ? new StreamError('AMB_ERR_DISK_FULL', `the disk under the spool is full: ${cause.message}`, { cause, retryAfterMs: this.options.recoverIntervalMs * 2 })
+        : new StreamError('AMB_ERR_SPOOL_IO', `spool write failed: ${cause.message}`, { cause, retryAfterMs: this.options.recoverIntervalMs * 2 })
+      this.options.onFault?.(this.fault)
+      this.scheduleRecovery()
+    }
+    return this.fault ?? new StreamError('AMB_ERR_SPOOL_IO', `spool write failed: ${cause.message}`, { cause })
+  }
+
+  /** True while appends are refused (disk fault, or the bound reached): readiness says so. */
+  get faulted (): StreamError | null { return this.fault }
+
+  private scheduleRecovery (): void {
+    if (this.recoverTimer !== null || this.closed) return
+    this.recoverTimer = setTimeout(() => {
+      this.recoverTimer = null
+      this.recovering = this.recover_().finally(() => { this.recovering = null })
+    }, this.options.recoverIntervalMs)
+    this.recoverTimer.unref()
+  }
+
+  /** One recovery attempt; schedules the next one when the disk still refuses. */
+  private async recover_ (): Promise<void> {
+    if (this.fault === null || this.closed) return
+    if (this.rotating !== null) await this.rotating
+    const dir = this.options.dir
+    let fh: FileHandle | null = null
+    try {
+      // Is there room again? Write and fsync a probe the size of a burst of frames.
+      const probe = join(dir, 'probe.tmp')
+      const pfh = await this.openFile(probe, 'w')
+      try {
+        await pfh.writeFile(Buffer.alloc(this.options.probeBytes))
+        await pfh.sync()
+      } finally {
+        await pfh.close()
+        await unlink(probe).catch(() => {})
+      }
+      // Cut the failed segment back to what was durable, and continue in a fresh one.
+      const old = this.writer
+      const seg = this.writerSeg
+      this.closedSyncs += old.syncs
+      await old.close().catch(() => {})
+      const tfh = await this.openFile(join(dir, segName(seg.n)), fsc.O_RDWR)
+      try {
+        await tfh.truncate(seg.bytes)
+        await tfh.datasync()
+      } finally {
+        await tfh.close()
+      }
+      const next: Segment = { n: seg.n + 1, bytes: 0 }
+      fh = await this.openFile(join(dir, segName(next.n)), fsc.O_RDWR | fsc.O_CREAT | fsc.O_TRUNC)
+      await syncDir(dir)
+      if (this.closed) { await fh.close(); return }
+      this.segments.push(next)
+      this.writerSeg = next
+      this.writer = new GroupCommitFile(fh, 0, size => { this.onDurable(size) })
+      fh = null
+      this.totalBytes = this.segments.reduce((a, s) => a + s.bytes, 0)
+      this.fault = null
+      this.options.onFault?.(null)
+      this.wake()
+    } catch {
+      await fh?.close().catch(() => {})
+      this.scheduleRecovery()
+    }
+  }
+
+  private startRotation (): void {
+    this.rotating = this.rotate().catch((err: Error) => {
+      // The current segment keeps taking appends; the next append past the size tries again.
+      this.rotationsFailed++
+      this.options.onRotateFailed?.(err)
+    }).finally(() => { this.rotating = null })
   }
 
   private async rotate (): Promise<void> {
     const old = this.writer
-    this.closedSyncs += old.syncs
     const next: Segment = { n: this.writerSeg.n + 1, bytes: 0 }
-    const fh = await open(join(this.options.dir, segName(next.n)), fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL)
-    await syncDir(this.options.dir)
-    crashPoint('spool-rotate')
-    await old.close()
+    const path = join(this.options.dir, segName(next.n))
+    // O_TRUNC, not O_EXCL: a file left by an earlier failed rotation is empty and ours to reuse.
+    const fh = await this.openFile(path, fsc.O_RDWR | fsc.O_CREAT | fsc.O_TRUNC)
+    try {
+      await syncDir(this.options.dir)
+      crashPoint('spool-rotate')
+    } catch (err) {
+      await fh.close().catch(() => {})
+      await unlink(path).catch(() => {})
+      throw err
+    }
+    // Appends queued on the old writer land in the old segment; once it is flushed the new one
+    // takes over (a failure of that flush faults the spool through the appends that wait on it).
+    await old.flush()
+    if (old.failure !== null) {
+      // The old segment failed meanwhile: recovery owns the switch to a fresh segment.
+      this.writeFailed(old, this.writerSeg, old.failure)
+      await fh.close().catch(() => {})
+      await unlink(path).catch(() => {})
+      return
+    }
+    this.closedSyncs += old.syncs
+    await old.close().catch(() => {})
     this.segments.push(next)
     this.writerSeg = next
     this.writer = new GroupCommitFile(fh, 0, size => { this.onDurable(size) })
@@ -349,7 +504,7 @@ export class Spool {
     if (this.readFh !== null && this.readFh.n === n) return this.readFh.fh
     if (this.readFh !== null) await this.readFh.fh.close()
     this.readFh = null
-    const fh = await open(join(this.options.dir, segName(n)), 'r')
+    const fh = await this.openFile(join(this.options.dir, segName(n)), 'r')
     this.readFh = { n, fh }
     return fh
   }
@@ -369,8 +524,8 @@ export class Spool {
   async commit (pos: Position): Promise<void> {
     this.cursor = { ...pos }
     // Caught up with a well-filled writer segment: start a new one so this one can be trimmed.
-    if (pos.segment === this.writerSeg.n && pos.offset === this.writer.size && pos.offset >= this.options.segmentBytes / 4 && this.rotating === null) {
-      this.rotating = this.rotate().finally(() => { this.rotating = null })
+    if (pos.segment === this.writerSeg.n && pos.offset === this.writer.size && pos.offset >= this.options.segmentBytes / 4 && this.rotating === null && this.fault === null) {
+      this.startRotation()
       await this.rotating
     }
     // A cursor at the end of a finished segment belongs at the start of the next one.
@@ -383,9 +538,14 @@ export class Spool {
       this.cursor = { segment: next.n, offset: 0 }
     }
     if (this.readPos.segment < this.cursor.segment) this.readPos = { ...this.cursor }
-    const tmp = join(this.options.dir, 'cursor.json.tmp')
-    await writeFile(tmp, JSON.stringify(this.cursor))
-    await rename(tmp, join(this.options.dir, 'cursor.json'))
+    try {
+      await writeFileAtomic(join(this.options.dir, 'cursor.json'), JSON.stringify(this.cursor))
+    } catch {
+      // A full disk must not stop the trim that frees it. Deleting segments wholly before the
+      // in-memory cursor is safe with a stale cursor.json: open() starts at the oldest segment
+      // left, so a restart replays a little into InfluxDB (idempotent) and loses nothing.
+      this.cursorSavesFailed++
+    }
     crashPoint('spool-commit')
     while (this.segments.length > 1 && this.segments[0]!.n < this.cursor.segment) {
       const seg = this.segments.shift()!
@@ -419,7 +579,7 @@ export class Spool {
       segment = next.n
       offset = 0
     }
-    const fh = await open(join(this.options.dir, segName(segment)), 'r')
+    const fh = await this.openFile(join(this.options.dir, segName(segment)), 'r')
     try {
       const head = Buffer.alloc(HEADER)
       const { bytesRead } = await fh.read(head, 0, HEADER, offset)
@@ -440,20 +600,24 @@ export class Spool {
     return n
   }
 
-  /** Waits for in-flight appends, then closes files. Safe to call twice. */
-  async close (): Promise<void> {
-    if (this.closed) return
+  /**
+   * Waits for in-flight appends, then closes files. Safe to call twice: a second call while the
+   * first runs waits for the first.
+   */
+  close (): Promise<void> {
+    this.closing ??= this.closeOnce()
+    return this.closing
+  }
+
+  private async closeOnce (): Promise<void> {
     this.closed = true
+    if (this.recoverTimer !== null) clearTimeout(this.recoverTimer)
+    this.recoverTimer = null
+    if (this.recovering !== null) await this.recovering
     if (this.rotating !== null) await this.rotating
     await this.writer.close()
     if (this.readFh !== null) await this.readFh.fh.close()
     this.readFh = null
     this.wake()
   }
-}
-
-async function syncDir (dir: string): Promise<void> {
-  // fsync the folder so a new segment's directory entry survives a power cut.
-  const fh = await open(dir, 'r')
-  try { await fh.sync() } finally { await fh.close() }
 }

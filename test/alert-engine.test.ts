@@ -111,14 +111,14 @@ describe('threshold rules: persistence window and hysteresis', () => {
 
   it('a value hovering at the limit neither raises nor, once raised, flaps', async () => {
     const h = await harness()
-    // 48/52 alternating for a minute: below 50 half the time, under the 70 % needed.
-    for (let i = 0; i < 60; i++) h.feed(T0 + i * 1000, T0 + i * 1000, { heart_rate: i % 2 === 0 ? 48 : 52 })
+    // 128/132 alternating for a minute: above 130 half the time, under the 70 % needed.
+    for (let i = 0; i < 60; i++) h.feed(T0 + i * 1000, T0 + i * 1000, { heart_rate: i % 2 === 0 ? 132 : 128 })
     expect(h.of('threshold')).toEqual([])
-    // Sustained 45: raised once, medium (bradycardia, not critical).
-    h.feed(T0 + 60_000, T0 + 75_000, { heart_rate: 45 })
+    // Sustained 140: raised once, medium (tachycardia, not critical).
+    h.feed(T0 + 60_000, T0 + 75_000, { heart_rate: 140 })
     expect(h.of('threshold', 'raised').map(e => e.alert.priority)).toEqual(['medium'])
-    // Hovering at the limit again (48..54, inside the 5 bpm margin): stays raised, never cleared.
-    for (let i = 0; i < 120; i++) h.feed(T0 + 76_000 + i * 1000, T0 + 76_000 + i * 1000, { heart_rate: [48, 52, 54, 51][i % 4]! })
+    // Hovering at the limit again (126..132, inside the 5 bpm margin): stays raised, never cleared.
+    for (let i = 0; i < 120; i++) h.feed(T0 + 76_000 + i * 1000, T0 + 76_000 + i * 1000, { heart_rate: [132, 128, 126, 129][i % 4]! })
     expect(h.of('threshold', 'raised')).toHaveLength(1)
     expect(h.of('threshold', 'cleared')).toHaveLength(0)
     // Value-only updates are throttled to one per 10 s.
@@ -128,13 +128,13 @@ describe('threshold rules: persistence window and hysteresis', () => {
 
   it('clears only when back inside by the margin for ≥ 90 % of the 30 s clear window', async () => {
     const h = await harness()
-    h.feed(T0, T0 + 10_000, { heart_rate: 45 })
+    h.feed(T0, T0 + 10_000, { heart_rate: 140 })
     const id = h.of('threshold', 'raised')[0]!.alert.id
-    h.feed(T0 + 11_000, T0 + 60_000, { heart_rate: 53 })   // inside the limits, not by 5 bpm
+    h.feed(T0 + 11_000, T0 + 60_000, { heart_rate: 127 })   // inside the limits, not by 5 bpm
     expect(h.engine.get(id)!.clearedAt).toBeNull()
-    h.feed(T0 + 61_000, T0 + 86_000, { heart_rate: 56 })   // by the margin, 26 of 30 s
+    h.feed(T0 + 61_000, T0 + 86_000, { heart_rate: 110 })   // by the margin, 26 of 30 s
     expect(h.engine.get(id)!.clearedAt).toBeNull()
-    h.feed(T0 + 87_000, T0 + 87_000, { heart_rate: 56 })   // 27 of 30 s
+    h.feed(T0 + 87_000, T0 + 87_000, { heart_rate: 110 })   // 27 of 30 s
     const cleared = h.of('threshold', 'cleared')
     expect(cleared).toHaveLength(1)
     expect(cleared[0]!.alert).toMatchObject({ id, clearedAt: T0 + 87_000 })
@@ -460,7 +460,7 @@ describe('rules file', () => {
   it('merges overrides over the defaults, adds and disables rules', () => {
     const rules = parseRulesConfig({ rules: { heart_rate: { low: 45, priority: 'high' }, pulse_rate: { high: 150 }, etco2: null } })
     expect(rules.find(r => r.sign === 'heart_rate')).toMatchObject({ low: 45, high: 130, lowPriority: 'high', highPriority: 'high', minDurationMs: 10_000 })
-    expect(rules.find(r => r.sign === 'pulse_rate')).toMatchObject({ low: 50, high: 150, critHigh: 150, minDurationMs: 10_000, lowPriority: 'medium' })
+    expect(rules.find(r => r.sign === 'pulse_rate')).toMatchObject({ low: 41, high: 150, critHigh: 150, minDurationMs: 10_000, lowPriority: 'high' })
     expect(rules.find(r => r.sign === 'etco2')).toBeUndefined()
     expect(rules).toHaveLength(DEFAULT_RULES.length - 1)
   })

@@ -3,7 +3,7 @@
 // per case file; a failing case prints each unmet expectation beside what the engine did.
 // Then the harness itself: it can fail, it refuses frames a device could not send, and its
 // link, restart and late-arrival semantics are what the safety case says they are.
-import { readdirSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -37,6 +37,32 @@ describe('clinical cases', () => {
       expect(unmet(r), failureReport(r)).toEqual([])
     })
   }
+})
+
+describe('the hazard log (docs/clinical-safety.md)', () => {
+  const ROOT = fileURLToPath(new URL('..', import.meta.url))
+  const doc = readFileSync(join(ROOT, 'docs', 'clinical-safety.md'), 'utf8')
+  const rows = doc.split('\n').filter(l => /^\| H\d\d \|/.test(l))
+
+  it('names every clinical case, and only cases that exist', () => {
+    for (const f of CASES) expect(doc, `${f} is not in the hazard log`).toContain(f.replace(/\.ndjson$/, ''))
+    for (const m of doc.matchAll(/cases\/([a-z0-9-]+\.ndjson)/g)) expect(CASES, m[0]).toContain(m[1])
+  })
+
+  it('every hazard names a verifying test file that exists, and the test titles it quotes are real', () => {
+    expect(rows.length).toBeGreaterThanOrEqual(25)
+    const testText = readdirSync(join(ROOT, 'test')).filter(f => f.endsWith('.test.ts')).map(f => readFileSync(join(ROOT, 'test', f), 'utf8')).join('\n') +
+      CASES.map(f => readFileSync(join(DIR, f), 'utf8')).join('\n')
+    for (const row of rows) {
+      const verified = row.slice(row.lastIndexOf(' | ') + 3)
+      const files = [...verified.matchAll(/`((?:test\/)?[\w./-]+\.(?:test\.ts|ndjson))`/g)].map(m => m[1]!)
+      expect(files.length, row.slice(0, 8)).toBeGreaterThan(0)
+      for (const f of files) expect(existsSync(join(ROOT, f.startsWith('cases/') ? 'test/clinical-' + f : f)), f).toBe(true)
+      for (const q of verified.matchAll(/"([^"]+)"/g)) {
+        for (const part of q[1]!.split('…').map(x => x.trim()).filter(x => x !== '')) expect(testText, `${row.slice(0, 6)}: "${part}"`).toContain(part)
+      }
+    }
+  })
 })
 
 async function writeCase (lines: unknown[]): Promise<string> {

@@ -55,6 +55,17 @@ describe('ambulink replay', () => {
     expect(lines.at(-1)).toMatchObject({ case: 'hypoxia', ok: true, expectations: 1, met: 1 })
   })
 
+  it('runs a case of test/clinical-cases: the VF reported once at onset is raised at 1:00 and still open at the end', async () => {
+    const r = await replay(join(ROOT, 'test', 'clinical-cases', 'vf-alarm-latched.ndjson'), '--json')
+    expect(r.code, r.stderr).toBe(0)
+    const lines = r.stdout.trimEnd().split('\n').map(l => JSON.parse(l) as { type?: string, at?: string, alert?: { kind: string, key: string, priority: string }, ok?: boolean })
+    const vf = lines.filter(l => l.alert?.kind === 'device_alarm' && l.alert.key === 'VF')
+    expect(vf[0]).toMatchObject({ type: 'raised', at: '1:00.000', alert: { priority: 'high' } })
+    expect(vf.some(l => l.type === 'escalated')).toBe(true)
+    expect(vf.some(l => l.type === 'cleared')).toBe(false)
+    expect(lines.at(-1)).toMatchObject({ case: 'vf-alarm-latched', ok: true, expectations: 5, met: 5 })
+  })
+
   it('exits 1 with a readable diff when an expectation is not met', async () => {
     const file = await caseFile([...HYPOXIA, { expect: 'no-alerts' }])
     const r = await replay(file)

@@ -21,7 +21,8 @@
  * 3. Gateway events: `{"at":"2:00","event":"link_down"}` … `link_up` (frames in between are
  *    delivered at link_up, in order, or lost with `"backlog":"drop"`), `offline` / `online`
  *    (the unit's will / status message), `ack` (`kind`, optional `key`, `by`: a clinician
- *    acknowledges the open alert), `restart` (`down`: the gateway stops, reopens its journal).
+ *    acknowledges the open alert), `restart` (`down`: the gateway stops, reopens its journal),
+ *    `spo2_scale` (`scale` 1|2, `by`: a clinician sets the NEWS2 SpO2 scale for the encounter).
  * 4. Expectations (inline, or in `<case>.expect.ndjson` beside it):
  *    `{"expect":"raised","kind":"threshold","key":"spo2","priority":"high","from":"0:10","to":"0:40"}`;
  *    `expect` is `raised|updated|escalated|acknowledged|cleared` (at least one such event, or
@@ -75,6 +76,7 @@ export type GatewayEvent =
   | { event: 'offline' } | { event: 'online' }
   | { event: 'ack', kind: string, key: string | null, by: string }
   | { event: 'restart', downMs: number }
+  | { event: 'spo2_scale', scale: 1 | 2, by: string }
 
 /** One thing that happens at a gateway instant, in file order within the instant. */
 export type Input =
@@ -99,7 +101,7 @@ export interface ReplayCase {
 const DEFAULT_START = Date.parse('2026-01-01T08:00:00Z')
 const HEADER_KEYS = new Set(['case', 'title', 'patient', 'sources', 'unit', 'encounter', 'boot', 'start', 'engine', 'rules', 'end', 'notes'])
 const FRAME_LINE_KEYS = new Set(['at', 'frame', 'every', 'until', 'cycle', 'arrives', 'note'])
-const EVENT_KEYS = new Set(['at', 'event', 'backlog', 'kind', 'key', 'by', 'down', 'note'])
+const EVENT_KEYS = new Set(['at', 'event', 'backlog', 'kind', 'key', 'by', 'down', 'scale', 'note'])
 const EXPECT_KEYS = new Set(['expect', 'kind', 'key', 'priority', 'message', 'acknowledged', 'count', 'from', 'to', 'at', 'note'])
 /** Numeric sugar for clinicians: ACVPU letters (RCP NEWS2 2017: A, new Confusion, V, P, U). */
 const ACVPU: Readonly<Record<string, number>> = { A: 0, C: 1, V: 2, P: 3, U: 4 }
@@ -310,8 +312,12 @@ function parseEvent (o: Record<string, unknown>): GatewayEvent {
       return { event: 'ack', kind: o.kind, key: typeof o.key === 'string' ? o.key : null, by: o.by }
     case 'restart':
       return { event: 'restart', downMs: o.down === undefined ? 0 : parseDuration(o.down, 'down') }
+    case 'spo2_scale':
+      if (o.scale !== 1 && o.scale !== 2) throw new Error('spo2_scale needs `scale`: 1 or 2')
+      if (typeof o.by !== 'string' || o.by.trim() === '') throw new Error('spo2_scale needs `by`: the clinician who decided it (a role)')
+      return { event: 'spo2_scale', scale: o.scale, by: o.by }
     default:
-      throw new Error(`event must be one of link_down, link_up, offline, online, ack, restart; got ${JSON.stringify(o.event)}`)
+      throw new Error(`event must be one of link_down, link_up, offline, online, ack, restart, spo2_scale; got ${JSON.stringify(o.event)}`)
   }
 }
 

@@ -179,6 +179,11 @@ async function applyEvent (
       for (const a of targets) engine.acknowledge(a.id, ev.by, now)
       return engine
     }
+    case 'spo2_scale': {
+      note(`SpO2 scale ${ev.scale} set by ${ev.by}`)
+      if (!engine.setSpo2Scale(c.unit, ev.scale, now)) throw new ReplayError(`${c.file}: spo2_scale at ${formatOffset(at)}: the unit has no active encounter yet`)
+      return engine
+    }
     case 'restart': {
       note(`gateway restart${ev.downMs > 0 ? ` (down ${formatOffset(ev.downMs)})` : ''}`)
       await engine.close()

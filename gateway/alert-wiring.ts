@@ -8,7 +8,7 @@
 import type { Aedes, AedesPublishPacket } from 'aedes'
 import type { Logger } from 'pino'
 import type { Frame } from '../decoders/index.js'
-import { AlertEngine, alertEventToLine, alertsDir, DEFAULT_RULES, loadRulesFile, type AlertEvent } from '../streams/index.js'
+import { ALERT_ENGINE_DEFAULTS, AlertEngine, alertEventToLine, alertsDir, DEFAULT_RULES, loadRulesFile, type AlertEvent } from '../streams/index.js'
 import type { Spool } from '../streams/index.js'
 import type { Config } from './config.js'
 import type { Ingest } from './ingest.js'
@@ -41,6 +41,13 @@ export async function startAlerts (deps: AlertWiringDeps): Promise<AlertWiring> 
     rules,
     signalLossMs: config.signalLossMs,
     escalateAfterMs: config.alertEscalateMs,
+    ackSilenceMs: {
+      high: config.alertAckSilenceMs,
+      medium: Math.max(config.alertAckSilenceMs, ALERT_ENGINE_DEFAULTS.ackSilenceMs.medium),
+      low: Math.max(config.alertAckSilenceMs, ALERT_ENGINE_DEFAULTS.ackSilenceMs.low)
+    },
+    deviceAlarmHoldMs: config.alertDeviceAlarmHoldMs,
+    linkSteadyMs: config.alertLinkSteadyMs,
     onError: err => { log.error({ err }, 'alert engine error') }
   })
 

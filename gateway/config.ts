@@ -82,6 +82,9 @@ export const OPTIONS = {
   alertRulesFile: { env: 'ALERT_RULES_FILE', kind: 'path', default: undefined, doc: 'JSON file of per-hospital threshold rule overrides (streams/alerts/rules.ts); validated at start' },
   signalLossMs: { env: 'SIGNAL_LOSS_MS', kind: 'int', default: ALERT_ENGINE_DEFAULTS.signalLossMs, doc: 'no frame for this long from a unit with an active encounter raises signal_loss, ms' },
   alertEscalateMs: { env: 'ALERT_ESCALATE_MS', kind: 'int', default: ALERT_ENGINE_DEFAULTS.escalateAfterMs, doc: 'a high-priority alert unacknowledged this long escalates (and again every such period), ms' },
+  alertAckSilenceMs: { env: 'ALERT_ACK_SILENCE_MS', kind: 'int', default: ALERT_ENGINE_DEFAULTS.ackSilenceMs.high, doc: 'an acknowledgement silences a persisting high-priority alert this long, then it alarms again (IEC 60601-1-8 audio paused); medium and low ones at least 5 and 15 min, ms' },
+  alertDeviceAlarmHoldMs: { env: 'ALERT_DEVICE_ALARM_HOLD_MS', kind: 'int', default: ALERT_ENGINE_DEFAULTS.deviceAlarmHoldMs, doc: 'a medium/low device alarm not repeated this long clears; a high one only once acknowledged, ms' },
+  alertLinkSteadyMs: { env: 'ALERT_LINK_STEADY_MS', kind: 'int', default: ALERT_ENGINE_DEFAULTS.linkSteadyMs, doc: 'signal loss clears only after the link has run this long without a gap, ms' },
   // Dataspace (streams/dataspace/, the README (Dataspace)).
   dataspaceK: { env: 'DATASPACE_K', kind: 'int', default: DATASPACE_DEFAULTS.k, doc: 'k-anonymity on anonymised extracts: fewest encounters per class of quasi-identifiers (≥ 2)' },
   dataspaceChunkRows: { env: 'DATASPACE_CHUNK_ROWS', kind: 'int', default: DATASPACE_DEFAULTS.chunkRows, doc: 'rows per InfluxDB chunk an extract reads at a time' },
@@ -128,6 +131,9 @@ export function loadConfig (overrides: Partial<Config> = {}, env: NodeJS.Process
   if (!(c.hospitalLon >= -180 && c.hospitalLon <= 180)) throw new ConfigError(`HOSPITAL_LON must be within -180..180, got ${c.hospitalLon}`)
   if (c.signalLossMs < 1000) throw new ConfigError(`SIGNAL_LOSS_MS must be at least 1000 ms, got ${c.signalLossMs}`)
   if (c.alertEscalateMs < 1000) throw new ConfigError(`ALERT_ESCALATE_MS must be at least 1000 ms, got ${c.alertEscalateMs}`)
+  if (c.alertAckSilenceMs < 1000) throw new ConfigError(`ALERT_ACK_SILENCE_MS must be at least 1000 ms, got ${c.alertAckSilenceMs}`)
+  if (c.alertDeviceAlarmHoldMs < 1000) throw new ConfigError(`ALERT_DEVICE_ALARM_HOLD_MS must be at least 1000 ms, got ${c.alertDeviceAlarmHoldMs}`)
+  if (c.alertLinkSteadyMs < 1000) throw new ConfigError(`ALERT_LINK_STEADY_MS must be at least 1000 ms, got ${c.alertLinkSteadyMs}`)
   if (c.influxUrl !== undefined) {
     try { new URL(c.influxUrl) } catch { throw new ConfigError(`INFLUX_URL is not a URL: ${c.influxUrl}`) }
   }

@@ -2,100 +2,11 @@
 // one open alert per (unit, kind, key), escalation timing, acknowledgement, restart survival
 // from the journal, signal loss, device alarms, STEMI/stroke pre-notification, NEWS2 alerts and
 // trend, encounter changes; plus the rules file validation and the alert line protocol.
-import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { appendFile, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { VITAL_SIGNS, type Assessment, type Frame } from '../decoders/index.js'
-import {
-  AlertEngine, alertEventToLine, DEFAULT_RULES, loadRulesFile, parseRulesConfig,
-  type AlertEngineOptions, type AlertEvent, type AlertKind
-} from '../streams/alerts/index.js'
-
-const T0 = 1_700_000_000_000
-const SIGN = Object.fromEntries(VITAL_SIGNS.map(s => [s.field, s.sign]))
-/** Numerics that score 0 in NEWS2 (so only what a test changes can alert). */
-const NORMAL = { heart_rate: 72, respiratory_rate: 16, spo2: 97, supplemental_o2: 0, nibp_systolic: 125, consciousness_acvpu: 0, temperature: 36.8 }
-
-interface FrameSpec {
-  unit?: string
-  t: number
-  encounter?: string
-  boot?: string
-  numerics?: Record<string, number>
-  alarms?: Array<{ code: string, priority: number, text?: string, ended?: boolean }>
-  /** Fields given are sent (present); the others are left out (contract v1.1: unchanged). */
-  assessment?: Partial<Omit<Assessment, 'present'>>
-  encounterEnded?: boolean
-  waveforms?: boolean
-}
-
-function frame (s: FrameSpec): Frame {
-  return {
-    unitId: s.unit ?? 'amb-1',
-    bootId: s.boot ?? 'boot-1',
-    seq: String(s.t),
-    capturedAtMs: s.t,
-    encounterId: s.encounter ?? 'enc-1',
-    encounterEnded: s.encounterEnded ?? false,
-    numerics: Object.entries(s.numerics ?? {}).map(([f, value]) => ({ sign: SIGN[f]!, value, offsetMs: 0 })),
-    waveforms: s.waveforms === true ? [{ lead: 2, sampleRateHz: 500, microvoltsPerLsb: 1, offsetMs: 0, samples: [0, 1, 2] }] : [],
-    position: null,
-    alarms: (s.alarms ?? []).map(a => ({ code: a.code, priority: a.priority, text: a.text ?? '', offsetMs: 0, ended: a.ended ?? false })),
-    assessment: s.assessment === undefined ? null : assessment(s.assessment),
-    byteLength: 100
-  }
-}
-
-/** An assessment carrying exactly the given fields (the rest absent: "unchanged"). */
-function assessment (a: Partial<Omit<Assessment, 'present'>>): Assessment {
-  const has = (k: keyof typeof a): boolean => a[k] !== undefined
-  return {
-    present: { stemiSuspected: has('stemiSuspected'), lamsScore: has('lamsScore'), fastPositive: has('fastPositive'), lastKnownWellMs: has('lastKnownWellMs'), ageYears: has('ageYears'), sex: has('sex') },
-    stemiSuspected: a.stemiSuspected ?? false,
-    lamsScore: a.lamsScore ?? 0,
-    fastPositive: a.fastPositive ?? false,
-    lastKnownWellMs: a.lastKnownWellMs ?? 0,
-    ageYears: a.ageYears ?? 0,
-    sex: a.sex ?? ''
-  }
-}
-
-interface Harness {
-  engine: AlertEngine
-  events: AlertEvent[]
-  clock: { now: number }
-  /** Events of a kind (and type). */
-  of: (kind: AlertKind, type?: AlertEvent['type']) => AlertEvent[]
-  /** One frame per second of sample time in [from, to], gateway clock = sample time. */
-  feed: (from: number, to: number, numerics: Record<string, number>, over?: Partial<FrameSpec>) => void
-}
-
-async function harness (opts: Partial<AlertEngineOptions> = {}): Promise<Harness> {
-  const clock = { now: T0 }
-  const engine = await AlertEngine.open({ tickIntervalMs: 0, now: () => clock.now, ...opts })
-  onTestFinished(() => engine.close())
-  const events: AlertEvent[] = []
-  engine.on('alert', e => { events.push(e) })
-  return {
-    engine,
-    events,
-    clock,
-    of: (kind, type) => events.filter(e => e.alert.kind === kind && (type === undefined || e.type === type)),
-    feed: (from, to, numerics, over = {}) => {
-      for (let t = from; t <= to; t += 1000) {
-        clock.now = t
-        engine.onFrame(frame({ t, numerics: { ...NORMAL, ...numerics }, ...over }), t)
-      }
-    }
-  }
-}
-
-async function tempDir (): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'ambulink-alerts-'))
-  onTestFinished(() => rm(dir, { recursive: true, force: true }))
-  return dir
-}
+import { AlertEngine, alertEventToLine, DEFAULT_RULES, loadRulesFile, parseRulesConfig, type AlertEvent } from '../streams/alerts/index.js'
+import { frame, harness, NORMAL, T0, tempDir } from './alert-harness.js'
 
 describe('threshold rules: persistence window and hysteresis', () => {
   it('raises once ≥ 70 % of the raise window is beyond the limit (HR 35: critical, high at once)', async () => {
@@ -111,14 +22,14 @@ describe('threshold rules: persistence window and hysteresis', () => {
 
   it('a value hovering at the limit neither raises nor, once raised, flaps', async () => {
     const h = await harness()
-    // 48/52 alternating for a minute: below 50 half the time, under the 70 % needed.
-    for (let i = 0; i < 60; i++) h.feed(T0 + i * 1000, T0 + i * 1000, { heart_rate: i % 2 === 0 ? 48 : 52 })
+    // 128/132 alternating for a minute: above 130 half the time, under the 70 % needed.
+    for (let i = 0; i < 60; i++) h.feed(T0 + i * 1000, T0 + i * 1000, { heart_rate: i % 2 === 0 ? 132 : 128 })
     expect(h.of('threshold')).toEqual([])
-    // Sustained 45: raised once, medium (bradycardia, not critical).
-    h.feed(T0 + 60_000, T0 + 75_000, { heart_rate: 45 })
+    // Sustained 140: raised once, medium (tachycardia, not critical).
+    h.feed(T0 + 60_000, T0 + 75_000, { heart_rate: 140 })
     expect(h.of('threshold', 'raised').map(e => e.alert.priority)).toEqual(['medium'])
-    // Hovering at the limit again (48..54, inside the 5 bpm margin): stays raised, never cleared.
-    for (let i = 0; i < 120; i++) h.feed(T0 + 76_000 + i * 1000, T0 + 76_000 + i * 1000, { heart_rate: [48, 52, 54, 51][i % 4]! })
+    // Hovering at the limit again (126..132, inside the 5 bpm margin): stays raised, never cleared.
+    for (let i = 0; i < 120; i++) h.feed(T0 + 76_000 + i * 1000, T0 + 76_000 + i * 1000, { heart_rate: [132, 128, 126, 129][i % 4]! })
     expect(h.of('threshold', 'raised')).toHaveLength(1)
     expect(h.of('threshold', 'cleared')).toHaveLength(0)
     // Value-only updates are throttled to one per 10 s.
@@ -128,13 +39,13 @@ describe('threshold rules: persistence window and hysteresis', () => {
 
   it('clears only when back inside by the margin for ≥ 90 % of the 30 s clear window', async () => {
     const h = await harness()
-    h.feed(T0, T0 + 10_000, { heart_rate: 45 })
+    h.feed(T0, T0 + 10_000, { heart_rate: 140 })
     const id = h.of('threshold', 'raised')[0]!.alert.id
-    h.feed(T0 + 11_000, T0 + 60_000, { heart_rate: 53 })   // inside the limits, not by 5 bpm
+    h.feed(T0 + 11_000, T0 + 60_000, { heart_rate: 127 })   // inside the limits, not by 5 bpm
     expect(h.engine.get(id)!.clearedAt).toBeNull()
-    h.feed(T0 + 61_000, T0 + 86_000, { heart_rate: 56 })   // by the margin, 26 of 30 s
+    h.feed(T0 + 61_000, T0 + 86_000, { heart_rate: 110 })   // by the margin, 26 of 30 s
     expect(h.engine.get(id)!.clearedAt).toBeNull()
-    h.feed(T0 + 87_000, T0 + 87_000, { heart_rate: 56 })   // 27 of 30 s
+    h.feed(T0 + 87_000, T0 + 87_000, { heart_rate: 110 })   // 27 of 30 s
     const cleared = h.of('threshold', 'cleared')
     expect(cleared).toHaveLength(1)
     expect(cleared[0]!.alert).toMatchObject({ id, clearedAt: T0 + 87_000 })
@@ -460,7 +371,7 @@ describe('rules file', () => {
   it('merges overrides over the defaults, adds and disables rules', () => {
     const rules = parseRulesConfig({ rules: { heart_rate: { low: 45, priority: 'high' }, pulse_rate: { high: 150 }, etco2: null } })
     expect(rules.find(r => r.sign === 'heart_rate')).toMatchObject({ low: 45, high: 130, lowPriority: 'high', highPriority: 'high', minDurationMs: 10_000 })
-    expect(rules.find(r => r.sign === 'pulse_rate')).toMatchObject({ low: 50, high: 150, critHigh: 150, minDurationMs: 10_000, lowPriority: 'medium' })
+    expect(rules.find(r => r.sign === 'pulse_rate')).toMatchObject({ low: 41, high: 150, critHigh: 150, minDurationMs: 10_000, lowPriority: 'high' })
     expect(rules.find(r => r.sign === 'etco2')).toBeUndefined()
     expect(rules).toHaveLength(DEFAULT_RULES.length - 1)
   })

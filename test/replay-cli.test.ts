@@ -36,7 +36,7 @@ describe('ambulink replay', () => {
     const r = await replay(file)
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toContain('case hypoxia: Sustained hypoxaemia on air')
-    expect(r.stdout).toMatch(/\n {2}1:\d\d\.\d{3} +raised +high +threshold\/spo2 +SpO2 below/)
+    expect(r.stdout).toMatch(/\n {2}1:\d\d\.\d{3} +raised +high +threshold\/spo2 +SpO2 /)
     expect(r.stdout).toMatch(/2:30\.000 +-- ack threshold\/spo2 by CCU registrar/)
     expect(r.stdout).toMatch(/2:30\.000 +acknowledged +high +threshold\/spo2 .*\[ack by CCU registrar\]/)
     expect(r.stdout).toContain('expectations: 1/1 met')
@@ -55,6 +55,17 @@ describe('ambulink replay', () => {
     expect(lines.at(-1)).toMatchObject({ case: 'hypoxia', ok: true, expectations: 1, met: 1 })
   })
 
+  it('runs a case of test/clinical-cases: the VF reported once at onset is raised at 1:00 and still open at the end', async () => {
+    const r = await replay(join(ROOT, 'test', 'clinical-cases', 'vf-alarm-latched.ndjson'), '--json')
+    expect(r.code, r.stderr).toBe(0)
+    const lines = r.stdout.trimEnd().split('\n').map(l => JSON.parse(l) as { type?: string, at?: string, alert?: { kind: string, key: string, priority: string }, ok?: boolean })
+    const vf = lines.filter(l => l.alert?.kind === 'device_alarm' && l.alert.key === 'VF')
+    expect(vf[0]).toMatchObject({ type: 'raised', at: '1:00.000', alert: { priority: 'high' } })
+    expect(vf.some(l => l.type === 'escalated')).toBe(true)
+    expect(vf.some(l => l.type === 'cleared')).toBe(false)
+    expect(lines.at(-1)).toMatchObject({ case: 'vf-alarm-latched', ok: true, expectations: 5, met: 5 })
+  })
+
   it('exits 1 with a readable diff when an expectation is not met', async () => {
     const file = await caseFile([...HYPOXIA, { expect: 'no-alerts' }])
     const r = await replay(file)
@@ -62,7 +73,7 @@ describe('ambulink replay', () => {
     expect(r.stdout).toContain('FAIL no-alerts (whole case)')
     expect(r.stdout).toMatch(/- expected: no-alerts \(whole case\) +\[.*hypoxia\.ndjson:5\]/)
     expect(r.stdout).toMatch(/\+ actual: +1:\d\d\.\d{3} raised /)
-    expect(r.stdout).toMatch(/ {12}1:\d\d\.\d{3} raised high threshold\/spo2: SpO2 below 90 %/)
+    expect(r.stdout).toMatch(/ {12}1:\d\d\.\d{3} raised high threshold\/spo2: SpO2 /)
   })
 
   it('exits 2 naming file and line for a case it cannot run (a frame the decoder refuses)', async () => {

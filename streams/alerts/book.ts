@@ -106,7 +106,8 @@ export class AlertBook {
    * the alert sounds, flashes and escalates again.
    */
   update (
-    e: Entry, priority: AlertPriority, message: string, value: number | null, t: number, nowGw: number, urgent = false, worse = false
+    e: Entry, priority: AlertPriority, message: string, value: number | null, t: number, nowGw: number, urgent = false, worse = false,
+    valueAt: number = t
   ): void {
     const a = e.alert
     const priorityChanged = priority !== a.priority
@@ -115,9 +116,9 @@ export class AlertBook {
     if (!priorityChanged && !realarm && !urgent && nowGw - e.lastEmitGw < this.o.updateIntervalMs) return
     a.priority = priority
     a.message = message
-    if (value !== a.value || realarm) a.valueAt = value === null ? null : t
+    a.valueAt = value === null ? null : valueAt
     a.value = value
-    a.updatedAt = t
+    a.updatedAt = Math.max(a.updatedAt, t)
     e.lastEmitGw = nowGw
     if (realarm) this.withdrawAck(e)
     if (priorityChanged || realarm) this.scheduleEscalation(e, nowGw)

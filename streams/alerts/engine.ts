@@ -562,7 +562,8 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     const ageMs = u.lastCapturedAt + Math.max(0, nowMs - u.lastSeenGw) - r.atMs
     if (ageMs < 10_000 || this.book.throttled(e, NaN, nowMs)) return
     const crit = a.priority === 'high' && (e.side === 'low' ? rule.critLow : rule.critHigh) !== null
-    this.book.update(e, a.priority, thresholdMessage(rule, e.side, r.value, ageMs, crit), r.value, r.atMs, nowMs)
+    const t = u.lastCapturedAt + Math.max(0, nowMs - u.lastSeenGw)
+    this.book.update(e, a.priority, thresholdMessage(rule, e.side, r.value, ageMs, crit), r.value, t, nowMs, false, false, r.atMs)
   }
 
   /** Reports a stroke alert's passage out of a reperfusion window as soon as it happens. */

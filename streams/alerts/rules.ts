@@ -61,13 +61,15 @@ const CLEAR = 0.9
  * alert ends only after the value has been steady for a while.
  */
 export const DEFAULT_RULES: readonly ThresholdRule[] = Object.freeze([
-  // Low < 50: bradycardia as defined by the 2018 ACC/AHA/HRS bradycardia guideline (< 50 bpm).
-  // Critical ≤ 40 (below 41): NEWS2 scores ≤ 40 as 3 (RCP 2017 chart 1); ERC 2021 bradycardia
-  // algorithm. High > 130: NEWS2's top band (≥ 131). Critical ≥ 150 (above 149): ERC 2021
-  // tachycardia algorithm — rates ≥ 150/min are those likely to cause instability.
-  R({ sign: 'heart_rate', low: 50, high: 130, lowPriority: 'medium', highPriority: 'medium', critLow: 41, critHigh: 149, minDurationMs: 10_000, raiseFraction: RAISE, clearMargin: 5, clearDurationMs: 30_000, clearFraction: CLEAR }),
+  // Low ≤ 40 (below 41), critical at once: NEWS2 scores ≤ 40 as 3 (RCP 2017 chart 1); ERC 2021
+  // bradycardia algorithm. No medium tier below it: a resting 41–50 is physiological in
+  // athletes (Sharma 2017 international criteria for ECG interpretation in athletes: sinus
+  // bradycardia ≥ 30 bpm is normal) and NEWS2 scores it 1. High > 130: NEWS2's top band (≥ 131).
+  // Critical ≥ 150 (above 149): ERC 2021 tachycardia algorithm — rates ≥ 150/min are those
+  // likely to cause instability.
+  R({ sign: 'heart_rate', low: 41, high: 130, lowPriority: 'high', highPriority: 'medium', critLow: 41, critHigh: 149, minDurationMs: 10_000, raiseFraction: RAISE, clearMargin: 5, clearDurationMs: 30_000, clearFraction: CLEAR }),
   // The oximeter's pulse: the same limits; the freshest pulse source is also what NEWS2 scores.
-  R({ sign: 'pulse_rate', low: 50, high: 130, lowPriority: 'medium', highPriority: 'medium', critLow: 41, critHigh: 149, minDurationMs: 10_000, raiseFraction: RAISE, clearMargin: 5, clearDurationMs: 30_000, clearFraction: CLEAR }),
+  R({ sign: 'pulse_rate', low: 41, high: 130, lowPriority: 'high', highPriority: 'medium', critLow: 41, critHigh: 149, minDurationMs: 10_000, raiseFraction: RAISE, clearMargin: 5, clearDurationMs: 30_000, clearFraction: CLEAR }),
   // < 90 %: the usual hypoxaemia alarm limit, below BTS 2017 emergency-oxygen targets (94–98 %,
   // or 88–92 % in hypercapnic failure). Critical < 85 %: severe hypoxaemia (WHO pulse oximetry
   // training manual 2011: < 85 % is severe, act at once); 15 s window (Welch 2011).

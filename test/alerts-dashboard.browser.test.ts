@@ -1,0 +1,79 @@
+// Issue #9 on the clinicians' page (Debian's chromium through playwright-core, a real gateway):
+// an alert acknowledged at NEWS2 5 stops flashing; when the patient worsens to NEWS2 9 it is back
+// in the banner, unacknowledged, high priority, and the page flashes again.
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { encodeFrame } from '../decoders/index.js'
+import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
+
+const UNIT = 'AMB-31'
+/** VitalSign numbers → NEWS2-0 values (RR, SpO2, O2, SBP, HR, ACVPU, temperature). */
+const NORMAL: Readonly<Record<number, number>> = { 7: 16, 3: 97, 11: 0, 4: 125, 1: 72, 10: 0, 9: 36.8 }
+
+let tg: TestGateway
+let browser: Browser
+let token = ''
+let seq = 0
+
+beforeAll(async () => {
+  tg = await startTestGateway({ signalLossMs: 600_000 })
+  token = await tg.addDevice(UNIT)
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
+  })
+}, 60_000)
+
+afterAll(async () => {
+  await browser?.close()
+  await tg?.close()
+})
+
+/** Posts `n` frames of device time one second apart, ending at `end`, as the unit would after a burst. */
+async function frames (n: number, end: number, vitals: Record<number, number>): Promise<void> {
+  for (let i = n - 1; i >= 0; i--) {
+    const numerics = Object.entries({ ...NORMAL, ...vitals }).map(([sign, value]) => ({ sign: Number(sign), value, offsetMs: 0 }))
+    const body = new Uint8Array(encodeFrame({ unitId: UNIT, bootId: 'b1', seq: ++seq, capturedAtMs: end - i * 1000, encounterId: 'enc-31', numerics }))
+    const res = await fetch(`${tg.httpUrl}/api/v1/units/${UNIT}/telemetry`, {
+      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-protobuf' }, body
+    })
+    expect(res.status).toBe(200)
+  }
+}
+
+async function login (): Promise<Page> {
+  const password = await tg.addUser('carol', 'clinician')
+  const page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage()
+  await page.goto(tg.httpUrl)
+  await page.fill('input[name=name]', 'carol')
+  await page.fill('input[name=password]', password)
+  await page.click('button[type=submit]')
+  await page.waitForSelector('.conn.live')
+  return page
+}
+
+const flashing = (page: Page): Promise<string> => page.evaluate(() => getComputedStyle(document.querySelector('.frame-flash')!).animationName)
+
+describe('dashboard: acknowledgement silences, never hides', () => {
+  it('a worsening acknowledged alert flashes again', async () => {
+    const page = await login()
+    const t0 = Date.now() - 60_000
+    await frames(12, t0 + 12_000, { 7: 25, 3: 93 })   // NEWS2 5: urgent, medium
+    const row = page.locator('.banner .alert', { hasText: 'NEWS2' })
+    await row.waitFor({ timeout: 5000 })
+    expect(await row.getAttribute('data-priority')).toBe('medium')
+    await expect.poll(() => flashing(page)).toBe('flash-med')
+
+    await row.locator('button.ack').click()
+    await row.waitFor({ state: 'detached', timeout: 5000 })
+    await expect.poll(() => flashing(page)).toBe('none')
+
+    await frames(12, t0 + 24_000, { 7: 25, 3: 93, 1: 135, 4: 105 })   // NEWS2 9: emergency, high
+    const again = page.locator('.banner .alert[data-priority="high"]', { hasText: 'NEWS2' })
+    await again.waitFor({ timeout: 5000 })
+    expect(await again.locator('button.ack').textContent()).toBe('Acknowledge')
+    await expect.poll(() => flashing(page)).toBe('flash-high')
+    expect(await page.evaluate(() => document.body.classList.contains('alarm-high'))).toBe(true)
+  })
+})

@@ -24,6 +24,7 @@ import { news2Points, news2View, type AlertEngineLike } from './alerts-adapter.j
 import { authRoutes } from './auth-routes.js'
 import { DASHBOARD_DIR, dashboardBundle } from './bundle.js'
 import { liveRoutes } from './live-routes.js'
+import { ecgRoutes } from './ecg-routes.js'
 
 export interface DashboardOptions {
   hospital: { name: string, latitude: number, longitude: number }
@@ -134,6 +135,7 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
     scope.get('/app.js.map', async (_req, reply) => reply.type('application/json').send((await dashboardBundle()).map))
     authRoutes(scope, { sessions, credentials: deps.credentials, loginRateMax: opts.loginRateMax, loginRateWindowMs: opts.loginRateWindowMs, auth, onLogin: outcome => { logins.inc({ outcome }) } })
     liveRoutes(scope, { hub, sessions, alerts: () => alerts, auth, log, bySession })
+    ecgRoutes(scope, { alerts: () => alerts, auth, log })
   })
   // Bundle now, so the first page load does not wait and a broken bundle shows in the start log.
   dashboardBundle().catch((err: unknown) => { log.error({ err }, 'dashboard bundle failed') })

@@ -77,6 +77,11 @@ describe('STEMI from the ECG, end to end', () => {
     expect(snap.device.leads).toEqual(['II', 'III', 'aVF'])
     expect(snap.gateway.leads).toEqual(['II', 'III', 'aVF'])
     expect(snap.gateway.stUv.III).toBeGreaterThan(100)
+    // Each read is logged with the user and the alert id, never the encounter.
+    const read = tg.logs().split('\n').find(l => l.includes('ECG snapshot read'))
+    expect(read).toContain(id)
+    expect(read).toContain('dr-ito')
+    expect(read).not.toContain('enc-')
     expect((await fetch(`${tg.httpUrl}/api/v1/alerts/not-an-alert/ecg`, { headers: { cookie } })).status).toBe(404)
     expect((await fetch(`${tg.httpUrl}/api/v1/alerts/..%2F..%2Fcredentials/ecg`, { headers: { cookie } })).status).toBe(400)
     // Durable under DATA_DIR, owner-only.

@@ -114,6 +114,7 @@ describe('ECG STEMI in the engine', () => {
     const files = await readdir(join(dir, 'ecg'))
     expect(files).toEqual([`${id}.json`])
     expect((await stat(join(dir, 'ecg', files[0]!))).mode & 0o777).toBe(0o600)
+    expect((await stat(join(dir, 'ecg'))).mode & 0o777).toBe(0o700)
     // A new engine (a restart) reads it back from disk.
     const { engine: again } = await engineIn(dir)
     const snap = await again.ecgSnapshot(id)
@@ -125,5 +126,39 @@ describe('ECG STEMI in the engine', () => {
     expect(snap?.gateway?.leads).toContain('V2')
     expect(await again.ecgSnapshot('../../etc/passwd')).toBeNull()
     expect(await again.ecgSnapshot('no-such-alert')).toBeNull()
+  })
+
+  it('a later normal ECG does not clear it; new leads go out at once; the end of the encounter clears it', async () => {
+    const { engine, events } = await engineIn(null)
+    const interp = (st: Array<[number, number]>) => ({ statement: '', stDeviations: st.map(([lead, microvolts]) => ({ lead, microvolts })), lbbb: false, paced: false, offsetMs: 0 })
+    const f = (seq: number, encounterId: string, st: Array<[number, number]>): Frame => decoder.decode(encodeFrame({
+      unitId: 'amb-9', bootId: 'b1', seq, capturedAtMs: START + seq * 1000, encounterId, interpretation: interp(st)
+    }), 'amb-9', START + seq * 1000 + 1)
+    engine.onFrame(f(1, 'enc-1', [[2, 150], [3, 150], [6, 0]]), START + 1000)
+    engine.onFrame(f(2, 'enc-1', [[2, 0], [3, 0], [6, 0]]), START + 2000)
+    expect(ecgAlerts(events).map(e => e.type)).toEqual(['raised'])
+    expect(engine.openAlerts().filter(a => a.key === 'ecg')).toHaveLength(1)
+    // Leads change 1 s later (well inside the update throttle): sent at once.
+    engine.onFrame(f(3, 'enc-1', [[2, 150], [3, 150], [6, 150]]), START + 3000)
+    const upd = ecgAlerts(events).filter(e => e.type === 'updated')
+    expect(upd).toHaveLength(1)
+    expect(upd[0]!.alert.message).toContain('ST elevation in II, III, aVF (inferior)')
+    engine.onFrame(f(4, 'enc-2', [[2, 0], [3, 0]]), START + 4000)
+    expect(ecgAlerts(events).at(-1)?.type).toBe('cleared')
+  })
+
+  it('an interpretation before 10 s of ECG gets its snapshot once the 10 s are in', async () => {
+    const { engine, events } = await engineIn(null)
+    const fs = frames('healthy', 21, 11)
+    const first = { ...fs[0]!, interpretation: { statement: 'Anterior STEMI', stDeviations: [{ lead: 9, microvolts: 300 }, { lead: 10, microvolts: 300 }], lbbb: false, paced: false, offsetMs: 0 } }
+    engine.onFrame(first, first.capturedAtMs)
+    const id = ecgAlerts(events)[0]!.alert.id
+    expect(await engine.ecgSnapshot(id)).toBeNull()
+    for (const f of fs.slice(1, 39)) engine.onFrame(f, f.capturedAtMs)
+    expect(await engine.ecgSnapshot(id)).toBeNull() // 9.75 s
+    engine.onFrame(fs[39]!, fs[39]!.capturedAtMs)
+    const snap = await engine.ecgSnapshot(id)
+    expect(snap?.microvolts.map(r => r.length)).toEqual(Array(12).fill(5000))
+    expect(snap?.startMs).toBe(START)
   })
 })

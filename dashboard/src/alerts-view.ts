@@ -8,6 +8,7 @@ import type { Alert } from '../../streams/live/protocol.js'
 import { acknowledge } from './api.js'
 import { Sounder } from './audio.js'
 import { h } from './dom.js'
+import { ecgButton } from './ecg-snapshot-view.js'
 import { ago, clock } from './format.js'
 import type { Store } from './store.js'
 import type { TeamView } from './team-view.js'
@@ -44,6 +45,7 @@ export function alertRow (a: Alert, now: number, onError: (msg: string) => void,
     h('span', { class: 'msg' }, a.message),
     h('span', { class: 'when' }, a.clearedAt !== null ? `cleared ${ago(now - a.clearedAt)}` : `raised ${ago(now - a.raisedAt)}`,
       a.escalations > 0 ? h('b', { class: 'esc' }, ` · escalated ×${a.escalations}`) : null),
+    ecgButton(a, onError), // issue 9: the 12-lead snapshot of an ECG STEMI alert
     btn)
 }
 

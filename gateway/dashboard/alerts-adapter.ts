@@ -16,6 +16,8 @@ export interface AlertEngineLike {
   alertsFor: (unit: string) => Alert[]
   news2For: (unit: string) => News2Result | null | undefined
   news2History?: (unit: string) => unknown
+  /** (issue 9) The 10 s 12-lead snapshot of an ECG STEMI alert, or null. */
+  ecgSnapshot?: (alertId: string) => Promise<unknown>
 }
 
 /** NEWS2 chart parameter → the vital-sign fields (trend columns) it colours. */

@@ -26,6 +26,7 @@ import { boardRoutes } from './board-routes.js'
 import { DashboardJournal } from './journal.js'
 import { DASHBOARD_DIR, dashboardBundle } from './bundle.js'
 import { liveRoutes } from './live-routes.js'
+import { ecgRoutes } from './ecg-routes.js'
 
 export interface DashboardOptions {
   hospital: { name: string, latitude: number, longitude: number }
@@ -143,6 +144,7 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
     authRoutes(scope, { sessions, credentials: deps.credentials, loginRateMax: opts.loginRateMax, loginRateWindowMs: opts.loginRateWindowMs, auth, onLogin: outcome => { logins.inc({ outcome }) } })
     liveRoutes(scope, { hub, sessions, alerts: () => alerts, auth, log, bySession })
     boardRoutes(scope, { hub, journal, credentials: deps.credentials, auth, log, now: Date.now, onRefused: route => { badRequests.inc({ route }) } })
+    ecgRoutes(scope, { alerts: () => alerts, auth, log })
   })
   // Bundle now, so the first page load does not wait and a broken bundle shows in the start log.
   dashboardBundle().catch((err: unknown) => { log.error({ err }, 'dashboard bundle failed') })

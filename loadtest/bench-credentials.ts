@@ -4,13 +4,15 @@
  * whole file under a lock and runs scrypt once per unit, which is right for an operator and
  * quadratic for 10,000 units.
  *
- * Benchmark units share one token, so the file costs one scrypt; the gateway still runs scrypt
- * once per unit at its first login (its cache is per unit), as it would in production. The
- * DATA_DIR is a throwaway temp folder.
+ * Benchmark units share one token; each unit's record is the token's HMAC-SHA-256 under the
+ * server key (credentials.key, created beside the file), bound to the unit id, exactly as
+ * `ambulink device add` writes it, so logins cost what they cost in production. The clinician's
+ * password is scrypt-hashed (scryptN). The DATA_DIR is a throwaway temp folder.
  */
-import { randomBytes, scrypt as scryptCb } from 'node:crypto'
+import { createHmac, randomBytes, scrypt as scryptCb } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { serverKey } from '../gateway/credentials.js'
 
 /** gateway/credentials.ts' parameters (~30 ms per check on this class of machine). */
 export const PRODUCTION_SCRYPT_N = 16384
@@ -40,16 +42,16 @@ export async function writeBenchCredentials (dataDir: string, units: readonly st
     const salt = randomBytes(16)
     return { salt: salt.toString('base64'), hash: (await scrypt(secret, salt, scryptN)).toString('base64'), createdAt }
   }
-  const unitRecord = await record(token)
-  const devices: Record<string, typeof unitRecord> = {}
-  for (const u of units) devices[u] = unitRecord
+  await mkdir(dataDir, { recursive: true, mode: 0o700 })
+  const key = await serverKey(dataDir)
+  const devices: Record<string, { alg: 'hmac-sha256', hash: string, createdAt: string }> = {}
+  for (const u of units) devices[u] = { alg: 'hmac-sha256', hash: createHmac('sha256', key).update(u).update('\0').update(token).digest('base64'), createdAt }
   const file = {
     version: 1,
     scrypt: { N: scryptN, r: 8, p: 1, keylen: 32 },
     devices,
     users: { 'bench-clinician': { ...(await record(password)), role: 'clinician' } }
   }
-  await mkdir(dataDir, { recursive: true, mode: 0o700 })
   await writeFile(join(dataDir, 'credentials.json'), JSON.stringify(file) + '\n', { mode: 0o600 })
   return { token, clinician: { name: 'bench-clinician', password } }
 }

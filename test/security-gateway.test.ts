@@ -251,14 +251,32 @@ describe('item 13: per-client limits', () => {
   it('a clinician that never acknowledges QoS 1 messages is cut at MAX_INFLIGHT_PER_CLIENT', async () => {
     const tg = await gateway({ maxInflightPerClient: 20 })
     const password = await tg.addUser('dr-lee', 'clinician')
-    // Acks nothing: mqtt.js is told not to answer PUBLISH (manual acks, never given).
-    const c = await connect(tg.mqttUrl, { clientId: 'dr-lee', username: 'dr-lee', password, customHandleAcks: (_t, _m, _p, _done) => {} })
-    await c.subscribeAsync('alerts/#', { qos: 1 })
-    const gone = new Promise<void>(resolve => { c.once('close', () => { resolve() }) })
+    // A raw client: CONNECT, SUBSCRIBE alerts/# at QoS 1, then reads everything and acks nothing.
+    const sock = tcpConnect({ host: '127.0.0.1', port: tg.gw.ports.mqtt! })
+    onTestFinished(() => { sock.destroy() })
+    let got = Buffer.alloc(0)
+    sock.on('data', (d: Buffer) => { got = Buffer.concat([got, d]) })
+    sock.on('error', () => {})
+    const gone = new Promise<void>(resolve => { sock.once('close', () => { resolve() }) })
+    await new Promise<void>(resolve => { sock.once('connect', () => { resolve() }) })
+    sock.write(connectPacket({ clientId: 'dr-lee', username: 'dr-lee', password, keepaliveS: 60 }))
+    const topic = Buffer.from('alerts/#')
+    const body = Buffer.concat([Buffer.from([0x00, 0x01, 0x00, topic.length]), topic, Buffer.from([0x01])])
+    sock.write(Buffer.concat([Buffer.from([0x82, body.length]), body]))
+    // CONNACK (4 bytes) then SUBACK (5 bytes) granting QoS 1.
+    await waitFor(async () => got.length >= 9, { timeoutMs: 5_000, what: 'CONNACK and SUBACK' })
+    expect([...got.subarray(0, 9)]).toEqual([0x20, 0x02, 0x00, 0x00, 0x90, 0x03, 0x00, 0x01, 0x01])
+    // A clinician whose client acknowledges (mqtt.js) gets all 40 and is never cut.
+    const good = await connect(tg.mqttUrl, { clientId: 'dr-lee:ok', username: 'dr-lee', password })
+    const received: string[] = []
+    good.on('message', (_t, p) => { received.push(p.toString()) })
+    await good.subscribeAsync('alerts/#', { qos: 1 })
     for (let i = 0; i < 40; i++) {
       await new Promise<void>((resolve, reject) => { tg.gw.broker.publish({ cmd: 'publish', topic: 'alerts/amb-01', payload: Buffer.from(String(i)), qos: 1, retain: false, dup: false }, e => { if (e) reject(e); else resolve() }) })
     }
     await gone
+    await waitFor(async () => received.length === 40, { timeoutMs: 5_000, what: 'all 40 alerts at the acknowledging clinician' })
+    expect(good.connected).toBe(true)
     expect(await refusedCount(tg, 'AMB_ERR_TOO_MANY_INFLIGHT')).toBe(1)
   })
 })

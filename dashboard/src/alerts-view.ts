@@ -37,7 +37,7 @@ export function alertRow (a: Alert, now: number, onError: (msg: string) => void,
       acknowledge(a.id).catch((err: Error) => { b.disabled = false; b.textContent = 'Acknowledge'; onError(`Acknowledge failed: ${err.message}`) })
     }
   }, acked ? `Ack'd by ${a.acknowledgedBy ?? '?'} ${clock(a.acknowledgedAt!)}` : 'Acknowledge')
-  return h('div', { class: `alert prio-${a.priority} state-${state}`, 'data-alert-id': a.id, 'data-priority': a.priority, 'data-state': state, role: a.priority === 'high' && !acked ? 'alert' : null },
+  return h('div', { class: `alert prio-${a.priority} state-${state}`, 'data-alert-id': a.id, 'data-priority': a.priority, 'data-state': state, 'data-kind': a.kind, 'data-unit': a.unit, role: a.priority === 'high' && !acked ? 'alert' : null },
     h('span', { class: 'mark', 'aria-label': `${a.priority} priority` }, MARK[a.priority]),
     h('span', { class: 'prio' }, a.priority.toUpperCase()),
     showUnit ? h('span', { class: 'unit-id' }, a.unit) : null,

@@ -138,7 +138,7 @@ export class FleetView {
       this.cardEls.set(v.unit, el)
     }
     // Rebuild only when something shown changed (values, alerts, age in whole seconds).
-    const sig = `${compact ? 1 : 0}|${v.lastSeenMs}|${v.row?.index ?? ''}|${v.news2?.total ?? ''}${v.news2?.band ?? ''}|${v.assessment?.t ?? ''}|${v.position?.t ?? ''}|${Math.floor((now - v.lastSeenMs) / 1000)}|${alerts.map(a => `${a.id}${a.updatedAt}${a.acknowledgedAt ?? ''}`).join()}`
+    const sig = `${compact ? 1 : 0}|${v.row?.index ?? ''}|${v.news2?.total ?? ''}${v.news2?.band ?? ''}|${v.assessment?.t ?? ''}|${v.position?.t ?? ''}|${Math.floor((now - v.lastSeenMs) / 1000)}|${alerts.map(a => `${a.id}${a.updatedAt}${a.acknowledgedAt ?? ''}`).join()}`
     if (this.cardSig.get(v.unit) === sig) return el
     this.cardSig.set(v.unit, sig)
     el.className = `card${stale ? ' stale' : ''}${top !== null ? ` alarm-${top}` : ''}`

@@ -36,6 +36,7 @@ export function renderMap (store: Store, size: number, onOpen: (unit: string) =>
   root.appendChild(svg('text', { x: 0, y: -half + 14, fill: '#94a3b8', 'font-size': 12, 'text-anchor': 'middle' }, 'N'))
   root.appendChild(svg('rect', { x: -9, y: -9, width: 18, height: 18, rx: 3, fill: '#e2e8f0' }))
   root.appendChild(svg('path', { d: 'M-2,-6h4v4h4v4h-4v4h-4v-4h-4v-4h4z', fill: '#dc2626' }))
+  const labels = store.units.size <= 24
   for (const [unit, m] of store.units) {
     const color = bandColor(m.view.news2?.band ?? 'none')
     const trail = m.trend
@@ -53,7 +54,9 @@ export function renderMap (store: Store, size: number, onOpen: (unit: string) =>
     const [x, y] = proj(p.latitude, p.longitude)
     const g = svg('g', { transform: `translate(${(x * scale).toFixed(1)},${(y * scale).toFixed(1)})`, class: 'map-unit', 'data-unit': unit, tabindex: 0 })
     g.appendChild(svg('path', { d: 'M0,-11L8,8L0,3L-8,8Z', transform: `rotate(${Math.round(p.headingDeg)})`, fill: color, stroke: '#0b1220', 'stroke-width': 1.5 }))
-    g.appendChild(svg('text', { x: 11, y: 4, fill: '#f1f5f9', 'font-size': 12, 'font-weight': 600 }, unit))
+    // Past a couple of dozen units the labels would only pile up: the name moves to a tooltip.
+    if (labels) g.appendChild(svg('text', { x: 11, y: 4, fill: '#f1f5f9', 'font-size': 12, 'font-weight': 600 }, unit))
+    else g.appendChild(svg('title', {}, unit))
     g.addEventListener('click', () => { onOpen(unit) })
     root.appendChild(g)
   }

@@ -165,9 +165,29 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     return u
   }
 
+  // ---- watchUnit: minimal version from the cluster work (gateway/cluster/roster.ts). The alert
+  // engine rewrite brings its own `watchUnit(unit, lastSeenMs)` with the same name and signature;
+  // on merge, keep that one and drop this block (and the two `watched` lines in onFrame and tick).
+  /** Units taken over from a dead process, watched for signal loss although their encounter is unknown here. */
+  private readonly watched = new Set<string>()
+
+  /**
+   * Starts watching a unit last seen (gateway clock) at `lastSeenMs` by another, dead process:
+   * if no frame follows within signalLossMs of that time, signal loss is raised here.
+   */
+  watchUnit (unit: string, lastSeenMs: number): void {
+    if (this.closed) return
+    const u = this.unit(unit, lastSeenMs)
+    if (u.lastSeenGw > lastSeenMs && u.lastCapturedAt !== -Infinity) return // it reached us since
+    u.lastSeenGw = lastSeenMs
+    this.watched.add(unit)
+  }
+  // ---- end of watchUnit (minimal version)
+
   /** Feeds one validated frame. `nowMs` is the gateway time it arrived. */
   onFrame (f: Frame, nowMs: number = this.options.now()): void {
     if (this.closed) return
+    if (this.watched.size > 0) this.watched.delete(f.unitId)
     const u = this.unit(f.unitId, nowMs)
     u.lastSeenGw = nowMs
     const loss = u.open.get(LOSS)
@@ -342,7 +362,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     if (this.closed) return
     const { signalLossMs, deviceAlarmHoldMs } = this.options
     for (const u of this.units.values()) {
-      if (u.encounter === '' || u.open.has(LOSS)) continue
+      if ((u.encounter === '' && !this.watched.has(u.unit)) || u.open.has(LOSS)) continue
       const silent = nowMs - u.lastSeenGw
       if (silent >= signalLossMs) this.book.raise(u, 'signal_loss', '', LOSS, 'high', signalLossMessage(silent, signalLossMs), Math.round(silent / 1000), nowMs, nowMs)
     }

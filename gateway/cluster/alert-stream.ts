@@ -32,42 +32,55 @@ const CHANNEL = `${PREFIX}alerts`
 const ACK = `${PREFIX}ack`
 const ackReply = (p: string): string => `${PREFIX}ack-reply:${p}`
 
-/** ARGV me, channel, unit, slot, type, alert JSON → { seq (0 = not the owner), cluster id, acknowledged by or '' }. */
+/**
+ * ARGV me, channel, unit, slot, type, alert JSON → { seq (0 = not published), cluster id,
+ * acknowledged by or '', type published }. The cluster id differs from the engine's when the
+ * event continues an alert the cluster already holds open for that slot (raised by another
+ * process), or when the engine's alert was closed by another process meanwhile (a new episode).
+ */
 const PUBLISH = `
 local P = '${PREFIX}'
 local me, chan, unit, slot, typ = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local a = cjson.decode(ARGV[6])
 local owner = redis.call('GET', P .. 'owner:' .. unit)
-if owner and owner ~= me then return {0, '', ''} end
+if owner and owner ~= me then return {0, '', '', ''} end
 if not owner then redis.call('SET', P .. 'owner:' .. unit, me) end
 local book, aliases = P .. 'open:' .. unit, P .. 'alias:' .. unit
 local localId = a.id
-local alias = redis.call('HGET', aliases, localId)
+local clusterId = redis.call('HGET', aliases, localId) or localId
 local curJson = redis.call('HGET', book, slot)
 local cur = nil
 if curJson then cur = cjson.decode(curJson) end
-if not alias and typ == 'raised' and cur and cur.id ~= localId then
-  alias = cur.id
-  redis.call('HSET', aliases, localId, alias)
-  typ = 'updated'
+if cur and cur.id ~= clusterId then
+  -- The slot is open under another process' id: continue that alert.
+  clusterId = cur.id
+  redis.call('HSET', aliases, localId, clusterId)
+  if typ ~= 'cleared' then typ = 'updated' end
+elseif not cur and typ ~= 'raised' then
+  -- This engine's alert was closed by another process meanwhile.
+  if typ == 'cleared' then
+    redis.call('HDEL', aliases, localId)
+    return {0, '', '', ''}
+  end
+  clusterId = localId .. '~' .. redis.call('INCR', P .. 'episodes')
+  redis.call('HSET', aliases, localId, clusterId)
+  typ = 'raised'
 end
-if alias then
-  a.id = alias
-  if cur and cur.id == alias then
-    a.raisedAt = cur.raisedAt
-    if a.acknowledgedAt == cjson.null and cur.acknowledgedAt ~= cjson.null then
-      a.acknowledgedAt = cur.acknowledgedAt
-      a.acknowledgedBy = cur.acknowledgedBy
-    end
-    if cur.escalations > a.escalations then
-      a.escalations = cur.escalations
-      a.escalatedAt = cur.escalatedAt
-    end
+a.id = clusterId
+if cur and cur.id == clusterId and clusterId ~= localId then
+  a.raisedAt = cur.raisedAt
+  if a.acknowledgedAt == cjson.null and cur.acknowledgedAt ~= cjson.null then
+    a.acknowledgedAt = cur.acknowledgedAt
+    a.acknowledgedBy = cur.acknowledgedBy
+  end
+  if cur.escalations > a.escalations then
+    a.escalations = cur.escalations
+    a.escalatedAt = cur.escalatedAt
   end
 end
 local enc = cjson.encode(a)
 if a.clearedAt ~= cjson.null then
-  if cur and cur.id == a.id then redis.call('HDEL', book, slot, slot .. '#p') end
+  redis.call('HDEL', book, slot, slot .. '#p')
   redis.call('HDEL', aliases, localId)
 else
   redis.call('HSET', book, slot, enc, slot .. '#p', me)
@@ -76,7 +89,7 @@ local seq = redis.call('INCR', P .. 'seq:' .. unit)
 redis.call('PUBLISH', chan, cjson.encode({ seq = seq, type = typ, alert = a }))
 local by = ''
 if a.acknowledgedBy ~= cjson.null then by = a.acknowledgedBy end
-return {seq, a.id, by}
+return {seq, clusterId, by, typ}
 `
 
 /** ARGV me, channel, unit, id, by, now → 1 when acknowledged here (publisher gone), 0 otherwise. */
@@ -191,19 +204,20 @@ export class ClusterAlerts extends EventEmitter<{ alert: [AlertEvent], published
     let timer: NodeJS.Timeout | undefined
     try {
       const r = await Promise.race([
-        this.o.link.cmd.eval(PUBLISH, 0, this.o.link.processId, CHANNEL, a.unit, slotOf(a), ev.type, JSON.stringify(a)) as Promise<[number, string, string]>,
+        this.o.link.cmd.eval(PUBLISH, 0, this.o.link.processId, CHANNEL, a.unit, slotOf(a), ev.type, JSON.stringify(a)) as Promise<[number, string, string, AlertEvent['type']]>,
         new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms) })
       ])
-      const [seq, clusterId, ackedBy] = r
-      if (seq === 0) return // another process owns the unit now: it speaks for it
+      const [seq, clusterId, ackedBy, type] = r
+      // 0: another process owns the unit now (it speaks for it), or this engine clears an alert
+      // the cluster closed already.
+      if (seq === 0) return
       if (clusterId !== a.id) {
         this.localIdOf.set(clusterId, a.id)
         // The cluster's alert was acknowledged before the failover: so is this engine's.
         if (ackedBy !== '' && a.acknowledgedBy === null && ev.type !== 'cleared') this.o.engine.acknowledge(a.id, ackedBy)
       }
       if (ev.type === 'cleared') this.localIdOf.delete(clusterId)
-      const seen = this.open.get(clusterId)
-      const type = clusterId !== a.id && ev.type === 'raised' ? 'updated' : ev.type
+      const seen = type === 'raised' ? undefined : this.open.get(clusterId)
       this.emit('published', { type, alert: { ...a, id: clusterId, raisedAt: seen?.raisedAt ?? a.raisedAt, acknowledgedAt: a.acknowledgedAt ?? seen?.acknowledgedAt ?? null, acknowledgedBy: a.acknowledgedBy ?? seen?.acknowledgedBy ?? null } })
     } catch (err) {
       this.o.log.error({ err: (err as Error).message, unit: a.unit, id: a.id, event: ev.type }, 'alert not published through Redis: delivered by this process alone')

@@ -27,6 +27,7 @@ const PROCESSES = `${PREFIX}processes`
 const alive = (p: string): string => `${PREFIX}alive:${p}`
 const roster = (p: string): string => `${PREFIX}roster:${p}`
 export const ownerKey = (unit: string): string => `${PREFIX}owner:${unit}`
+const CLAIMED = `${PREFIX}claimed`
 
 /** KEYS none; ARGV me, dead. Moves the dead process' units it still owns to me; returns [unit, lastSeen, ...]. */
 const CLAIM = `
@@ -84,6 +85,11 @@ export class Roster {
   get processId (): string { return this.link.processId }
 
   async start (): Promise<void> {
+    // A unit claimed elsewhere is no longer ours at once (not only at the next heartbeat).
+    await this.link.listen(CLAIMED, m => {
+      const [unit, by] = m.toString().split('\n')
+      if (unit !== undefined && by !== this.processId) this.owned.delete(unit)
+    })
     await this.beat()
     this.timer = setInterval(() => { this.beating ??= this.beat().finally(() => { this.beating = null }) }, this.heartbeatMs)
     this.timer.unref()
@@ -97,6 +103,7 @@ export class Roster {
     const p = this.link.cmd.multi()
       .set(ownerKey(unit), this.processId)
       .hset(roster(this.processId), unit, String(this.now()))
+      .publish(CLAIMED, `${unit}\n${this.processId}`)
       .exec()
       .then(() => { this.owned.add(unit); this.o.onClaimed?.(unit) }, (err: Error) => { this.o.log.warn({ err: err.message, unit }, 'could not claim a unit') })
       .finally(() => { this.claiming.delete(unit) })
@@ -152,5 +159,6 @@ export class Roster {
     this.closed = true
     if (this.timer !== null) clearInterval(this.timer)
     await this.beating
+    await this.link.unlisten(CLAIMED).catch(() => {})
   }
 }

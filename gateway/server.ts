@@ -251,6 +251,8 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
         // In a cluster, a process cut off from Redis cannot route alerts or find sessions: a
         // load balancer should send devices elsewhere.
         if (cluster !== undefined) checks.redis = cluster.readiness()
+        // ... and one cut off from the cluster link cannot find dashboard sessions or publish alerts.
+        if (link !== undefined && !link.ready && checks.redis?.ok === true) checks.redis = { ok: false, detail: 'redis: cluster link (sessions, live view, alert stream) down' }
         if (sink !== null) {
           const up = await sink.ping()
           checks.influxdb = { ok: up && sink.healthy, detail: up ? (sink.healthy ? 'writing' : `failing: ${sink.lastError?.message ?? ''}`) : 'unreachable' }

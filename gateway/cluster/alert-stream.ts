@@ -26,7 +26,7 @@ import { randomBytes } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { Alert, AlertEngine, AlertEvent, News2Point, News2Result } from '../../streams/index.js'
 import type { AlertEngineLike } from '../dashboard/alerts-adapter.js'
-import { PREFIX, type ClusterLink } from './redis.js'
+import { PREFIX, within, type ClusterLink } from './redis.js'
 
 const CHANNEL = `${PREFIX}alerts`
 const ACK = `${PREFIX}ack`
@@ -258,7 +258,8 @@ export class ClusterAlerts extends EventEmitter<{ alert: [AlertEvent], published
   unitArrived (unit: string): void {
     this.chain = this.chain.then(async () => {
       if (this.closed) return
-      await this.o.link.cmd.eval(CLEAR_LOSS, 0, this.o.link.processId, CHANNEL, unit, String(this.now()))
+      // Bounded: alert events queue behind this.
+      await within(this.o.publishTimeoutMs ?? 2000, this.o.link.cmd.eval(CLEAR_LOSS, 0, this.o.link.processId, CHANNEL, unit, String(this.now())))
     }).catch((err: Error) => { this.o.log.warn({ err: err.message, unit }, 'could not clear another process\' signal loss') })
   }
 
@@ -323,7 +324,8 @@ export class ClusterAlerts extends EventEmitter<{ alert: [AlertEvent], published
   async close (): Promise<void> {
     if (this.closed) return
     this.o.engine.off('alert', this.onLocal)
-    await this.chain
+    // Each publication gives up after publishTimeoutMs; an arrival's clean-up is not waited for.
+    await within((this.o.publishTimeoutMs ?? 2000) + 1000, this.chain)
     this.closed = true
     for (const ch of [CHANNEL, ACK, ackReply(this.o.link.processId)]) await this.o.link.unlisten(ch).catch(() => {})
   }

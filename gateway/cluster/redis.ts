@@ -27,6 +27,17 @@ export function redisOptions (redisUrl: string): RedisOptions {
   }
 }
 
+/** `p`, or nothing after `ms` (its outcome is then ignored). */
+export async function within<T> (ms: number, p: Promise<T>): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  p.catch(() => {})
+  try {
+    return await Promise.race([p, new Promise<undefined>(resolve => { timer = setTimeout(() => { resolve(undefined) }, ms) })])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
 export type ChannelListener = (message: Buffer) => void
 
 export interface ClusterLink {
@@ -77,7 +88,8 @@ export async function openClusterLink (redisUrl: string, log: Logger, connectTim
     },
     async unlisten (channel) {
       listeners.delete(channel)
-      if (!closed) await sub.unsubscribe(channel)
+      // Commands wait for Redis during an outage: a shutdown must not.
+      if (!closed && sub.status === 'ready') await within(1000, sub.unsubscribe(channel))
     },
     async publish (channel, message) {
       try { return await cmd.publish(channel, message) } catch (err) {
@@ -90,7 +102,8 @@ export async function openClusterLink (redisUrl: string, log: Logger, connectTim
       if (closed) return
       closed = true
       listeners.clear()
-      await Promise.allSettled([cmd.quit(), sub.quit()])
+      // QUIT lets replies in flight arrive; during an outage it would wait for Redis forever.
+      await Promise.allSettled([cmd, sub].map(c => c.status === 'ready' ? within(1000, c.quit()) : Promise.resolve()))
       cmd.disconnect()
       sub.disconnect()
     }

@@ -19,7 +19,7 @@
  * process' last heartbeat, up to heartbeatMs before its real last frame.
  */
 import type { Logger } from 'pino'
-import { PREFIX, type ClusterLink } from './redis.js'
+import { PREFIX, within, type ClusterLink } from './redis.js'
 
 export const ROSTER_DEFAULTS = Object.freeze({ heartbeatMs: 2000, deadAfterMs: 6000 })
 
@@ -158,7 +158,8 @@ export class Roster {
     if (this.closed) return
     this.closed = true
     if (this.timer !== null) clearInterval(this.timer)
-    await this.beating
+    // A heartbeat waits for Redis during an outage: shutdown does not.
+    if (this.beating !== null) await within(1000, this.beating)
     await this.link.unlisten(CLAIMED).catch(() => {})
   }
 }

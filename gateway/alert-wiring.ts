@@ -10,7 +10,10 @@ import type { Logger } from 'pino'
 import type { Frame } from '../decoders/index.js'
 import { ALERT_ENGINE_DEFAULTS, AlertEngine, alertEventToLine, alertsDir, DEFAULT_RULES, loadRulesFile, type AlertEvent } from '../streams/index.js'
 import type { Spool } from '../streams/index.js'
+import { ClusterAlerts } from './cluster/alert-stream.js'
+import type { ClusterLink } from './cluster/redis.js'
 import type { Config } from './config.js'
+import type { AlertEngineLike } from './dashboard/alerts-adapter.js'
 import type { Ingest } from './ingest.js'
 import type { Metrics } from './metrics.js'
 
@@ -21,10 +24,16 @@ export interface AlertWiringDeps {
   spool: Spool
   metrics: Metrics
   log: Logger
+  /** REDIS_URL: one alert stream for the cluster (gateway/cluster/alert-stream.ts). */
+  cluster?: ClusterLink
 }
 
 export interface AlertWiring {
   engine: AlertEngine
+  /** What dashboards read: the cluster's alerts in cluster mode, else the engine. */
+  view: AlertEngineLike
+  /** Cluster mode: the alert stream. */
+  clusterAlerts: ClusterAlerts | null
   /** Detaches the inputs and closes the engine (timer, journal). Run before the broker closes. */
   close: () => Promise<void>
 }
@@ -77,17 +86,24 @@ export async function startAlerts (deps: AlertWiringDeps): Promise<AlertWiring> 
   }
   ingest.on('frame', onFrame)
   broker.on('publish', onPublish)
-  engine.on('alert', onAlert)
+  // In a cluster, an event is spooled and sent on MQTT by the one process that published it.
+  const clusterAlerts = deps.cluster !== undefined ? await ClusterAlerts.open({ link: deps.cluster, engine, log }) : null
+  if (clusterAlerts !== null) clusterAlerts.on('published', onAlert)
+  else engine.on('alert', onAlert)
   metrics.sources.alertsOpen = () => engine.openCount
 
   return {
     engine,
+    view: clusterAlerts ?? engine,
+    clusterAlerts,
     close: async () => {
       // Inputs first: the broker's shutdown publishes every client's will, which is not a unit
       // going offline and must not raise signal loss into the journal.
       ingest.off('frame', onFrame)
       broker.off('publish', onPublish)
       await engine.close()
+      await clusterAlerts?.close()
+      clusterAlerts?.off('published', onAlert)
       engine.off('alert', onAlert)
     }
   }

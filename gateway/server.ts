@@ -19,6 +19,8 @@ import type { AlertEngine } from '../streams/index.js'
 import { startAlerts } from './alert-wiring.js'
 import { createBroker } from './mqtt/broker.js'
 import { connectCluster, type Cluster } from './mqtt/cluster.js'
+import { openClusterLink, type ClusterLink } from './cluster/redis.js'
+import { Roster } from './cluster/roster.js'
 import type { Config } from './config.js'
 import { CredentialStore } from './credentials.js'
 import { startDashboard } from './dashboard/index.js'
@@ -187,6 +189,14 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       closers.push(() => c.close())
       log.info({ redis: new URL(config.redisUrl).host }, 'cluster mode: MQTT routing and sessions shared through Redis')
     }
+    // The clinical side of the cluster (gateway/cluster/): dashboard sessions, the live view, one
+    // alert stream, the unit roster. Closed last (closers run in reverse).
+    let link: ClusterLink | undefined
+    if (config.redisUrl !== undefined) {
+      const l = link = await openClusterLink(config.redisUrl, log.child({ component: 'cluster' }))
+      closers.unshift(() => l.close())
+      log.info({ clusterProcess: l.processId }, 'cluster link up: dashboard sessions, live view, alert stream and unit roster shared through Redis')
+    }
     const broker = await createBroker({
       credentials,
       ingest,
@@ -212,7 +222,7 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
 
     // Alert engine: frames and wills in; spool (InfluxDB `alerts`), MQTT alerts/{unit}, metrics out.
     // Its closer runs before the broker's, so shutdown wills raise no signal loss.
-    const alertWiring = await startAlerts({ config, ingest, broker, spool, metrics, log })
+    const alertWiring = await startAlerts({ config, ingest, broker, spool, metrics, log, cluster: link })
     const alerts = alertWiring.engine
     closers.push(() => alertWiring.close())
 
@@ -264,6 +274,8 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
         // In a cluster, a process cut off from Redis cannot route alerts or find sessions: a
         // load balancer should send devices elsewhere.
         if (cluster !== undefined) checks.redis = cluster.readiness()
+        // ... and one cut off from the cluster link cannot find dashboard sessions or publish alerts.
+        if (link !== undefined && !link.ready && checks.redis?.ok === true) checks.redis = { ok: false, detail: 'redis: cluster link (sessions, live view, alert stream) down' }
         if (sink !== null) {
           const up = await sink.ping()
           checks.influxdb = { ok: up && sink.healthy, detail: up ? (sink.healthy ? 'writing' : `failing: ${sink.lastError?.message ?? ''}`) : 'unreachable' }
@@ -282,8 +294,12 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       loginRateWindowMs: 60_000,
       liveBlockedTimeoutMs: config.liveBlockedTimeoutMs,
       dataDir: config.dataDir
-    }, { app: http, ingest, credentials, metrics, log, alerts })
+    }, { app: http, ingest, credentials, metrics, log, alerts: alertWiring.view, cluster: link })
     closers.push(() => dashboard.close())
+    if (link !== undefined) {
+      const roster = await startRoster(link, ingest, alertWiring, dashboard.relay, log)
+      closers.push(() => roster.close())
+    }
     // Dataspace: routes registered before the app listens; live streams get frames and alerts.
     dataspace.attachFrames(ingest)
     dataspace.attachAlerts(alerts)
@@ -300,6 +316,38 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
     await close()
     throw err
   }
+}
+
+/**
+ * Cluster mode: which process holds which unit (heartbeats in Redis), and signal-loss watch of
+ * a dead process' units by the survivor that takes them (gateway/cluster/roster.ts).
+ */
+async function startRoster (link: ClusterLink, ingest: Ingest, wiring: { engine: AlertEngine, clusterAlerts: { unitArrived: (unit: string) => void } | null }, relay: { dropProcess: (p: string) => void } | null, log: Logger): Promise<Roster> {
+  /** Gateway time of each unit's last frame here; forgotten after an hour of silence. */
+  const lastSeen = new Map<string, number>()
+  const FORGET_MS = 3_600_000
+  const roster = new Roster(link, {
+    log: log.child({ component: 'cluster' }),
+    lastSeen: unit => {
+      const t = lastSeen.get(unit)
+      if (t !== undefined && Date.now() - t > FORGET_MS) { lastSeen.delete(unit); return undefined }
+      return t
+    },
+    onClaimed: unit => { wiring.clusterAlerts?.unitArrived(unit) },
+    onUnitsClaimed: units => {
+      for (const { unit, lastSeenMs } of units) {
+        if (!lastSeen.has(unit)) lastSeen.set(unit, lastSeenMs)
+        wiring.engine.watchUnit(unit, lastSeenMs)
+      }
+    },
+    onProcessDead: p => { relay?.dropProcess(p) }
+  })
+  ingest.on('frame', f => {
+    lastSeen.set(f.unitId, Date.now())
+    roster.seen(f.unitId)
+  })
+  await roster.start()
+  return roster
 }
 
 function once (fn: () => Promise<void>): () => Promise<void> {

@@ -17,6 +17,7 @@ import type { BenchEnv } from './bench-env.js'
 import { BENCH_DB } from './bench-env.js'
 import { countLost, readMetrics, StoredLatencyProbe, waitForDrain, type BenchUnitReport, type LostCount } from '../testkit/stored.js'
 import { Fleet } from '../simulator/fleet.js'
+import type { ClusterView, ClusterViewResult } from './bench-cluster-view.js'
 
 export interface RealtimeOptions {
   env: BenchEnv
@@ -32,6 +33,8 @@ export interface RealtimeOptions {
   /** How long the spools may take to drain before the step fails, ms. */
   drainTimeoutMs: number
   progress: (line: string) => void
+  /** Cluster: the fleet goes through a balancer and live sockets watch units (bench-cluster-view.ts). */
+  clusterView?: ClusterView
 }
 
 export interface RealtimeResult {
@@ -61,6 +64,8 @@ export interface RealtimeResult {
   gateway_rss_mb_end: number
   sustained: boolean
   why_not: string[]
+  /** With --gateways ≥ 2: through HAProxy with the cluster-wide live view on; Redis traffic per unit. */
+  cluster_view?: ClusterViewResult
 }
 
 /** Units whose stored timestamps are polled for publish→stored (spread over the fleet). */
@@ -68,7 +73,7 @@ const STORED_SAMPLE_UNITS = 8
 
 export async function runRealtime (o: RealtimeOptions): Promise<RealtimeResult> {
   const { env } = o
-  const urls = env.mqttUrls
+  const urls = o.clusterView !== undefined ? [o.clusterView.mqttUrl] : env.mqttUrls
   // Units are spread over the gateways (one fleet per gateway), as a load balancer would.
   const fleets = urls.map((url, g) => new Fleet({
     url,
@@ -92,6 +97,8 @@ export async function runRealtime (o: RealtimeOptions): Promise<RealtimeResult> 
   await Promise.all(fleets.map(f => f.start()))
   const startMs = fleets[0]!.startedAtMs
   probes.start(startMs)
+  // Two pages, each watching four units (ECG on demand crosses Redis for the remote ones).
+  await o.clusterView?.watch([...o.probes, ...o.units])
   const sampled = pickSpread(fleets.flatMap(f => f.unitIds.map(unitId => ({ unitId, startMs: f.startedAtMs }))), STORED_SAMPLE_UNITS)
   const stored = new StoredLatencyProbe(env.influx!.url, BENCH_DB, sampled)
   stored.start()
@@ -119,6 +126,7 @@ export async function runRealtime (o: RealtimeOptions): Promise<RealtimeResult> 
   } finally {
     clearInterval(monitor)
   }
+  const clusterView = await o.clusterView?.result(o.units.length + o.probes.length)
   const elapsedS = (Date.now() - t0) / 1000
   o.progress(`realtime ${total} units: generation done, draining devices (${backlog} frames unacknowledged)`)
   const stats = await Promise.all(fleets.map(f => f.stop({ drain: true, timeoutMs: 60_000 })))
@@ -175,7 +183,8 @@ export async function runRealtime (o: RealtimeOptions): Promise<RealtimeResult> 
     gateway_rss_mb_peak: Math.round(rssPeak / 1e5) / 10,
     gateway_rss_mb_end: Math.round(rssEnd / 1e5) / 10,
     sustained: whyNot.length === 0,
-    why_not: whyNot
+    why_not: whyNot,
+    ...(clusterView !== undefined ? { cluster_view: clusterView } : {})
   }
 }
 

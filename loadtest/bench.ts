@@ -25,6 +25,7 @@ import { startBenchEnv, BENCH_DB, type BenchEnv } from './bench-env.js'
 import { unitIds } from './bench-credentials.js'
 import { BenchUsageError, BENCH_USAGE, parseBenchArgs, type BenchOptions } from './bench-options.js'
 import { runRealtime, type RealtimeResult } from './bench-realtime.js'
+import { startClusterView } from './bench-cluster-view.js'
 import { saturate, type SaturateOptions, type SaturateResult } from './bench-saturate.js'
 import { processCpuSeconds } from './bench-cpu.js'
 import { countLost, readMetrics, waitForDrain } from '../testkit/stored.js'
@@ -172,7 +173,15 @@ export async function runBench (o: BenchOptions, progress: (line: string) => voi
     const step = async (units: number): Promise<RealtimeResult> => {
       await waitQuiet([env.influx!.pid], o.mode === 'quick' ? 8000 : 60_000, progress)
       mark(`realtime_${units}`)
-      const r = await runRealtime({ env, units: fleetIds.slice(0, units - o.probes), probes: probeIds, durationMs: o.durationS * 1000, warmupMs: Math.min(5000, o.durationS * 250), drainTimeoutMs: o.drainTimeoutS * 1000, progress })
+      // --gateways ≥ 2: through HAProxy with the cluster-wide live view on (bench-cluster-view.ts).
+      const clusterView = o.gateways > 1 ? await startClusterView(env, { sockets: 2, watchPerSocket: 4, progress }) : undefined
+      let r: RealtimeResult
+      try {
+        r = await runRealtime({ env, units: fleetIds.slice(0, units - o.probes), probes: probeIds, durationMs: o.durationS * 1000, warmupMs: Math.min(5000, o.durationS * 250), drainTimeoutMs: o.drainTimeoutS * 1000, progress, clusterView })
+      } finally {
+        await clusterView?.stop()
+      }
+      if (r.cluster_view !== undefined) progress(`realtime ${units} units through haproxy: redis ${r.cluster_view.redis.per_unit.bytes_in_per_s} B/s in, ${r.cluster_view.redis.per_unit.bytes_out_per_s} B/s out, ${r.cluster_view.redis.per_unit.commands_per_s} commands/s per unit`)
       progress(`realtime ${units} units: ${r.sustained ? 'sustained' : `NOT sustained (${r.why_not.join('; ')})`}, lost ${r.lost}, stored p99 ${r.publish_to_stored_ms.p99} ms, alert p99 ${r.publish_to_alert_ms.p99} ms`)
       search.push(r)
       return r

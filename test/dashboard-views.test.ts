@@ -13,7 +13,7 @@ import { alertInView, parseViewSpec, unitInView, type Alert, type ViewSpec } fro
 function alert (kind: string, over: Partial<Alert> = {}): Alert {
   return {
     id: `${kind}-1`, unit: 'U1', encounter: 'E1', kind: kind as Alert['kind'], key: '', priority: 'high', message: 'm', value: null,
-    raisedAt: 1, updatedAt: 1, clearedAt: null, acknowledgedAt: null, acknowledgedBy: null, escalations: 0, escalatedAt: null, ...over
+    raisedAt: 1, updatedAt: 1, clearedAt: null, acknowledgedAt: null, acknowledgedBy: null, escalations: 0, escalatedAt: null, realarms: 0, valueAt: null, ...over
   }
 }
 const plain = { cardiac: false, stroke: false }

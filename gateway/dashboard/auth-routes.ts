@@ -66,8 +66,8 @@ export function authRoutes (app: FastifyInstance, deps: AuthRouteDeps): void {
       return reply.code(403).send({ code: 'AMB_ERR_FORBIDDEN_ROLE', message: `the dashboard is for clinicians; ${p.role}s use the dataspace` })
     }
     // A fresh token at every login: a cookie planted before login (fixation) is never promoted.
-    sessions.destroy(req.cookies[SESSION_COOKIE])
-    const { token, session } = sessions.create(p.name, p.role)
+    await sessions.destroy(req.cookies[SESSION_COOKIE])
+    const { token, session } = await sessions.create(p.name, p.role)
     req.session = session
     deps.onLogin('ok', name)
     reply.setCookie(SESSION_COOKIE, token, {
@@ -86,7 +86,7 @@ export function authRoutes (app: FastifyInstance, deps: AuthRouteDeps): void {
   })
 
   app.delete('/api/v1/session', { onRequest: [deps.auth, app.csrfProtection] }, async (req, reply) => {
-    sessions.destroy(req.cookies[SESSION_COOKIE])
+    await sessions.destroy(req.cookies[SESSION_COOKIE])
     reply.clearCookie(SESSION_COOKIE, { path: '/' })
     return reply.code(204).send()
   })

@@ -19,7 +19,10 @@ import { LiveHub, type LiveSubscription } from '../../streams/index.js'
 import type { CredentialStore } from '../credentials.js'
 import type { Ingest } from '../ingest.js'
 import type { Metrics } from '../metrics.js'
-import { SessionStore, requireSession, type Session } from '../sessions.js'
+import { LiveRelay, clusterEpoch } from '../cluster/live-relay.js'
+import type { ClusterLink } from '../cluster/redis.js'
+import { RedisSessionStore } from '../cluster/sessions-redis.js'
+import { MemorySessionStore, requireSession, type SessionStore } from '../sessions.js'
 import { news2Points, news2View, type AlertEngineLike } from './alerts-adapter.js'
 import { authRoutes } from './auth-routes.js'
 import { boardRoutes } from './board-routes.js'
@@ -46,11 +49,15 @@ export interface DashboardDeps {
   log: Logger
   /** gw.alerts; null while no alert engine runs (the page then shows no alerts). */
   alerts: AlertEngineLike | null
+  /** REDIS_URL: sessions and the live view shared with the other processes. */
+  cluster?: ClusterLink
 }
 
 export interface Dashboard {
   hub: LiveHub
   sessions: SessionStore
+  /** Cluster mode: the live view's relay (its counters feed the benchmark). */
+  relay: LiveRelay | null
   close: () => Promise<void>
 }
 
@@ -65,7 +72,11 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
   const journal = await DashboardJournal.open(opts.dataDir)
   if (journal.skipped > 0) log.warn({ skipped: journal.skipped }, 'dashboard journal: unreadable lines skipped (torn write after a crash?)')
 
-  const hub = new LiveHub({ hospital: opts.hospital, blockedTimeoutMs: opts.liveBlockedTimeoutMs }, {
+  const link = deps.cluster
+  const relay = link !== undefined ? new LiveRelay(link, log) : null
+  const snapshotEpoch = link !== undefined ? await clusterEpoch(link) : undefined
+  const hub = new LiveHub({ hospital: opts.hospital, blockedTimeoutMs: opts.liveBlockedTimeoutMs, snapshotEpoch }, {
+    ...relay?.hooks,
     onSubscriberDropped: info => {
       subscribersDropped.inc({ reason: info.reason })
       log.warn(info, 'live subscriber blocked too long: disconnected')
@@ -76,13 +87,28 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
   new Gauge({ name: 'ambulink_live_subscribers', help: 'Open dashboard live sockets', ...r, collect () { this.set(hub.subscriberCount) } })
   new Gauge({ name: 'ambulink_live_units', help: 'Units in the live hub', ...r, collect () { this.set(hub.unitCount) } })
 
-  const sessions = new SessionStore({ ttlMs: opts.sessionTtlMs })
-  const bySession = new Map<Session, Set<LiveSubscription>>()
-  sessions.onEnded = (s, reason) => {
-    for (const sub of bySession.get(s) ?? []) sub.close(4001, reason)
-    bySession.delete(s)
+  await relay?.start(hub)
+  const sessions: SessionStore = link !== undefined
+    ? await RedisSessionStore.open(link, { ttlMs: opts.sessionTtlMs, log })
+    : new MemorySessionStore({ ttlMs: opts.sessionTtlMs })
+  const bySession = new Map<string, Set<LiveSubscription>>()
+  const endSockets = (id: string, reason: string): void => {
+    for (const sub of bySession.get(id) ?? []) sub.close(4001, reason)
+    bySession.delete(id)
   }
-  const onRevoked = (name: string): void => { sessions.destroyUser(name, 'credentials revoked') }
+  sessions.onEnded = (s, reason) => { endSockets(s.id, reason) }
+  // A shared store announces ends; a process that missed an announcement finds out here.
+  const recheck = sessions instanceof RedisSessionStore
+    ? setInterval(() => {
+      sessions.gone([...bySession.keys()]).then(ids => { for (const id of ids) endSockets(id, 'session ended') }, (err: Error) => {
+        log.warn({ err: err.message }, 'could not check live sessions in Redis')
+      })
+    }, 60_000)
+    : null
+  recheck?.unref()
+  const onRevoked = (name: string): void => {
+    sessions.destroyUser(name, 'credentials revoked').catch((err: Error) => { log.error({ err: err.message, user: name }, 'could not end a revoked user\'s sessions') })
+  }
   deps.credentials.on('revoked', onRevoked)
 
   // NEWS2 is read after the frame's other listeners (the alert engine among them) have run, once
@@ -153,6 +179,7 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
   return {
     hub,
     sessions,
+    relay,
     close: async () => {
       if (closed) return
       closed = true
@@ -160,8 +187,10 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
       attach(null)
       deps.credentials.off('revoked', onRevoked)
       if (news2Timer !== null) clearImmediate(news2Timer)
+      if (recheck !== null) clearInterval(recheck)
+      await relay?.close()
       await hub.close()
-      sessions.close()
+      await sessions.close()
       await journal.close()
     }
   }

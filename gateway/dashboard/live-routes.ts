@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
 import type { LiveHub, LiveSubscription } from '../../streams/index.js'
-import type { Session, SessionStore } from '../sessions.js'
+import type { SessionStore } from '../sessions.js'
 import type { AlertEngineLike } from './alerts-adapter.js'
 import { sameOrigin } from './auth-routes.js'
 import { MAX_CLIENT_MESSAGE_BYTES, parseClientMessage } from './client-messages.js'
@@ -18,8 +18,8 @@ export interface LiveRouteDeps {
   alerts: () => AlertEngineLike | null
   auth: (req: FastifyRequest, reply: FastifyReply) => Promise<void>
   log: Logger
-  /** Open subscriptions by session, so the end of a session closes exactly its sockets. */
-  bySession: Map<Session, Set<LiveSubscription>>
+  /** Open subscriptions by session id, so the end of a session closes exactly its sockets. */
+  bySession: Map<string, Set<LiveSubscription>>
 }
 
 export function liveRoutes (app: FastifyInstance, deps: LiveRouteDeps): void {
@@ -36,8 +36,8 @@ export function liveRoutes (app: FastifyInstance, deps: LiveRouteDeps): void {
     const session = req.session!
     socket.binaryType = 'nodebuffer'
     const sub = hub.subscribe(socket, { name: session.user, role: session.role })
-    let set = bySession.get(session)
-    if (set === undefined) bySession.set(session, set = new Set())
+    let set = bySession.get(session.id)
+    if (set === undefined) bySession.set(session.id, set = new Set())
     set.add(sub)
     socket.on('message', (data: Buffer, isBinary: boolean) => {
       if (isBinary || data.length > MAX_CLIENT_MESSAGE_BYTES) { sub.close(1003, 'text JSON messages only'); return }
@@ -49,7 +49,7 @@ export function liveRoutes (app: FastifyInstance, deps: LiveRouteDeps): void {
     socket.on('close', () => {
       sub.unsubscribe()
       set.delete(sub)
-      if (set.size === 0) bySession.delete(session)
+      if (set.size === 0) bySession.delete(session.id)
     })
     socket.on('error', err => { log.debug({ err: err.message }, 'live socket error') })
   })

@@ -14,9 +14,12 @@
  *   the shared (clustered) InfluxDB. A crashed process is restarted on its DATA_DIR to drain
  *   what it acknowledged; frames are idempotent, so a device's resend to another process after
  *   the crash is harmless.
- * - Alert state: the engine evaluates the frames its process receives, so a unit's alerts live
- *   with the process holding its connection; when the unit moves, the new process builds the
- *   unit's state from the next frames (thresholds need their minimum duration again).
+ * - Alert state: the engine evaluates the frames its process receives, so a unit's alert state
+ *   lives with the process holding its connection; when the unit moves, the new process builds
+ *   the unit's state from the next frames (thresholds need their minimum duration again).
+ *   The clinical side of the cluster (one alert stream, acknowledgements, dashboard sessions,
+ *   the live view, the unit roster and signal-loss watch of a dead process' units) is in
+ *   gateway/cluster/.
  */
 import { Readable } from 'node:stream'
 import type { Aedes, AedesPublishPacket, Client } from 'aedes'

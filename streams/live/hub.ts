@@ -45,6 +45,11 @@ export interface LiveHubOptions {
   hospital: Hospital
   /** Clock, Unix ms (injectable for tests). */
   now: () => number
+  /**
+   * The epoch snapshots announce (default: this hub's). Processes of one cluster share one, so a
+   * page that reconnects to another process keeps its cursors (they name the owner's rings).
+   */
+  snapshotEpoch?: string
 }
 
 export const LIVE_HUB_DEFAULTS: Readonly<Omit<LiveHubOptions, 'hospital' | 'now'>> = Object.freeze({
@@ -69,6 +74,23 @@ export interface LiveAlertSource {
 export interface LiveHubHooks {
   onSubscriberDropped?: (info: { user: string, reason: string, queuedBytes: number, inFlightBytes: number }) => void
   onMessagesDropped?: (kind: 'ecg' | 'update', count: number) => void
+  // Cluster (gateway/cluster/live-relay.ts): what this hub says about its own units goes to the
+  // other processes; a page here watching a unit held elsewhere is served by that unit's owner.
+  /** A unit update, NEWS2 or departure of a local unit (the encoded message). */
+  onLocalMessage?: (kind: 'unit' | 'news2' | 'gone', unit: string, data: string) => void
+  /** Subscriber `id` watches `unit`, which this hub does not hold. */
+  onRemoteWatch?: (id: number, unit: string, resume: UnitResume | undefined) => void
+  /** Subscriber `id` stopped watching `unit` (null: every unit, the socket closed). */
+  onRemoteUnwatch?: (id: number, unit: string | null) => void
+}
+
+/** Options of a subscription. */
+export interface SubscribeOptions {
+  /**
+   * A relay for another process' page: gets only what it watches (trend, ECG, NEWS2 history,
+   * alerts of those units), never the fleet broadcasts, which reach that process on their own.
+   */
+  relay?: boolean
 }
 
 interface UnitState {
@@ -99,6 +121,10 @@ export class LiveHub {
   /** The latest acknowledge-and-assign per unit (incoming board), as every dashboard sees it. */
   private readonly assignments = new Map<string, Assignment>()
   private readonly subscribers = new Set<Subscriber>()
+  private readonly byId = new Map<number, Subscriber>()
+  private readonly relays = new Set<Subscriber>()
+  /** Units held by other processes of the cluster, as they last announced them. */
+  private readonly remote = new Map<string, UnitView>()
   private alerts: LiveAlertSource | null = null
   private readonly timer: NodeJS.Timeout
   private resets = 0
@@ -114,6 +140,8 @@ export class LiveHub {
 
   get subscriberCount (): number { return this.subscribers.size }
   get unitCount (): number { return this.units.size }
+  /** True when this hub holds the unit (its frames arrive here). */
+  holds (unit: string): boolean { return this.units.has(unit) }
 
   /** Where snapshots get the open alerts from (the alert engine, once it runs). */
   setAlertSource (source: LiveAlertSource | null): void { this.alerts = source }
@@ -155,7 +183,9 @@ export class LiveHub {
     if (f.waveforms.length > 0) this.pushEcg(u, f)
     if (changed || now - u.lastUpdateSentMs >= UPDATE_EVERY_MS) {
       u.lastUpdateSentMs = now
-      this.broadcast(JSON.stringify({ type: 'unit', unit: this.view(u) } satisfies ServerMessage), UPDATE)
+      const data = JSON.stringify({ type: 'unit', unit: this.view(u) } satisfies ServerMessage)
+      this.broadcast(data, UPDATE)
+      this.hooks.onLocalMessage?.('unit', u.unit, data)
     }
   }
 
@@ -186,7 +216,9 @@ export class LiveHub {
     const u = this.units.get(unit)
     if (u === undefined || this.closed) return
     u.news2 = news2
-    this.broadcast(JSON.stringify({ type: 'news2', unit, news2 } satisfies ServerMessage), UPDATE)
+    const data = JSON.stringify({ type: 'news2', unit, news2 } satisfies ServerMessage)
+    this.broadcast(data, UPDATE)
+    this.hooks.onLocalMessage?.('news2', unit, data)
   }
 
   private unitFor (f: Frame): UnitState {
@@ -211,6 +243,8 @@ export class LiveHub {
         trend: new TrendRing(o.trendRows, o.trendStepMs, this.newEpoch())
       }
       this.units.set(f.unitId, u)
+      // Held here now: its remote announcement is stale, and pages here watching it are served locally.
+      if (this.remote.delete(f.unitId)) for (const s of this.subscribers) if (s.watching.has(f.unitId)) this.hooks.onRemoteUnwatch?.(s.id, f.unitId)
     }
     u.encounter = f.encounterId
     return u
@@ -228,10 +262,10 @@ export class LiveHub {
     const from = ring.append(waves, f.capturedAtMs + first.offsetMs)
     if (from < 0) return
     let any = false
-    for (const s of this.subscribers) if (s.watching.has(u.unit)) { any = true; break }
+    for (const s of this.byId.values()) if (s.watching.has(u.unit)) { any = true; break }
     if (!any) return
     for (const chunk of this.ecgChunks(u.unit, ring, from, ring.next, 65535)) {
-      for (const s of this.subscribers) if (s.watching.has(u.unit)) s.enqueue(chunk, ECG)
+      for (const s of this.byId.values()) if (s.watching.has(u.unit)) s.enqueue(chunk, ECG)
     }
   }
 
@@ -250,15 +284,23 @@ export class LiveHub {
    * Attaches a dashboard socket. The caller forwards the client's messages to `handle` and calls
    * `unsubscribe` when the socket closes.
    */
-  subscribe (sink: LiveSink, user: { name: string, role: string }): LiveSubscription {
+  subscribe (sink: LiveSink, user: { name: string, role: string }, opts: SubscribeOptions = {}): LiveSubscription {
     const s = new Subscriber(this.nextSubscriberId++, user.name, sink, this.options, this.options.now, (cls, n) => {
       this.hooks.onMessagesDropped?.(cls === ECG ? 'ecg' : 'update', n)
     })
-    this.subscribers.add(s)
+    if (opts.relay === true) this.relays.add(s)
+    else this.subscribers.add(s)
+    this.byId.set(s.id, s)
+    const gone = (): void => {
+      this.subscribers.delete(s)
+      this.relays.delete(s)
+      if (this.byId.delete(s.id) && opts.relay !== true) this.hooks.onRemoteUnwatch?.(s.id, null)
+    }
     return {
+      id: s.id,
       handle: msg => { this.handle(s, msg, user) },
-      unsubscribe: () => { this.subscribers.delete(s); s.closed = true },
-      close: (code, reason) => { this.subscribers.delete(s); s.close(code, reason) },
+      unsubscribe: () => { gone(); s.closed = true },
+      close: (code, reason) => { gone(); s.close(code, reason) },
       get queuedBytes () { return s.queuedBytes },
       get dropped () { return { ecg: s.dropped[ECG]!, update: s.dropped[UPDATE]! } }
     }
@@ -278,7 +320,9 @@ export class LiveHub {
         return
       }
       case 'watch': this.watch(s, msg.unit, msg.resume); return
-      case 'unwatch': s.watching.delete(msg.unit); return
+      case 'unwatch':
+        if (s.watching.delete(msg.unit) && !this.units.has(msg.unit)) this.hooks.onRemoteUnwatch?.(s.id, msg.unit)
+        return
       case 'resync': {
         const u = this.units.get(msg.unit)
         if (u !== undefined) this.sendTrend(s, u, msg.trendFrom)
@@ -291,7 +335,10 @@ export class LiveHub {
     if (!s.watching.has(unit) && s.watching.size >= MAX_WATCH) return
     s.watching.add(unit)
     const u = this.units.get(unit)
-    if (u === undefined) return
+    if (u === undefined) {
+      if (!this.relays.has(s)) this.hooks.onRemoteWatch?.(s.id, unit, resume)
+      return
+    }
     // From the client's last row, not after it: that row may have filled in since.
     const trendFrom = resume?.trendEpoch === u.trend.epoch && resume.trendNext !== undefined ? resume.trendNext - 1 : 0
     this.sendTrend(s, u, trendFrom)
@@ -324,11 +371,11 @@ export class LiveHub {
   snapshot (user: { name: string, role: string }): ServerMessage {
     return {
       type: 'snapshot',
-      epoch: this.epoch,
+      epoch: this.options.snapshotEpoch ?? this.epoch,
       now: this.options.now(),
       user,
       hospital: this.options.hospital,
-      units: [...this.units.values()].map(u => this.view(u)),
+      units: [...this.units.values()].map(u => this.view(u)).concat([...this.remote.values()].filter(v => !this.units.has(v.unit))),
       alerts: this.alerts?.openAlerts() ?? [],
       assignments: this.assignmentList()
     }
@@ -360,21 +407,64 @@ export class LiveHub {
     for (const s of this.subscribers) s.enqueue(data, cls)
   }
 
+  // ---- cluster: units held by other processes -------------------------------------------------
+
+  /**
+   * A message another process' hub produced about one of its units (`unit`, `news2`, `gone`):
+   * kept for snapshots and passed on to this hub's pages as is.
+   */
+  remoteMessage (kind: 'unit' | 'news2' | 'gone', unit: string, data: string): void {
+    if (this.closed || this.units.has(unit)) return
+    if (kind === 'unit') {
+      const m = JSON.parse(data) as { unit: UnitView }
+      this.remote.set(unit, m.unit)
+      this.broadcast(data, UPDATE)
+    } else if (kind === 'news2') {
+      const v = this.remote.get(unit)
+      if (v === undefined) return
+      v.news2 = (JSON.parse(data) as { news2: News2View }).news2
+      this.broadcast(data, UPDATE)
+    } else if (this.remote.delete(unit)) {
+      this.broadcast(data, KEEP)
+    }
+  }
+
+  /** A message for one subscriber, from the process holding the unit it watches. */
+  deliver (id: number, data: string | Uint8Array): void {
+    const s = this.byId.get(id)
+    if (s === undefined || this.relays.has(s)) return
+    s.enqueue(data, typeof data === 'string' ? KEEP : ECG)
+  }
+
+  /** Remote units not announced for unitExpiryMs leave the fleet (their process is gone). */
+  private expireRemote (now: number): void {
+    for (const [unit, v] of this.remote) {
+      if (now - v.lastSeenMs <= this.options.unitExpiryMs) continue
+      this.remote.delete(unit)
+      this.broadcast(JSON.stringify({ type: 'gone', unit } satisfies ServerMessage), KEEP)
+    }
+  }
+
   // ---- housekeeping --------------------------------------------------------------------------
 
   private sweep (): void {
     const now = this.options.now()
-    for (const s of [...this.subscribers]) {
+    for (const s of [...this.subscribers, ...this.relays]) {
       if (!s.blocked(now)) continue
       this.subscribers.delete(s)
+      this.relays.delete(s)
+      this.byId.delete(s.id)
       this.hooks.onSubscriberDropped?.({ user: s.user, reason: 'blocked', queuedBytes: s.queuedBytes, inFlightBytes: s.inFlightBytes })
       s.terminate()
     }
+    this.expireRemote(now)
     for (const u of [...this.units.values()]) {
       if (now - u.lastSeenMs <= this.options.unitExpiryMs) continue
       this.units.delete(u.unit)
       this.assignments.delete(u.unit)
-      this.broadcast(JSON.stringify({ type: 'gone', unit: u.unit } satisfies ServerMessage), KEEP)
+      const data = JSON.stringify({ type: 'gone', unit: u.unit } satisfies ServerMessage)
+      this.broadcast(data, KEEP)
+      this.hooks.onLocalMessage?.('gone', u.unit, data)
     }
   }
 
@@ -390,12 +480,16 @@ export class LiveHub {
   private async closeOnce (): Promise<void> {
     this.closed = true
     clearInterval(this.timer)
-    for (const s of this.subscribers) s.close(1001, 'gateway shutting down')
+    for (const s of [...this.subscribers, ...this.relays]) s.close(1001, 'gateway shutting down')
     this.subscribers.clear()
+    this.relays.clear()
+    this.byId.clear()
   }
 }
 
 export interface LiveSubscription {
+  /** The subscriber's id in this hub (what the cluster relay names it by). */
+  readonly id: number
   handle: (msg: ClientMessage) => void
   unsubscribe: () => void
   close: (code: number, reason: string) => void

@@ -14,8 +14,9 @@
  * frame-driven alert is raised again by the next frames; an acknowledgement may need repeating).
  */
 import { constants as fsc } from 'node:fs'
-import { mkdir, open, readFile, rename, stat, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { writeFileAtomic } from '../storage/durable.js'
 import { GroupCommitFile } from '../storage/group-commit.js'
 import { AlertError } from './errors.js'
 import type { StrokeFindings } from './messages.js'
@@ -158,28 +159,9 @@ function parseRecord (line: string): JournalRecord | null {
 
 /** Writes the records to a temp file, fsyncs it, renames it over the journal, fsyncs the folder. */
 async function writeAtomically (dir: string, records: JournalRecord[]): Promise<void> {
-  const tmp = join(dir, FILE + '.tmp')
-  const fh = await open(tmp, 'w')
-  try {
-    let text = ''
-    for (const r of records) text += JSON.stringify({ e: 'state', a: r.a, x: r.x, s: r.s ?? null }) + '\n'
-    await fh.writeFile(text)
-    await fh.datasync()
-  } finally {
-    await fh.close()
-  }
-  await rename(tmp, join(dir, FILE))
-  await syncDir(dir)
-}
-
-async function syncDir (dir: string): Promise<void> {
-  let fh: FileHandle | null = null
-  try {
-    fh = await open(dir, 'r')
-    await fh.sync()
-  } finally {
-    await fh?.close()
-  }
+  let text = ''
+  for (const r of records) text += JSON.stringify({ e: 'state', a: r.a, x: r.x, s: r.s ?? null }) + '\n'
+  await writeFileAtomic(join(dir, FILE), text)
 }
 
 /** For tests and tooling: the journal's path and size. */

@@ -16,10 +16,10 @@
  */
 import { createHmac, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
 import { EventEmitter } from 'node:events'
-import { constants as fsc } from 'node:fs'
-import { link, lstat, mkdir, open, readFile, readlink, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { link, lstat, mkdir, readFile, readlink, stat, unlink, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { LIMITS } from '../decoders/index.js'
+import { withFileLock, writeFileAtomic } from '../streams/index.js'
 import { AuthError } from './errors.js'
 
 export type Role = 'clinician' | 'researcher' | 'admin'
@@ -138,28 +138,12 @@ async function hashSecret (secret: string): Promise<HashRecord> {
 async function mutate<T> (dataDir: string, fn: (f: CredentialsFile) => Promise<T> | T): Promise<T> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 })
   const path = await realCredentialsPath(dataDir)
-  const lock = path + '.lock'
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    try {
-      const fh = await open(lock, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY, 0o600)
-      await fh.close()
-      break
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || Date.now() > deadline) throw err
-      await new Promise(resolve => setTimeout(resolve, 50))
-    }
-  }
-  try {
+  return await withFileLock(path + '.lock', async () => {
     const file = await readCredentials(path)
     const result = await fn(file)
-    const tmp = path + '.tmp'
-    await writeFile(tmp, JSON.stringify(file, null, 2) + '\n', { mode: 0o600 })
-    await rename(tmp, path)
+    await writeFileAtomic(path, JSON.stringify(file, null, 2) + '\n', { mode: 0o600 })
     return result
-  } finally {
-    await unlink(lock).catch(() => {})
-  }
+  })
 }
 
 function newSecret (prefix: string): string {

@@ -1,3 +1,6 @@
+// The page.evaluate bodies below run in Chromium: this file alone among the server-side ones needs
+// the DOM types (the server project leaves them out; see tsconfig.json).
+/// <reference lib="dom" />
 /**
  * Rendering benchmark of the clinicians' dashboard: frame rate and long tasks (main-thread tasks
  * over 50 ms, the browser's own Long Tasks API) of the fleet board, the incoming board and a

@@ -22,6 +22,10 @@ export interface RedisServer {
   readonly logFile: string;
   readonly pid: number;
   logTail(lines?: number): Promise<string>;
+  /** Stops redis-server (SIGKILL: an outage, not a shutdown) and waits for it to exit; keeps the dir. */
+  kill(): Promise<void>;
+  /** Starts redis-server again on the same port (after kill()). */
+  restart(): Promise<void>;
   /** SIGTERM, SIGKILL after 5 s, remove the temp dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -44,13 +48,14 @@ export async function startRedis(opts: { startTimeoutMs?: number } = {}): Promis
       '--logfile', logFile,
       '--protected-mode', 'yes',
     ];
-    const proc: ManagedProcess = spawnManaged(bin, args, { logFile: join(dir, 'redis.stdout') });
+    let proc: ManagedProcess = spawnManaged(bin, args, { logFile: join(dir, 'redis.stdout') });
+    const listening = (p: ManagedProcess): Promise<unknown> => waitFor(() => pidListensOn(p.pid, port), {
+      timeoutMs: opts.startTimeoutMs ?? 10_000,
+      what: `redis-server listener on 127.0.0.1:${port}`,
+      proc: p,
+    });
     try {
-      await waitFor(() => pidListensOn(proc.pid, port), {
-        timeoutMs: opts.startTimeoutMs ?? 10_000,
-        what: `redis-server listener on 127.0.0.1:${port}`,
-        proc,
-      });
+      await listening(proc);
     } catch (e) {
       await proc.stop(1000);
       const log = await tailFile(logFile);
@@ -64,8 +69,17 @@ export async function startRedis(opts: { startTimeoutMs?: number } = {}): Promis
       url: `redis://127.0.0.1:${port}`,
       dir,
       logFile,
-      pid: proc.pid,
+      get pid() { return proc.pid; },
       logTail: (lines) => tailFile(logFile, lines),
+      async kill() {
+        proc.signal('SIGKILL');
+        await proc.exited;
+      },
+      async restart() {
+        await proc.stop(5000);
+        proc = spawnManaged(bin, args, { logFile: join(dir, 'redis.stdout') });
+        await listening(proc);
+      },
       async stop() {
         if (stopped) return;
         stopped = true;

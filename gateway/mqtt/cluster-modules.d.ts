@@ -15,6 +15,8 @@ declare module 'aedes-persistence-redis/asyncPersistence.js' {
       maxSessionDelivery?: number
       /** ioredis: commands issued while disconnected fail after this many retries (null = wait). */
       maxRetriesPerRequest?: number | null
+      /** An ioredis connection to use instead of one made from the options above. */
+      conn?: unknown
     }
   }
   class AsyncRedisPersistence {

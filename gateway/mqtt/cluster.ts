@@ -24,6 +24,7 @@
 import { Readable } from 'node:stream'
 import type { Aedes, AedesPublishPacket, Client } from 'aedes'
 import AsyncRedisPersistence from 'aedes-persistence-redis/asyncPersistence.js'
+import { Redis } from 'ioredis'
 import MQEmitterRedis from 'mqemitter-redis'
 import type { Logger } from 'pino'
 
@@ -121,7 +122,11 @@ export async function connectCluster (o: ClusterOptions): Promise<Cluster> {
   } finally {
     clearTimeout(timer)
   }
-  const persistence = new StreamingRedisPersistence({ ...conn, maxSessionDelivery: 1000 })
+  // The persistence's own connection, given to it so that its errors during an outage are
+  // logged here (ioredis reconnects by itself) instead of "Unhandled error event" on stderr.
+  const db = new Redis(conn)
+  db.on('error', (err: Error) => { log.debug({ err: err.message }, 'redis (persistence) error') })
+  const persistence = new StreamingRedisPersistence({ conn: db, maxSessionDelivery: 1000 })
 
   const brokers = new Set<string>()
   let closed = false

@@ -14,8 +14,9 @@
  * frame-driven alert is raised again by the next frames; an acknowledgement may need repeating).
  */
 import { constants as fsc } from 'node:fs'
-import { mkdir, open, readFile, rename, stat, type FileHandle } from 'node:fs/promises'
+import { mkdir, open, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { writeFileAtomic } from '../storage/durable.js'
 import { GroupCommitFile } from '../storage/group-commit.js'
 import { AlertError } from './errors.js'
 import type { StrokeFindings } from './messages.js'
@@ -165,28 +166,9 @@ async function writeAtomically (dir: string, records: JournalRecord[]): Promise<
   await writeFileDurably(dir, FILE, text)
 }
 
-/** The one atomic durable write of the alert state files: temp file, fdatasync, rename, fsync the folder. */
+/** The one atomic durable write of the alert state files (temp file, fsync, rename, fsync the folder). */
 export async function writeFileDurably (dir: string, name: string, text: string): Promise<void> {
-  const tmp = join(dir, name + '.tmp')
-  const fh = await open(tmp, 'w')
-  try {
-    await fh.writeFile(text)
-    await fh.datasync()
-  } finally {
-    await fh.close()
-  }
-  await rename(tmp, join(dir, name))
-  await syncDir(dir)
-}
-
-async function syncDir (dir: string): Promise<void> {
-  let fh: FileHandle | null = null
-  try {
-    fh = await open(dir, 'r')
-    await fh.sync()
-  } finally {
-    await fh?.close()
-  }
+  await writeFileAtomic(join(dir, name), text)
 }
 
 /** For tests and tooling: the journal's path and size. */

@@ -27,10 +27,10 @@
  */
 import { createHash, createPublicKey, sign, verify as verifySig, type KeyObject } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { constants as fsc } from 'node:fs'
-import { mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises'
+import { mkdir, open, readFile, stat } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { LockTimeoutError, withFileLock, writeFileAtomic } from '../storage/durable.js'
 import { DataspaceError } from './errors.js'
 import { dataspaceDir } from './keys.js'
 
@@ -153,36 +153,13 @@ async function readTail (path: string): Promise<{ last: ReturnType<typeof parseL
   }
 }
 
-async function fsyncDir (dir: string): Promise<void> {
-  const fh = await open(dir, 'r')
-  try { await fh.sync() } catch { /* not supported everywhere */ } finally { await fh.close() }
-}
-
-/** Cross-process exclusive lock by O_EXCL file holding the owner's pid; stale locks are broken. */
+/** Cross-process exclusive lock (streams/storage/durable.ts: pid inside, stale locks broken). */
 async function withLock<T> (path: string, fn: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + 10_000
-  for (;;) {
-    try {
-      const fh = await open(path, fsc.O_CREAT | fsc.O_EXCL | fsc.O_WRONLY, 0o600)
-      await fh.writeFile(String(process.pid))
-      await fh.close()
-      break
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-      const owner = Number(await readFile(path, 'utf8').catch(() => ''))
-      let alive = true
-      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid) {
-        try { process.kill(owner, 0) } catch (e) { alive = (e as NodeJS.ErrnoException).code === 'EPERM' }
-      }
-      if (!alive) { await unlink(path).catch(() => {}); continue }
-      if (Date.now() > deadline) throw new DataspaceError('AMB_ERR_AUDIT_UNAVAILABLE', `audit lock ${path} held too long by pid ${owner}`, { retryAfterMs: 1000 })
-      await new Promise(resolve => setTimeout(resolve, 5))
-    }
-  }
   try {
-    return await fn()
-  } finally {
-    await unlink(path).catch(() => {})
+    return await withFileLock(path, fn, { retryMs: 5 })
+  } catch (err) {
+    if (err instanceof LockTimeoutError) throw new DataspaceError('AMB_ERR_AUDIT_UNAVAILABLE', `audit lock ${path} held too long by pid ${err.owner}`, { retryAfterMs: 1000 })
+    throw err
   }
 }
 
@@ -381,16 +358,7 @@ export class AuditLog {
   }
 
   private async writeHead (head: HeadFile): Promise<void> {
-    const tmp = `${this.o.headPath}.${process.pid}.tmp`
-    const fh = await open(tmp, 'w', 0o600)
-    try {
-      await fh.writeFile(JSON.stringify(head) + '\n')
-      await fh.sync()
-    } finally {
-      await fh.close()
-    }
-    await rename(tmp, this.o.headPath)
-    await fsyncDir(dirname(this.o.headPath))
+    await writeFileAtomic(this.o.headPath, JSON.stringify(head) + '\n')
   }
 
   /** Waits for pending appends; later appends are refused. Safe to call twice. */

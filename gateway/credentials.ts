@@ -210,6 +210,9 @@ export type Principal =
   | { kind: 'device', unit: string }
   | { kind: 'user', name: string, role: Role }
 
+/** verify() looks for changes to the file at most this often, ms (the poll covers the rest). */
+const LOOK_MS = 100
+
 /**
  * The gateway's view: verifies secrets against the file and follows its changes. Emits
  * `revoked` (principal name) when a device or user disappears, so live sessions can be cut.
@@ -225,6 +228,8 @@ export class CredentialStore extends EventEmitter {
   private readonly migrated = new Map<string, string>()
   /** Device records still in the scrypt form (while any remain, unknown names cost a scrypt too). */
   private legacyDevices = 0
+  /** When verify() last looked at the file (ms). */
+  private lastLook = 0
 
   private constructor (private readonly dataDir: string, private readonly key: Buffer) {
     super()
@@ -292,9 +297,14 @@ export class CredentialStore extends EventEmitter {
    * unknown and registered names get the same answer in the same time class.
    */
   async verify (name: string, secret: string): Promise<Principal | null> {
-    // The CLI may have added the name since the last poll. Looked at for every name, known or
-    // not: looking only for unknown ones would make them answer measurably later.
-    await this.reload()
+    // The CLI may have added the name since the last poll. Looked at whatever the name, known or
+    // not (looking only for unknown ones would make them answer measurably later), and at most
+    // every LOOK_MS, so HTTP telemetry does not stat the file for every frame.
+    const now = Date.now()
+    if (now - this.lastLook >= LOOK_MS) {
+      this.lastLook = now
+      await this.reload()
+    }
     return isDeviceToken(secret) ? await this.verifyToken(name, secret) : await this.verifyPassword(name, secret)
   }
 

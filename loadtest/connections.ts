@@ -11,11 +11,11 @@
  * - Ephemeral ports and the gateway's per-address cap (MAX_CONNECTIONS_PER_IP, default 1000):
  *   client sockets bind to 127.0.0.2, 127.0.0.3, … with at most `--per-address` each (Linux
  *   routes all of 127/8 to loopback).
- * - scrypt (~30 ms of CPU per unit at the first login, credentials cached after): logins are
- *   paced to `--concurrency` CONNECTs in flight so none hits aedes' 10 s connect timeout.
- *   `--scrypt-n 1024` makes the run quick; it changes login CPU, not memory per connection.
- * - The failed-login limiter (LOGIN_MAX_FAILURES_PER_IP) counts failures only; a healthy run
- *   has none.
+ * - Device tokens are checked by HMAC (microseconds, see loadtest/bench-auth.ts); logins are
+ *   still paced to `--concurrency` CONNECTs in flight so none hits aedes' 10 s connect timeout.
+ *   `--scrypt-n` only sets the clinician password's scrypt cost.
+ * - The password throttle (LOGIN_MAX_FAILURES_PER_IP) counts failed password logins only; a
+ *   healthy run has none, and device tokens never pass through it.
  *
  *   npx tsx loadtest/connections.ts [--connections 10000] [--hold 60] [--scrypt-n 16384]
  */

@@ -4,7 +4,7 @@
  * (atomically, under a lock file); a running gateway re-reads it when it changes, so adding or
  * revoking a credential takes effect without a restart.
  */
-import { createHmac, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
+import { createHmac, randomBytes, randomUUID, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { constants as fsc } from 'node:fs'
 import { mkdir, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
@@ -17,7 +17,12 @@ export const ROLES: readonly Role[] = ['clinician', 'researcher', 'admin']
 
 interface HashRecord { salt: string, hash: string, createdAt: string }
 export type DeviceRecord = HashRecord
-export interface UserRecord extends HashRecord { role: Role }
+/**
+ * `accountId`: random, assigned when a name is first added and kept across password resets and
+ * role changes, never reused: a user removed and added again under the same name is a new
+ * account, and what was bound to the old one (data permits) does not come back.
+ */
+export interface UserRecord extends HashRecord { role: Role, accountId?: string }
 
 interface CredentialsFile {
   version: 1
@@ -126,7 +131,7 @@ export async function addUser (dataDir: string, name: string, role: Role): Promi
   const rec = await hashSecret(password)
   await mutate(dataDir, f => {
     if (Object.hasOwn(f.devices, name)) throw new AuthError('AMB_ERR_BAD_NAME', `${name} is already a unit id`)
-    f.users[name] = { ...rec, role }
+    f.users[name] = { ...rec, role, accountId: f.users[name]?.accountId ?? randomUUID() }
   })
   return password
 }
@@ -140,9 +145,9 @@ export async function revokeUser (dataDir: string, name: string): Promise<boolea
   })
 }
 
-export async function listUsers (dataDir: string): Promise<Array<{ name: string, role: Role, createdAt: string }>> {
+export async function listUsers (dataDir: string): Promise<Array<{ name: string, role: Role, createdAt: string, accountId: string | null }>> {
   const f = await readCredentials(credentialsPath(dataDir))
-  return Object.entries(f.users).map(([name, u]) => ({ name, role: u.role, createdAt: u.createdAt }))
+  return Object.entries(f.users).map(([name, u]) => ({ name, role: u.role, createdAt: u.createdAt, accountId: u.accountId ?? null }))
 }
 
 export type Principal =

@@ -15,6 +15,7 @@ import {
   DataspaceError,
   InfluxReader,
   ResearchLiveHub,
+  ReleasedQuasiIdentifiers,
   Revocations,
   auditLogPath,
   defaultAuditHeadPath,
@@ -128,7 +129,8 @@ export class Dataspace {
     readonly metrics: DataspaceMetrics,
     private readonly log: Logger,
     private readonly detach: () => void,
-    readonly anchors: Anchors
+    readonly anchors: Anchors,
+    readonly released: ReleasedQuasiIdentifiers
   ) {}
 
   static async open (deps: DataspaceDeps): Promise<Dataspace> {
@@ -169,7 +171,7 @@ export class Dataspace {
     const catalog = new Catalog(reader, options.catalogCacheMs)
     const anchors = new Anchors(audit, reader, log, config.dataspaceAuditAnchorMs)
     log.info({ k: options.k, extracts: reader !== null }, 'dataspace ready')
-    return new Dataspace(config, options, keys, revocations, audit, hub, catalog, reader, metrics, log, detach, anchors)
+    return new Dataspace(config, options, keys, revocations, audit, hub, catalog, reader, metrics, log, detach, anchors, ReleasedQuasiIdentifiers.forDataDir(config.dataDir))
   }
 
   /** Sends ingested frames (Ingest's `frame` events) to live subscribers of `vitals`. */
@@ -188,14 +190,16 @@ export class Dataspace {
     if (permit.expiresAtMs <= nowMs) throw new DataspaceError('AMB_ERR_PERMIT_EXPIRED', `permit ${permit.id} expired at ${new Date(permit.expiresAtMs).toISOString()}`)
     await this.revocations.refresh()
     if (this.revocations.has(permit.id)) throw new DataspaceError('AMB_ERR_PERMIT_REVOKED', `permit ${permit.id} was revoked`)
-    if (!await this.isResearcher(permit.researcher)) {
+    const user = (await listUsers(this.config.dataDir)).find(u => u.name === permit.researcher)
+    if (user?.role !== 'researcher') {
       throw new DataspaceError('AMB_ERR_PERMIT_REVOKED', `permit ${permit.id} names ${permit.researcher}, who is no longer a researcher`)
     }
+    // Bound to the account, not the name (issue #10, item 10): a researcher removed and added
+    // again under the same name is a new account and does not get the old permits back.
+    if (permit.accountId === null || user.accountId !== permit.accountId) {
+      throw new DataspaceError('AMB_ERR_PERMIT_REVOKED', `permit ${permit.id} was issued to another account named ${permit.researcher} (removed since)`)
+    }
     return permit
-  }
-
-  private async isResearcher (name: string): Promise<boolean> {
-    return (await listUsers(this.config.dataDir)).some(u => u.name === name && u.role === 'researcher')
   }
 
   async close (): Promise<void> {

@@ -72,7 +72,8 @@ export async function latestAnchor (c: Config): Promise<{ anchor: SignedHead | n
   const reader = influxReader(c, dataspaceOptions(c))
   if (reader === null) return { anchor: null, why: 'no InfluxDB configured (INFLUX_URL): no anchor to check against' }
   try {
-    return { anchor: await readAnchor(reader, AbortSignal.timeout(5000)), why: null }
+    // Bounded: a gateway starting while InfluxDB is unreachable must not wait on it.
+    return { anchor: await readAnchor(reader, AbortSignal.timeout(2000)), why: null }
   } catch (err) {
     return { anchor: null, why: `the anchors in InfluxDB could not be read: ${(err as Error).message.slice(0, 200)}` }
   }
@@ -231,14 +232,14 @@ export class Anchors {
   }
 
   /** Anchors the current head now (if it moved); resolves when written. */
-  anchor (): Promise<void> {
+  anchor (timeoutMs = 5000): Promise<void> {
     this.running = this.running.then(async () => {
       const head = await this.audit.currentHead().catch(() => null)
       if (head === null || head.counter === this.lastCounter) return
       this.log.info({ auditAnchor: head }, 'audit head anchor')
       if (this.reader !== null) {
         try {
-          await writeAnchor(this.reader, head)
+          await writeAnchor(this.reader, head, timeoutMs)
         } catch (err) {
           this.log.warn({ err: (err as Error).message }, 'audit anchor not written to InfluxDB; retried at the next interval')
           return
@@ -253,6 +254,7 @@ export class Anchors {
     if (this.closed) return
     this.closed = true
     clearInterval(this.timer)
-    await this.anchor()
+    // Shutdown must stay quick when InfluxDB is down: one short try.
+    await this.anchor(1000)
   }
 }

@@ -157,6 +157,7 @@ async function grant (config: Config, args: string[], io: CliIo): Promise<number
   const user = (await listUsers(config.dataDir)).find(u => u.name === researcher)
   if (user === undefined) throw bad(`no user ${researcher}: add one with \`ambulink user add ${researcher} --role researcher\``)
   if (user.role !== 'researcher') throw bad(`${researcher} has role ${user.role}; permits are issued to researchers only`)
+  if (user.accountId === null) throw bad(`${researcher} was added before accounts had ids: add them again (\`ambulink user add ${researcher} --role researcher\`) to bind permits to their account`)
   const datasets = values.datasets!.split(',').map(s => s.trim()).filter(s => s !== '')
   for (const d of datasets) if (!isDatasetName(d)) throw bad(`unknown dataset ${JSON.stringify(d)}; datasets are ${DATASET_NAMES.join(', ')}`)
   const ds = datasets as DatasetName[]
@@ -167,6 +168,7 @@ async function grant (config: Config, args: string[], io: CliIo): Promise<number
   }
   const permit = normalisePermitRequest({
     researcher,
+    accountId: user.accountId,
     datasets: ds,
     fields: parseFields(values.fields, ds),
     fromMs: time(values.from!, 'from'),

@@ -14,7 +14,7 @@
  * exists, so the answer and its timing class do not reveal registered names. Device records
  * still in the old scrypt form verify as before and are re-hashed on their first success.
  */
-import { createHmac, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
+import { createHmac, randomBytes, randomUUID, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import { link, lstat, mkdir, readFile, readlink, stat, unlink, writeFile } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
@@ -30,8 +30,13 @@ interface HashRecord { salt: string, hash: string, createdAt: string }
 interface HmacRecord { alg: 'hmac-sha256', hash: string, createdAt: string }
 /** Current devices are HMAC records; older files hold scrypt records (migrated on login). */
 export type DeviceRecord = HmacRecord | (HashRecord & { alg?: undefined })
-/** `view`: the team view a user's dashboard opens on until they choose their own (ed, cath, stroke). */
-export interface UserRecord extends HashRecord { role: Role, view?: DefaultView }
+/**
+ * `accountId`: random, assigned when a name is first added and kept across password resets and
+ * role changes, never reused: a user removed and added again under the same name is a new
+ * account, and what was bound to the old one (data permits) does not come back.
+ * `view`: the team view a user's dashboard opens on until they choose their own (ed, cath, stroke).
+ */
+export interface UserRecord extends HashRecord { role: Role, accountId?: string, view?: DefaultView }
 export type DefaultView = 'ed' | 'cath' | 'stroke'
 export const DEFAULT_VIEWS: readonly DefaultView[] = ['ed', 'cath', 'stroke']
 
@@ -187,7 +192,8 @@ export async function addUser (dataDir: string, name: string, role: Role, view?:
   const rec = await hashSecret(password)
   await mutate(dataDir, f => {
     if (Object.hasOwn(f.devices, name)) throw new AuthError('AMB_ERR_BAD_NAME', `${name} is already a unit id`)
-    f.users[name] = view === undefined ? { ...rec, role } : { ...rec, role, view }
+    const accountId = f.users[name]?.accountId ?? randomUUID()
+    f.users[name] = view === undefined ? { ...rec, role, accountId } : { ...rec, role, accountId, view }
   })
   return password
 }
@@ -201,9 +207,9 @@ export async function revokeUser (dataDir: string, name: string): Promise<boolea
   })
 }
 
-export async function listUsers (dataDir: string): Promise<Array<{ name: string, role: Role, createdAt: string }>> {
+export async function listUsers (dataDir: string): Promise<Array<{ name: string, role: Role, createdAt: string, accountId: string | null }>> {
   const f = await readCredentials(credentialsPath(dataDir))
-  return Object.entries(f.users).map(([name, u]) => ({ name, role: u.role, createdAt: u.createdAt }))
+  return Object.entries(f.users).map(([name, u]) => ({ name, role: u.role, createdAt: u.createdAt, accountId: u.accountId ?? null }))
 }
 
 export type Principal =

@@ -53,23 +53,25 @@ describe('pseudonyms and time shifts', () => {
   const anon = (id: string, ch: 'extract' | 'live' = 'extract'): Protector => new Protector(SECRET, { id, level: 'anonymised' }, ch, DATASPACE_DEFAULTS)
   const pseudo = (id: string, ch: 'extract' | 'live' = 'extract'): Protector => new Protector(SECRET, { id, level: 'pseudonymised' }, ch, DATASPACE_DEFAULTS)
 
-  it('are stable within a permit and unrelated across permits, channels (when anonymised) and holders', () => {
+  it('are stable within a permit and unrelated across permits, channels (at every level) and holders', () => {
     expect(anon('p1').subject('ENC-1')).toBe(anon('p1').subject('ENC-1'))
     expect(anon('p1').subject('ENC-1')).not.toBe(anon('p2').subject('ENC-1'))
     expect(anon('p1').subject('ENC-1')).not.toBe(anon('p1').subject('ENC-2'))
     expect(anon('p1').subject('ENC-1')).not.toBe(anon('p1', 'live').subject('ENC-1'))
-    expect(pseudo('p1').subject('ENC-1')).toBe(pseudo('p1', 'live').subject('ENC-1'))
+    expect(pseudo('p1').subject('ENC-1')).not.toBe(pseudo('p1', 'live').subject('ENC-1'))
     expect(new Protector(Buffer.alloc(32, 8), { id: 'p1', level: 'anonymised' }, 'extract', DATASPACE_DEFAULTS).subject('ENC-1')).not.toBe(anon('p1').subject('ENC-1'))
     expect(anon('p1').subject('ENC-1')).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
   })
 
-  it('shift whole seconds within ±maxShiftDays at level anonymised, not at all at pseudonymised', () => {
+  it('shift to the microsecond within ±maxShiftDays at level anonymised, not at all at pseudonymised', () => {
     const p = anon('p1')
     const shifts = Array.from({ length: 200 }, (_, i) => p.shiftUs(`ENC-${i}`))
     for (const s of shifts) {
       expect(Math.abs(s)).toBeLessThanOrEqual(DATASPACE_DEFAULTS.maxShiftDays * DAY_US)
-      expect(Math.abs(s % 1e6)).toBe(0)
+      expect(Number.isSafeInteger(s)).toBe(true)
     }
+    // The sub-second part is random too: a whole-second shift would keep every real instant's.
+    expect(new Set(shifts.map(s => ((s % 1e6) + 1e6) % 1e6)).size).toBeGreaterThan(190)
     expect(new Set(shifts).size).toBe(200)
     expect(Math.min(...shifts)).toBeLessThan(-30 * DAY_US)
     expect(Math.max(...shifts)).toBeGreaterThan(30 * DAY_US)
@@ -116,7 +118,7 @@ describe('permits', () => {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519')
   const now = Date.UTC(2025, 5, 1)
   const permit = (o: Partial<Parameters<typeof normalisePermitRequest>[0]> = {}): Permit => normalisePermitRequest({
-    researcher: 'dr-ana', datasets: ['vitals', 'alerts'], fromMs: now - 86_400_000, toMs: now, purpose: 'study', level: 'anonymised', expiresAtMs: now + 3_600_000, nowMs: now, ...o
+    researcher: 'dr-ana', accountId: 'acc-1', datasets: ['vitals', 'alerts'], fromMs: now - 86_400_000, toMs: now, purpose: 'study', level: 'anonymised', expiresAtMs: now + 3_600_000, nowMs: now, ...o
   })
 
   it('round-trip through a signed token, with every field granted by default', () => {
@@ -150,7 +152,10 @@ describe('permits', () => {
 
   it('scope: defaults to the permit, refuses what it does not cover', () => {
     const p = permit({ fields: { vitals: ['heart_rate', 'age'], alerts: ['kind'] } })
-    expect(resolveScope({ dataset: 'vitals' }, p)).toMatchObject({ fields: ['heart_rate', 'age'], fromMs: p.fromMs, toMs: p.toMs, format: 'ndjson' })
+    expect(resolveScope({ dataset: 'vitals' }, p)).toMatchObject({ fields: ['heart_rate', 'age'], fromMs: p.fromMs, toMs: p.toMs, format: 'ndjson', shifted: false })
+    // Level anonymised: from/to are shifted time (they select encounters), never refused for the permit's window.
+    expect(resolveScope({ dataset: 'vitals', from: String(p.fromMs - 1) }, p, { maxShiftMs: 1000 })).toMatchObject({ shifted: true, fromMs: p.fromMs - 1, toMs: p.toMs + 1000 })
+    const pp = { ...p, level: 'pseudonymised' as const }
     const cases: Array<[Record<string, string>, string]> = [
       [{ dataset: 'ecg' }, 'AMB_ERR_DATASPACE_DATASET_FORBIDDEN'],
       [{ dataset: 'vitals', fields: 'spo2' }, 'AMB_ERR_DATASPACE_FIELD_FORBIDDEN'],
@@ -163,7 +168,7 @@ describe('permits', () => {
       [{ dataset: 'vitals', format: 'parquet' }, 'AMB_ERR_DATASPACE_FORMAT'],
       [{ dataset: 'alerts', format: 'fhir' }, 'AMB_ERR_DATASPACE_FORMAT']
     ]
-    for (const [q, c] of cases) expect(code(() => resolveScope(q, p)), JSON.stringify(q)).toBe(c)
+    for (const [q, c] of cases) expect(code(() => resolveScope(q, pp)), JSON.stringify(q)).toBe(c)
   })
 })
 

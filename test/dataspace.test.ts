@@ -129,7 +129,8 @@ describe('catalogue', () => {
     expect(temporal['dcat:startDate']!['@value']).toBe(iso(T0 - 60_000).slice(0, 10))
     const urls = (vitals['dcat:distribution'] as Array<Record<string, { '@id': string }>>).map(d => d['dcat:accessURL']!['@id'])
     expect(urls.some(u => u.includes('format=fhir'))).toBe(true)
-    expect(urls.some(u => u.startsWith('ws://') && u.includes('/dataspace/stream'))).toBe(true)
+    // No DATASPACE_PUBLIC_URL: relative URLs, never a host taken from the request.
+    expect(urls.every(u => u.startsWith('/dataspace/'))).toBe(true)
   })
 })
 
@@ -146,12 +147,13 @@ describe('extracts', () => {
     expect(r.status, r.body).toBe(200)
     expect(r.headers['ambulink-protection']).toBe('anonymised')
     expect(r.headers['ambulink-k-anonymity']).toBe('5')
-    expect(r.headers['ambulink-encounters']).toBe(String(encounters.length))
-    expect(r.headers['ambulink-suppressed-encounters']).toBe('1')
+    // Encounters released; the one withheld is a count below k, so it is not said exactly.
+    expect(r.headers['ambulink-encounters']).toBe(String(encounters.length - 1))
+    expect(r.headers['ambulink-suppressed-encounters']).toBe('<5')
     expect(r.headers['ambulink-suppressed-classes']).toBe('1/3')
     expect(r.trailers['ambulink-rows']).toBe(String(11 * VITALS_PER_ENCOUNTER))
-    expect(r.trailers['ambulink-suppressed-rows']).toBe(String(VITALS_PER_ENCOUNTER))
-    expect(r.trailers['ambulink-unassigned-rows']).toBe('2')
+    expect(r.trailers['ambulink-suppressed-rows']).toBeUndefined()
+    expect(r.trailers['ambulink-unassigned-rows']).toBeUndefined()
     expect(r.trailers['ambulink-complete']).toBe('true')
     const rows = ndjson(r.body)
     expect(rows).toHaveLength(11 * VITALS_PER_ENCOUNTER)
@@ -180,7 +182,6 @@ describe('extracts', () => {
       const shift = [...shiftsHere][0]!
       expect(shift).not.toBe(0)
       expect(Math.abs(shift)).toBeLessThanOrEqual(182 * 86_400 * 1e6)
-      expect(Math.abs(shift % 1_000_000)).toBe(0)
       shifts.add(shift)
     }
     expect(shifts.size).toBe(11)
@@ -258,9 +259,10 @@ describe('extracts', () => {
     const ecg = await extract(anon, { dataset: 'ecg', fields: 'i,ii,iii' })
     expect(ecg.status, ecg.body).toBe(200)
     const samples = ndjson(ecg.body)
-    // No demographics asked for: no quasi-identifier, one class of 12 encounters ≥ k, none withheld.
-    expect(ecg.headers['ambulink-suppressed-encounters']).toBe('0')
-    expect(samples).toHaveLength(encounters.length * FRAMES_PER_ENCOUNTER * ECG_SAMPLES)
+    // No demographics asked for, but this permit released age and sex before: its extracts are
+    // classified on them still (issue #10, item 6), so the lone 90+ patient stays withheld.
+    expect(ecg.headers['ambulink-suppressed-encounters']).toBe('<5')
+    expect(samples).toHaveLength((encounters.length - 1) * FRAMES_PER_ENCOUNTER * ECG_SAMPLES)
     const first = samples.filter(s => s.subject === samples[0]!.subject).map(s => parseUs(s.time as string)).sort((a, b) => a - b)
     expect(first[1]! - first[0]!).toBe(2000) // 500 Hz
     expect(Object.keys(samples[0]!).sort()).toEqual(['i', 'ii', 'iii', 'subject', 'time'])
@@ -270,8 +272,7 @@ describe('extracts', () => {
     expect(pos.status, pos.body).toBe(200)
     const cells = ndjson(pos.body)
     // The two encounters whose last position is out of town: that cell has 2 < k encounters.
-    expect(pos.trailers['ambulink-suppressed-rows']).toBe('2')
-    expect(cells).toHaveLength(encounters.length * FRAMES_PER_ENCOUNTER - 2)
+    expect(cells).toHaveLength((encounters.length - 1) * FRAMES_PER_ENCOUNTER - 2)
     expect(new Set(cells.map(c => `${String(c.latitude)},${String(c.longitude)}`)).size).toBe(1)
     expect(Math.abs((cells[0]!.latitude as number) - 45.75)).toBeLessThan(0.01)
 
@@ -321,7 +322,7 @@ describe('refusals', () => {
     await expectRefused(forged, { dataset: 'vitals' }, 401, 'AMB_ERR_PERMIT_INVALID')
 
     // Signed by someone else's key.
-    const request = { researcher: 'dr-ana', datasets: ['vitals' as const], fromMs: WINDOW.from, toMs: WINDOW.to, purpose: 'x', level: 'anonymised' as const, expiresAtMs: Date.now() + HOUR }
+    const request = { researcher: 'dr-ana', accountId: 'acc-1', datasets: ['vitals' as const], fromMs: WINDOW.from, toMs: WINDOW.to, purpose: 'x', level: 'anonymised' as const, expiresAtMs: Date.now() + HOUR }
     const foreign = signPermit(normalisePermitRequest(request), generateKeyPairSync('ed25519').privateKey)
     await expectRefused(foreign, { dataset: 'vitals' }, 401, 'AMB_ERR_PERMIT_INVALID')
 
@@ -347,7 +348,8 @@ describe('refusals', () => {
   })
 
   it('403 with the reason for a dataset, a field or a window outside the permit; 400 for what is malformed', async () => {
-    const narrow = await grant('dr-ana', ['--datasets', 'vitals', '--fields', 'heart_rate,age'])
+    // Pseudonymised: at level anonymised from/to are shifted time and select encounters instead.
+    const narrow = await grant('dr-ana', ['--datasets', 'vitals', '--fields', 'heart_rate,age', '--level', 'pseudonymised'])
     await expectRefused(narrow, { dataset: 'ecg' }, 403, 'AMB_ERR_DATASPACE_DATASET_FORBIDDEN')
     await expectRefused(narrow, { dataset: 'vitals', fields: 'heart_rate,spo2' }, 403, 'AMB_ERR_DATASPACE_FIELD_FORBIDDEN')
     await expectRefused(narrow, { dataset: 'vitals', from: iso(WINDOW.from - 1000), to: iso(WINDOW.to) }, 403, 'AMB_ERR_DATASPACE_WINDOW_FORBIDDEN')

@@ -74,8 +74,10 @@ export function registerDataspaceRoutes (app: FastifyInstance, ds: Dataspace): v
     return reply.code(err.statusCode).header('cache-control', 'no-store').send({ code: err.code, message: err.message })
   }
 
-  app.get('/dataspace/catalog', async (req, reply) => {
-    const baseUrl = ds.config.dataspacePublicUrl?.replace(/\/$/, '') ?? `${req.protocol}://${req.host}`
+  app.get('/dataspace/catalog', async (_req, reply) => {
+    // From configuration only (issue #10, item 16): a Host header is the client's to choose, and
+    // a cached catalogue built from it would point everyone at the attacker's host.
+    const baseUrl = ds.config.dataspacePublicUrl?.replace(/\/$/, '') ?? ''
     const doc = await ds.catalog.document({ baseUrl, publisher: ds.config.dataspacePublisher, contactEmail: ds.config.dataspaceContact, k: options.k })
     return reply.type('application/ld+json; charset=utf-8').header('cache-control', 'public, max-age=60').send(JSON.stringify(doc))
   })
@@ -89,7 +91,7 @@ export function registerDataspaceRoutes (app: FastifyInstance, ds: Dataspace): v
     const event = (): AuditEvent => ({ kind: 'extract', outcome: 'refused', ip: req.ip, ...permitAudit(permit, token), ...scopeAudit(scope, true) })
     try {
       permit = await ds.authenticate(token)
-      scope = resolveScope(q, permit)
+      scope = resolveScope(q, permit, { maxShiftMs: options.maxShiftDays * 86_400_000 })
       if (ds.reader === null) throw new DataspaceError('AMB_ERR_DATASPACE_STORE_UNAVAILABLE', 'extracts need InfluxDB (INFLUX_URL); none is configured')
     } catch (err) {
       if (!(err instanceof DataspaceError)) throw err
@@ -102,8 +104,19 @@ export function registerDataspaceRoutes (app: FastifyInstance, ds: Dataspace): v
     reply.raw.once('close', () => { ac.abort() })
     let plan: ExtractPlan
     try {
-      plan = await extractor.plan({ dataset: scope.dataset, fields: scope.fields, fromMs: scope.fromMs, toMs: scope.toMs }, ac.signal)
+      const anonymised = permit.level === 'anonymised'
+      const released = anonymised ? await ds.released.of(permit.id) : new Set<string>()
+      plan = await extractor.plan({
+        dataset: scope.dataset,
+        fields: scope.fields,
+        fromMs: scope.shifted ? permit.fromMs : scope.fromMs,
+        toMs: scope.shifted ? permit.toMs : scope.toMs,
+        shiftedWindow: scope.shifted ? { fromMs: scope.fromMs, toMs: scope.toMs } : null,
+        qiFields: [...released]
+      }, ac.signal)
       await audit.append({ ...event(), outcome: 'granted', encounters: null })
+      // Before the first row leaves: later extracts of this permit are classified on these too.
+      if (anonymised) await ds.released.record(permit.id, scope.fields, released)
     } catch (err) {
       return await refuse(reply, 'extract', asDataspaceError(err, req), event())
     }
@@ -118,17 +131,24 @@ export function registerDataspaceRoutes (app: FastifyInstance, ds: Dataspace): v
       .header('ambulink-protection', permit.level)
       .header('ambulink-k-anonymity', sum.k === null ? 'none' : String(sum.k))
     if (sum.encounters !== null) {
-      // Known before the first row (the first pass): how much k-anonymity withheld.
+      // Known before the first row (the first pass): how much k-anonymity withheld. A count of
+      // people below k is never given (item 5: "was anyone here then" is itself a disclosure).
+      const k = sum.k ?? options.k
+      const people = (n: number): string => n === 0 || n >= k ? String(n) : `<${k}`
       reply
-        .header('ambulink-encounters', String(sum.encounters))
-        .header('ambulink-suppressed-encounters', String(sum.suppressedEncounters))
+        .header('ambulink-encounters', people(sum.encounters - sum.suppressedEncounters))
+        .header('ambulink-suppressed-encounters', people(sum.suppressedEncounters))
         .header('ambulink-suppressed-classes', `${sum.classesBelowK}/${sum.classes}`)
     }
-    // Known only at the end: rows released and withheld, as HTTP trailers (RFC 9110 §6.5).
+    // Known only at the end: rows released and withheld, as HTTP trailers (RFC 9110 §6.5). At
+    // level anonymised rows withheld are not counted out loud: they are the record lengths of
+    // fewer than k people.
     let complete = false
     reply.trailer('ambulink-rows', async () => String(sum.rows))
-    reply.trailer('ambulink-suppressed-rows', async () => String(sum.suppressedRows + sum.suppressedCellRows))
-    reply.trailer('ambulink-unassigned-rows', async () => String(sum.unassignedRows))
+    if (permit.level !== 'anonymised') {
+      reply.trailer('ambulink-suppressed-rows', async () => String(sum.suppressedRows + sum.suppressedCellRows))
+      reply.trailer('ambulink-unassigned-rows', async () => String(sum.unassignedRows))
+    }
     reply.trailer('ambulink-complete', async () => String(complete))
 
     let bytes = 0

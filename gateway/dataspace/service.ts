@@ -15,6 +15,7 @@ import {
   DataspaceError,
   InfluxReader,
   ResearchLiveHub,
+  ReleasedQuasiIdentifiers,
   Revocations,
   auditLogPath,
   defaultAuditHeadPath,
@@ -71,7 +72,8 @@ export async function latestAnchor (c: Config): Promise<{ anchor: SignedHead | n
   const reader = influxReader(c, dataspaceOptions(c))
   if (reader === null) return { anchor: null, why: 'no InfluxDB configured (INFLUX_URL): no anchor to check against' }
   try {
-    return { anchor: await readAnchor(reader, AbortSignal.timeout(5000)), why: null }
+    // Bounded: a gateway starting while InfluxDB is unreachable must not wait on it.
+    return { anchor: await readAnchor(reader, AbortSignal.timeout(2000)), why: null }
   } catch (err) {
     return { anchor: null, why: `the anchors in InfluxDB could not be read: ${(err as Error).message.slice(0, 200)}` }
   }
@@ -128,7 +130,8 @@ export class Dataspace {
     readonly metrics: DataspaceMetrics,
     private readonly log: Logger,
     private readonly detach: () => void,
-    readonly anchors: Anchors
+    readonly anchors: Anchors,
+    readonly released: ReleasedQuasiIdentifiers
   ) {}
 
   static async open (deps: DataspaceDeps): Promise<Dataspace> {
@@ -169,7 +172,7 @@ export class Dataspace {
     const catalog = new Catalog(reader, options.catalogCacheMs)
     const anchors = new Anchors(audit, reader, log, config.dataspaceAuditAnchorMs)
     log.info({ k: options.k, extracts: reader !== null }, 'dataspace ready')
-    return new Dataspace(config, options, keys, revocations, audit, hub, catalog, reader, metrics, log, detach, anchors)
+    return new Dataspace(config, options, keys, revocations, audit, hub, catalog, reader, metrics, log, detach, anchors, ReleasedQuasiIdentifiers.forDataDir(config.dataDir))
   }
 
   /** Sends ingested frames (Ingest's `frame` events) to live subscribers of `vitals`. */
@@ -188,14 +191,16 @@ export class Dataspace {
     if (permit.expiresAtMs <= nowMs) throw new DataspaceError('AMB_ERR_PERMIT_EXPIRED', `permit ${permit.id} expired at ${new Date(permit.expiresAtMs).toISOString()}`)
     await this.revocations.refresh()
     if (this.revocations.has(permit.id)) throw new DataspaceError('AMB_ERR_PERMIT_REVOKED', `permit ${permit.id} was revoked`)
-    if (!await this.isResearcher(permit.researcher)) {
+    const user = (await listUsers(this.config.dataDir)).find(u => u.name === permit.researcher)
+    if (user?.role !== 'researcher') {
       throw new DataspaceError('AMB_ERR_PERMIT_REVOKED', `permit ${permit.id} names ${permit.researcher}, who is no longer a researcher`)
     }
+    // Bound to the account, not the name (issue #10, item 10): a researcher removed and added
+    // again under the same name is a new account and does not get the old permits back.
+    if (permit.accountId === null || user.accountId !== permit.accountId) {
+      throw new DataspaceError('AMB_ERR_PERMIT_REVOKED', `permit ${permit.id} was issued to another account named ${permit.researcher} (removed since)`)
+    }
     return permit
-  }
-
-  private async isResearcher (name: string): Promise<boolean> {
-    return (await listUsers(this.config.dataDir)).some(u => u.name === name && u.role === 'researcher')
   }
 
   async close (): Promise<void> {
@@ -227,14 +232,14 @@ export class Anchors {
   }
 
   /** Anchors the current head now (if it moved); resolves when written. */
-  anchor (): Promise<void> {
+  anchor (timeoutMs = 5000): Promise<void> {
     this.running = this.running.then(async () => {
       const head = await this.audit.currentHead().catch(() => null)
       if (head === null || head.counter === this.lastCounter) return
       this.log.info({ auditAnchor: head }, 'audit head anchor')
       if (this.reader !== null) {
         try {
-          await writeAnchor(this.reader, head)
+          await writeAnchor(this.reader, head, timeoutMs)
         } catch (err) {
           this.log.warn({ err: (err as Error).message }, 'audit anchor not written to InfluxDB; retried at the next interval')
           return
@@ -249,6 +254,7 @@ export class Anchors {
     if (this.closed) return
     this.closed = true
     clearInterval(this.timer)
-    await this.anchor()
+    // Shutdown must stay quick when InfluxDB is down: one short try.
+    await this.anchor(1000)
   }
 }

@@ -11,7 +11,7 @@ import { DATASET_NAMES, DATASETS, grantableFields, type DatasetName } from './da
 import { ident, type InfluxReader } from './influx-reader.js'
 
 export interface CatalogInfo {
-  /** Base URL the distributions are reached at (no trailing slash). */
+  /** Public base URL the distributions are reached at (no trailing slash), from configuration; '' gives relative URLs. Never the request's Host. */
   baseUrl: string
   publisher: string
   contactEmail: string
@@ -47,18 +47,42 @@ const date = (us: number): { '@value': string, '@type': string } => ({ '@value':
 export class Catalog {
   private cache: Stats | null = null
   private loading: Promise<Stats> | null = null
+  /** After a failed load, no query before this time; the wait doubles with each failure. */
+  private retryAt = 0
+  private backoffMs = 0
+  /** Count queries sent to InfluxDB (for tests and the operator: the public endpoint's cost). */
+  loads = 0
 
-  constructor (private readonly reader: InfluxReader | null, private readonly cacheMs: number) {}
+  constructor (private readonly reader: InfluxReader | null, private readonly cacheMs: number, private readonly now: () => number = Date.now) {}
 
+  /**
+   * Counts and coverage: at most one load in flight, a success kept for cacheMs, a failure kept
+   * with exponential backoff (5 s doubling to 10 min) and the last good figures served meanwhile,
+   * so no number of public requests can make InfluxDB scan more often than that (issue #10, 16).
+   */
   private async stats (): Promise<Stats> {
     if (this.reader === null) return { known: false, reason: 'no InfluxDB is configured (INFLUX_URL): record counts and temporal coverage are unknown' }
-    if (this.cache !== null && this.cache.known && Date.now() - this.cache.at < this.cacheMs) return this.cache
-    this.loading ??= this.load(this.reader).finally(() => { this.loading = null })
-    this.cache = await this.loading
-    return this.cache
+    const now = this.now()
+    if (this.cache !== null && this.cache.known && now - this.cache.at < this.cacheMs) return this.cache
+    if (this.cache !== null && now < this.retryAt) return this.cache
+    this.loading ??= this.load(this.reader).then(fresh => {
+      if (fresh.known) {
+        this.backoffMs = 0
+        this.retryAt = 0
+        this.cache = fresh
+      } else {
+        this.backoffMs = Math.min(this.backoffMs === 0 ? 5000 : this.backoffMs * 2, 600_000)
+        this.retryAt = this.now() + this.backoffMs
+        // Keep serving the last good figures, if any.
+        if (this.cache === null || !this.cache.known) this.cache = fresh
+      }
+      return this.cache
+    }).finally(() => { this.loading = null })
+    return await this.loading
   }
 
   private async load (reader: InfluxReader): Promise<Stats> {
+    this.loads++
     try {
       const byDataset = {} as Record<DatasetName, DatasetStats>
       for (const name of DATASET_NAMES) {
@@ -71,7 +95,7 @@ export class Catalog {
         const t = (s: typeof first): number | null => typeof s[0]?.values[0]?.[0] === 'number' ? s[0].values[0][0] as number : null
         byDataset[name] = { records, firstUs: t(first), lastUs: t(last) }
       }
-      return { known: true, at: Date.now(), byDataset }
+      return { known: true, at: this.now(), byDataset }
     } catch (err) {
       return { known: false, reason: `InfluxDB did not answer (${(err as Error).message.slice(0, 120)}): record counts and temporal coverage are unknown` }
     }

@@ -23,9 +23,20 @@ export interface ExtractRequest {
   dataset: DatasetName
   /** Requested fields (value fields and demographics), already checked against the permit. */
   fields: readonly string[]
-  /** [fromMs, toMs) */
+  /** [fromMs, toMs) in real time: the permit's window at level anonymised. */
   fromMs: number
   toMs: number
+  /**
+   * Level anonymised: the researcher's window, in SHIFTED time. It selects whole encounters (those
+   * whose shifted span overlaps it), never rows, so the window's edges say nothing about real
+   * time (issue #10, item 5). null: every encounter of the permit's window.
+   */
+  shiftedWindow?: { fromMs: number, toMs: number } | null
+  /**
+   * Level anonymised: the quasi-identifiers k-anonymity classifies on, at least the requested
+   * ones plus every one this permit has already released (item 6).
+   */
+  qiFields?: readonly string[]
 }
 
 export interface ExtractSummary {
@@ -64,6 +75,8 @@ export interface ExtractPlan {
   withSex: boolean
   /** null: release every encounter (level pseudonymised). */
   kept: Set<string> | null
+  /** Encounters the first pass looked at (level anonymised); rows of any other are skipped, not counted. */
+  selected: Set<string> | null
   demographics: Map<string, { age: number | null, sex: string | null }>
   cells: CellCounter | null
   summary: ExtractSummary
@@ -91,8 +104,10 @@ export class Extractor {
     const withAge = req.fields.includes('age')
     const withSex = req.fields.includes('sex')
     const anonymised = this.protector.level === 'anonymised'
-    if (anonymised && req.dataset === 'position' && columns.includes('latitude') !== columns.includes('longitude')) {
-      throw new DataspaceError('AMB_ERR_DATASPACE_BAD_REQUEST', 'at level anonymised latitude and longitude are released together, as a cell')
+    if (anonymised && req.dataset === 'position' && (columns.includes('latitude') !== columns.includes('longitude') || !columns.includes('latitude'))) {
+      // Speed and heading alone trace the route as exactly as coordinates (issue #10, item 8):
+      // they are released only with the cell, under its rule, and binned.
+      throw new DataspaceError('AMB_ERR_DATASPACE_BAD_REQUEST', 'at level anonymised positions are released as cells: ask for latitude and longitude together (speed_mps and heading_deg only with them)')
     }
     const summary: ExtractSummary = {
       k: anonymised ? this.o.k : null,
@@ -105,8 +120,9 @@ export class Extractor {
       suppressedCellRows: 0,
       unassignedRows: 0
     }
-    const demographics = withAge || withSex ? await this.demographics(req, signal) : new Map()
-    const plan: ExtractPlan = { request: req, columns, withAge, withSex, kept: null, demographics, cells: null, summary }
+    const qiFields = new Set(anonymised ? [...(req.qiFields ?? []), ...(withAge ? ['age'] : []), ...(withSex ? ['sex'] : [])] : [])
+    const demographics = withAge || withSex || qiFields.size > 0 ? await this.demographics(req, signal) : new Map()
+    const plan: ExtractPlan = { request: req, columns, withAge, withSex, kept: null, selected: null, demographics, cells: null, summary }
     if (!anonymised) return plan
 
     const encounters = await this.encounters(req, columns, signal)
@@ -114,12 +130,13 @@ export class Extractor {
     for (const enc of encounters) {
       const d = demographics.get(enc)
       const key: Array<string | number | null> = []
-      if (withAge) key.push(this.protector.age(d?.age ?? null))
-      if (withSex) key.push(this.protector.sex(d?.sex ?? null))
+      if (qiFields.has('age')) key.push(this.protector.age(d?.age ?? null))
+      if (qiFields.has('sex')) key.push(this.protector.sex(d?.sex ?? null))
       qi.set(enc, JSON.stringify(key))
     }
     const c = classify(qi, this.o.k)
     plan.kept = c.kept
+    plan.selected = encounters
     summary.encounters = encounters.size
     summary.suppressedEncounters = c.suppressed.size
     summary.classes = c.classes
@@ -128,20 +145,43 @@ export class Extractor {
     return plan
   }
 
-  /** Encounters with at least one requested value in the window. */
+  /**
+   * Level anonymised: the encounters released whole. Each one's first and last instant with a
+   * requested value is looked up (one `LIMIT 1` query each way, per series) around the permit's
+   * window: an encounter with data outside the window is withheld (a cut at the window's edge
+   * would give its shift away), and with a shifted window, only encounters whose shifted span
+   * overlaps it are selected.
+   */
   private async encounters (req: ExtractRequest, columns: string[], signal?: AbortSignal): Promise<Set<string>> {
     const ds = DATASETS[req.dataset]
-    const countable = columns.filter(f => !ds.tagFields.includes(f))
-    if (ds.presenceField !== null) countable.push(ds.presenceField)
-    const q = `SELECT ${countable.map(f => `count(${ident(f)})`).join(', ')} FROM ${ident(ds.measurement)} WHERE ${timeRange(req.fromMs, req.toMs)} GROUP BY "encounter"`
-    const out = new Set<string>()
-    for await (const s of this.reader.stream(q, signal)) {
-      const enc = s.tags.encounter ?? ''
-      if (enc === '') continue
-      if (s.values.some(row => row.slice(1).some(v => typeof v === 'number' && v > 0))) out.add(enc)
-      if (out.size > this.o.maxEncounters) {
-        throw new DataspaceError('AMB_ERR_DATASPACE_TOO_LARGE', `the window holds more than ${this.o.maxEncounters} encounters; ask for a shorter window`)
+    const selectable = columns.filter(f => !ds.tagFields.includes(f))
+    if (ds.presenceField !== null) selectable.push(ds.presenceField)
+    const lb = this.o.assessmentLookbackMs
+    const base = `SELECT ${selectable.map(ident).join(', ')} FROM ${ident(ds.measurement)} WHERE ${timeRange(req.fromMs - lb, req.toMs + lb)} GROUP BY "encounter"`
+    const spans = new Map<string, { first: number, last: number }>()
+    for (const [order, end] of [['ASC', 'first'], ['DESC', 'last']] as const) {
+      for await (const s of this.reader.stream(`${base} ORDER BY time ${order} LIMIT 1`, signal)) {
+        const enc = s.tags.encounter ?? ''
+        const t = num(s.values[0]?.[0])
+        if (enc === '' || t === null) continue
+        const span = spans.get(enc) ?? { first: t, last: t }
+        span[end] = t
+        spans.set(enc, span)
+        if (spans.size > this.o.maxEncounters) {
+          throw new DataspaceError('AMB_ERR_DATASPACE_TOO_LARGE', `the window holds more than ${this.o.maxEncounters} encounters; ask for a shorter window`)
+        }
       }
+    }
+    const out = new Set<string>()
+    const w = req.shiftedWindow ?? null
+    for (const [enc, { first, last }] of spans) {
+      // epoch=u: µs. Whole encounters inside the permit's window only.
+      if (first < req.fromMs * 1000 || last >= req.toMs * 1000) continue
+      if (w !== null) {
+        const shift = this.protector.shiftUs(enc)
+        if (last + shift < w.fromMs * 1000 || first + shift >= w.toMs * 1000) continue
+      }
+      out.add(enc)
     }
     return out
   }
@@ -196,12 +236,15 @@ export class Extractor {
     const latCol = plan.columns.indexOf('latitude')
     const lonCol = plan.columns.indexOf('longitude')
     const coarsen = anonymised && req.dataset === 'position' && latCol >= 0 && plan.cells !== null
+    const speedCol = plan.columns.indexOf('speed_mps')
+    const headingCol = plan.columns.indexOf('heading_deg')
     const vocabs = plan.columns.map(c => ds.vocabularies[c] ?? null)
 
     for await (const series of this.reader.stream(q, signal)) {
       const enc = series.tags.encounter ?? ''
       const n = series.values.length
       if (enc === '') { s.unassignedRows += n; continue }
+      if (plan.selected !== null && !plan.selected.has(enc)) continue
       if (plan.kept !== null && !plan.kept.has(enc)) { s.suppressedRows += n; continue }
       const idx = plan.columns.map(c => series.columns.indexOf(c))
       const subject = p.subject(enc)
@@ -227,12 +270,14 @@ export class Extractor {
         if (coarsen) {
           const lat = values[latCol]
           const lon = values[lonCol]
-          if (typeof lat === 'number' && typeof lon === 'number') {
-            const cell = p.cell(lat, lon)
-            if (!plan.cells!.released(cell.key)) { s.suppressedCellRows++; continue }
-            values[latCol] = cell.lat
-            values[lonCol] = cell.lon
-          }
+          // A row without a position has no cell to hide in: withheld.
+          if (typeof lat !== 'number' || typeof lon !== 'number') { s.suppressedCellRows++; continue }
+          const cell = p.cell(lat, lon)
+          if (!plan.cells!.released(cell.key)) { s.suppressedCellRows++; continue }
+          values[latCol] = cell.lat
+          values[lonCol] = cell.lon
+          if (speedCol >= 0 && typeof values[speedCol] === 'number') values[speedCol] = binSpeed(values[speedCol] as number)
+          if (headingCol >= 0 && typeof values[headingCol] === 'number') values[headingCol] = binHeading(values[headingCol] as number)
         }
         out.push({ subject, timeUs: t + shift, age, sex, values })
       }
@@ -241,6 +286,12 @@ export class Extractor {
     }
   }
 }
+
+/** Speed at level anonymised: the lower edge of its 5 m/s bin (18 km/h). */
+export function binSpeed (mps: number): number { return Math.floor(Math.max(0, mps) / 5) * 5 }
+
+/** Heading at level anonymised: the centre of its 45° sector (N, NE, … as 0, 45, …). */
+export function binHeading (deg: number): number { return (Math.round((((deg % 360) + 360) % 360) / 45) % 8) * 45 }
 
 function vocab (v: unknown, allowed: ReadonlySet<string>): string | null {
   if (typeof v !== 'string' || v === '') return null

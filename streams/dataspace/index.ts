@@ -14,3 +14,4 @@ export { AuditLog, verifyAudit, readAudit, auditLogPath, defaultAuditHeadPath, h
 export { readAnchor, writeAnchor, anchorLine, ANCHOR_MEASUREMENT } from './anchor.js'
 export { Catalog, type CatalogInfo } from './catalog.js'
 export { resolveScope, parseTime, type Scope, type ScopeQuery } from './scope.js'
+export { ReleasedQuasiIdentifiers, QUASI_IDENTIFIERS } from './released.js'

@@ -14,7 +14,7 @@
 import type { Frame } from '../../decoders/index.js'
 import { VITAL_SIGN_BY_NUMBER } from '../../decoders/index.js'
 import type { AlertEvent } from '../alerts/types.js'
-import { ALERT_KINDS, ALERT_PRIORITIES, DATASETS } from './datasets.js'
+import { ALERT_EVENTS, ALERT_KINDS, ALERT_PRIORITIES, DATASETS } from './datasets.js'
 import { formatUs, type Protector } from './protect.js'
 
 export type LiveDataset = 'vitals' | 'alerts'
@@ -173,22 +173,18 @@ export class LiveHub {
       if (s.dataset !== 'alerts' || a.raisedAt < s.fromMs || a.raisedAt >= s.toMs) continue
       const p = s.protector
       const shiftUs = p.shiftUs(a.encounter)
-      const t = (ms: number | null): string | null => ms === null ? null : formatUs(ms * 1000 + shiftUs)
-      // Message, unit, encounter, the alert id and the acknowledging clinician never leave;
-      // the key only when it is a vital sign's field name (a device alarm code could be anything).
+      // Only what the permit grants on `alerts` (issue #10, item 9): the event's (shifted) time,
+      // the subject and the alert's pseudonym, then granted fields. Never the message, unit,
+      // encounter, alert id, acknowledging clinician, acknowledgement or escalation state.
       const out: Record<string, unknown> = {
         type: 'alert',
-        event: e.type,
+        time: formatUs(a.updatedAt * 1000 + shiftUs),
         alert: p.ref('alert', a.id),
-        subject: p.subject(a.encounter),
-        raisedAt: t(a.raisedAt),
-        updatedAt: t(a.updatedAt),
-        clearedAt: t(a.clearedAt),
-        acknowledged: a.acknowledgedAt !== null,
-        escalations: a.escalations
+        subject: p.subject(a.encounter)
       }
+      if (s.fields.has('event')) out.event = ALERT_EVENTS.has(e.type) ? e.type : 'other'
       if (s.fields.has('kind')) out.kind = ALERT_KINDS.has(a.kind) ? a.kind : 'other'
-      if (s.fields.has('kind') && a.kind === 'threshold' && this.vitalFields.has(a.key)) out.key = a.key
+      if (s.fields.has('key') && a.kind === 'threshold' && this.vitalFields.has(a.key)) out.key = a.key
       if (s.fields.has('priority')) out.priority = ALERT_PRIORITIES.has(a.priority) ? a.priority : 'other'
       if (s.fields.has('value') && typeof a.value === 'number' && Number.isFinite(a.value)) out.value = a.value
       this.deliver(s, JSON.stringify(out))

@@ -20,6 +20,8 @@ export interface Permit {
   id: string
   /** Researcher (a user with role researcher) the permit was issued to (`sub`). */
   researcher: string
+  /** That researcher's account id (`aid`), never reused: a re-created user is another account. null on permits issued before accounts had ids (refused). */
+  accountId: string | null
   datasets: DatasetName[]
   /** Granted fields per dataset. */
   fields: Partial<Record<DatasetName, string[]>>
@@ -41,6 +43,7 @@ const MAX_PURPOSE_CHARS = 1000
 interface Claims {
   jti: string
   sub: string
+  aid?: string
   iat: number
   exp: number
   datasets: string[]
@@ -52,6 +55,7 @@ interface Claims {
 
 export interface PermitRequest {
   researcher: string
+  accountId: string
   datasets: DatasetName[]
   /** Per dataset; a dataset left out gets every grantable field. */
   fields?: Partial<Record<DatasetName, string[]>>
@@ -88,6 +92,7 @@ export function normalisePermitRequest (r: PermitRequest): Permit {
   return {
     id: randomUUID(),
     researcher: r.researcher,
+    accountId: r.accountId,
     datasets: [...new Set(r.datasets)],
     fields,
     fromMs: r.fromMs,
@@ -104,6 +109,7 @@ export function signPermit (p: Permit, privateKey: KeyObject): string {
   const claims: Claims = {
     jti: p.id,
     sub: p.researcher,
+    ...(p.accountId !== null ? { aid: p.accountId } : {}),
     iat: Math.floor(p.issuedAtMs / 1000),
     exp: Math.floor(p.expiresAtMs / 1000),
     datasets: p.datasets,
@@ -167,6 +173,7 @@ function claimsToPermit (c: Claims): Permit {
   return {
     id: c.jti,
     researcher: c.sub,
+    accountId: typeof c.aid === 'string' && c.aid !== '' ? c.aid : null,
     datasets,
     fields,
     fromMs,

@@ -7,9 +7,10 @@
  * shift per encounter, and generalises the quasi-identifiers (ages in bands, positions on a
  * ~1 km grid, sex reduced to a closed vocabulary).
  *
- * At level anonymised the extract and the live stream of one permit use different keys: a live
- * client sees data arrive in real time and could work out an encounter's shift from the arrival
- * times; with separate keys that knowledge does not carry over to the extracts.
+ * The extract and the live stream of one permit use different keys: a live client sees data
+ * arrive in real time and could work out an encounter's shift from the arrival times; with
+ * separate keys that knowledge does not carry over to the extracts' pseudonyms and shifts (the
+ * exact values themselves still can: see the threat model in docs/dataspace.md).
  */
 import { createHmac, hkdfSync } from 'node:crypto'
 import type { DataspaceOptions } from './options.js'
@@ -44,7 +45,9 @@ export class Protector {
 
   constructor (holderSecret: Buffer, permit: Pick<Permit, 'id' | 'level'>, channel: Channel, private readonly o: GeneraliseOptions) {
     this.level = permit.level
-    const scope = permit.level === 'anonymised' ? channel : 'all'
+    // Keys per channel at every level (item 7): a live pseudonym never equals an extract's. At
+    // level pseudonymised the real times link them anyway; that level promises no unlinkability.
+    const scope = channel
     this.pseudonymKey = deriveKey(holderSecret, permit.id, 'pseudonym', scope)
     this.shiftKey = deriveKey(holderSecret, permit.id, 'time-shift', scope)
   }
@@ -56,11 +59,13 @@ export class Protector {
       const subject = uuid8(createHmac('sha256', this.pseudonymKey).update('encounter\0').update(encounter).digest())
       let shiftUs = 0
       if (this.level === 'anonymised') {
-        // Whole seconds within ±maxShiftDays: sub-second structure (ECG sample instants) and every
-        // interval within the encounter are unchanged; only the encounter's position in time moves.
-        const span = 2 * this.o.maxShiftDays * DAY_S + 1
-        const r = createHmac('sha256', this.shiftKey).update(encounter).digest().readUIntBE(0, 6)
-        shiftUs = ((r % span) - this.o.maxShiftDays * DAY_S) * 1_000_000
+        // Uniform to the microsecond within ±maxShiftDays (issue #10, item 5: a shift in whole
+        // seconds keeps the sub-second part of every real instant). Every interval within the
+        // encounter is unchanged; only the encounter's position in time moves. 64 bits modulo a
+        // span of ~3.1e13 µs: the modulo bias is below 2e-6.
+        const half = BigInt(this.o.maxShiftDays * DAY_S) * 1_000_000n
+        const r = createHmac('sha256', this.shiftKey).update(encounter).digest().readBigUInt64BE(0)
+        shiftUs = Number(r % (2n * half + 1n) - half)
       }
       e = { subject, shiftUs }
       this.perEncounter.set(encounter, e)

@@ -22,6 +22,11 @@ export interface Scope {
   fromMs: number
   toMs: number
   format: FormatName
+  /**
+   * Level anonymised, extracts: from/to were given and are SHIFTED time; they select whole
+   * encounters by their shifted span (see extract.ts), and the permit's window applies in real time.
+   */
+  shifted: boolean
 }
 
 function badRequest (message: string): DataspaceError {
@@ -39,7 +44,7 @@ export function parseTime (raw: string, name: string): number {
  * Resolves a request within a permit. Missing `fields`/`from`/`to` default to everything the
  * permit grants; `live` restricts datasets to those served on the stream.
  */
-export function resolveScope (q: ScopeQuery, permit: Permit, opts: { live?: boolean } = {}): Scope {
+export function resolveScope (q: ScopeQuery, permit: Permit, opts: { live?: boolean, maxShiftMs?: number } = {}): Scope {
   const name = q.dataset
   if (name === undefined || name === '') throw badRequest(`dataset is required: one of ${DATASET_NAMES.join(', ')}`)
   if (!isDatasetName(name)) throw badRequest(`unknown dataset ${JSON.stringify(name.slice(0, 40))}; datasets are ${DATASET_NAMES.join(', ')}`)
@@ -53,8 +58,12 @@ export function resolveScope (q: ScopeQuery, permit: Permit, opts: { live?: bool
     const unknown = requested.filter(f => !known.includes(f))
     if (unknown.length > 0) throw badRequest(`dataset ${name} has no field ${unknown.join(', ')}; fields are ${known.join(', ')}`)
   }
-  const fromMs = q.from === undefined || q.from === '' ? permit.fromMs : parseTime(q.from, 'from')
-  const toMs = q.to === undefined || q.to === '' ? permit.toMs : parseTime(q.to, 'to')
+  const given = (q.from !== undefined && q.from !== '') || (q.to !== undefined && q.to !== '')
+  const shifted = permit.level === 'anonymised' && opts.live !== true && given
+  // In shifted time an open end reaches as far as any shift can carry the permit's window.
+  const slack = shifted ? opts.maxShiftMs ?? 0 : 0
+  const fromMs = q.from === undefined || q.from === '' ? permit.fromMs - slack : parseTime(q.from, 'from')
+  const toMs = q.to === undefined || q.to === '' ? permit.toMs + slack : parseTime(q.to, 'to')
   if (fromMs >= toMs) throw badRequest('from must be before to')
 
   if (!permit.datasets.includes(name)) {
@@ -66,11 +75,11 @@ export function resolveScope (q: ScopeQuery, permit: Permit, opts: { live?: bool
   if (outside.length > 0) {
     throw new DataspaceError('AMB_ERR_DATASPACE_FIELD_FORBIDDEN', `permit ${permit.id} does not grant ${outside.join(', ')} on ${name} (it grants ${granted.join(', ')})`)
   }
-  if (opts.live !== true && (fromMs < permit.fromMs || toMs > permit.toMs)) {
+  if (opts.live !== true && !shifted && (fromMs < permit.fromMs || toMs > permit.toMs)) {
     throw new DataspaceError('AMB_ERR_DATASPACE_WINDOW_FORBIDDEN', `the window ${new Date(fromMs).toISOString()}..${new Date(toMs).toISOString()} reaches outside the permit's ${new Date(permit.fromMs).toISOString()}..${new Date(permit.toMs).toISOString()}`)
   }
   if (format === 'fhir' && !ds.fhir) {
     throw new DataspaceError('AMB_ERR_DATASPACE_FORMAT', `format fhir maps vital signs only; use ndjson or csv for ${name}`)
   }
-  return { dataset: name, fields, fromMs, toMs, format }
+  return { dataset: name, fields, fromMs, toMs, format, shifted }
 }

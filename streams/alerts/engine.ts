@@ -219,6 +219,8 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
       return
     }
     const changed = this.ecgStemi.changed(u.unit, ecg.fingerprint)
+    // Same verdict and leads: only a move of ≥ 0.5 mm in the largest elevation is news.
+    if (!changed && Math.abs((ecg.value ?? 0) - (open.alert.value ?? 0)) < 0.5) return
     this.book.update(open, 'high', ecg.message, ecg.value, t, nowGw, changed)
     // The tracing that changed the verdict is the one the cardiologist needs.
     if (changed) this.ecgStemi.capture(u.unit, open.alert.id)

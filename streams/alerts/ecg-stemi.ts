@@ -110,6 +110,9 @@ export class EcgStemiWatch {
     return c
   }
 
+  /** Drops a unit's ring and findings (the engine forgets silent units without alerts). */
+  forget (unit: string): void { this.units.delete(unit) }
+
   async close (): Promise<void> { await this.snapshots.flush() }
 
   private unit (id: string): UnitEcg {

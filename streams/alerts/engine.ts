@@ -402,7 +402,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     this.lastHousekeepingGw = nowMs
     this.book.prune(nowMs)
     for (const [id, u] of this.units) {
-      if (u.open.size === 0 && nowMs - u.lastSeenGw > FORGET_UNIT_MS) this.units.delete(id)
+      if (u.open.size === 0 && nowMs - u.lastSeenGw > FORGET_UNIT_MS) { this.units.delete(id); this.ecgStemi.forget(id) }
     }
     const j = this.book.journal
     if (j !== null && j.size > this.options.compactBytes) {

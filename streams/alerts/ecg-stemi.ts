@@ -72,8 +72,9 @@ export class EcgStemiWatch {
   /** Feeds one new frame (after the engine's resend check); returns a finding when there is a new verdict to report. */
   onFrame (f: Frame): EcgFinding | null {
     const u = this.unit(f.unitId)
-    if (f.encounterId !== u.encounter) {
-      // Another patient: what we knew about the last one no longer applies.
+    if (f.encounterId !== '' && f.encounterId !== u.encounter) {
+      // Another patient: what we knew about the last one no longer applies. An empty id says
+      // nothing about the patient (issue 9: it never ends an encounter), so it changes nothing.
       if (u.encounter !== '') this.units.set(f.unitId, new UnitEcg())
       this.unit(f.unitId).encounter = f.encounterId
     }

@@ -161,4 +161,32 @@ describe('ECG STEMI in the engine', () => {
     expect(snap?.microvolts.map(r => r.length)).toEqual(Array(12).fill(5000))
     expect(snap?.startMs).toBe(START)
   })
+
+  it('does not flap: over 3 min of an anterior STEMI the leads named only grow, never cleared', async () => {
+    const { engine, events } = await engineIn(null)
+    for (const f of frames('stemi', 3, 180, 'anterior')) engine.onFrame(f, f.capturedAtMs)
+    const ev = ecgAlerts(events)
+    expect(ev[0]!.type).toBe('raised')
+    expect(ev.every(e => e.type !== 'cleared')).toBe(true)
+    const named = ev.map(e => /ST elevation in ([^(]+) \(/.exec(e.alert.message)![1]!.split(', '))
+    for (let i = 1; i < named.length; i++) {
+      for (const l of named[i - 1]!) expect(named[i]).toContain(l)
+      expect(named[i]!.length).toBeGreaterThan(named[i - 1]!.length)
+    }
+    // 18 measurements and 6 interpretations: at most a raise and a few newly named leads.
+    expect(ev.length).toBeLessThanOrEqual(4)
+  })
+
+  it('same leads: an update only when the largest elevation moves by ≥ 0.5 mm', async () => {
+    const { engine, events } = await engineIn(null)
+    const f = (seq: number, uv: number): Frame => decoder.decode(encodeFrame({
+      unitId: 'amb-9', bootId: 'b1', seq, capturedAtMs: START + seq * 60_000, encounterId: 'enc-1',
+      interpretation: { statement: '', stDeviations: [{ lead: 2, microvolts: uv }, { lead: 3, microvolts: uv }], lbbb: false, paced: false, offsetMs: 0 }
+    }), 'amb-9', START + seq * 60_000 + 1)
+    engine.onFrame(f(1, 150), START + 60_000)
+    engine.onFrame(f(2, 190), START + 120_000)
+    expect(ecgAlerts(events).map(e => e.type)).toEqual(['raised'])
+    engine.onFrame(f(3, 200), START + 180_000)
+    expect(ecgAlerts(events).map(e => [e.type, e.alert.value])).toEqual([['raised', 1.5], ['updated', 2]])
+  })
 })

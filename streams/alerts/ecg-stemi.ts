@@ -12,7 +12,7 @@
 import type { Frame } from '../../decoders/index.js'
 import { EcgSnapshotStore, type EcgSnapshot, type StSource } from './ecg-snapshot.js'
 import { measureSt } from './st-measure.js'
-import { assessStemi, LEAD_NAMES, parseSex, type LeadName, type StemiPatient, type StemiResult } from './stemi-criteria.js'
+import { assessStemi, LEAD_NAMES, parseSex, TERRITORY, type LeadName, type StemiPatient, type StemiResult } from './stemi-criteria.js'
 
 /** Length of the analysed ECG and of the snapshot, s: the standard 10 s 12-lead recording. */
 export const ECG_WINDOW_S = 10
@@ -46,6 +46,8 @@ class UnitEcg {
   device: SourceResult | null = null
   deviceFlags = { lbbb: false, paced: false }
   gateway: SourceResult | null = null
+  /** Leads that have met the criteria during this encounter: the alert names them all, so a lead near its limit cannot make the alert flap. */
+  named = new Set<LeadName>()
   /** What the unit's ECG alert last said (EcgFinding.fingerprint). */
   fingerprint = ''
   /** Alert ids waiting for a full 10 s before their snapshot is taken. */
@@ -70,8 +72,9 @@ export class EcgStemiWatch {
   /** Feeds one new frame (after the engine's resend check); returns a finding when there is a new verdict to report. */
   onFrame (f: Frame): EcgFinding | null {
     const u = this.unit(f.unitId)
-    if (f.encounterId !== u.encounter) {
-      // Another patient: what we knew about the last one no longer applies.
+    if (f.encounterId !== '' && f.encounterId !== u.encounter) {
+      // Another patient: what we knew about the last one no longer applies. An empty id says
+      // nothing about the patient (issue 9: it never ends an encounter), so it changes nothing.
       if (u.encounter !== '') this.units.set(f.unitId, new UnitEcg())
       this.unit(f.unitId).encounter = f.encounterId
     }
@@ -108,6 +111,9 @@ export class EcgStemiWatch {
     return c
   }
 
+  /** Drops a unit's ring and findings (the engine forgets silent units without alerts). */
+  forget (unit: string): void { this.units.delete(unit) }
+
   async close (): Promise<void> { await this.snapshots.flush() }
 
   private unit (id: string): UnitEcg {
@@ -141,10 +147,10 @@ export class EcgStemiWatch {
       const row = (x.lead - 1) * cap
       const k = x.microvoltsPerLsb
       const s = x.samples
-      for (let i = 0; i < n; i++) {
+      for (let i = 0, at = u.pos; i < n; i++, at = at + 1 === cap ? 0 : at + 1) {
         let uv = Math.round(s[i]! * k)
         uv = uv > MAX_INT16 ? MAX_INT16 : uv < -MAX_INT16 ? -MAX_INT16 : uv
-        u.ring[row + ((u.pos + i) % cap)] = uv
+        u.ring[row + at] = uv
       }
     }
     u.pos = (u.pos + n) % cap
@@ -235,9 +241,13 @@ function finding (u: UnitEcg): EcgFinding | null {
   const dm = d?.result.verdict === 'met'
   const gm = g?.result.verdict === 'met'
   if (!dm && !gm) return null
-  const leads = LEAD_NAMES.filter(l => (dm && d.result.leads.includes(l)) || (gm && g.result.leads.includes(l)))
-  const terr: string[] = []
-  for (const r of [dm ? d.result : null, gm ? g.result : null]) for (const t of r?.territories ?? []) if (!terr.includes(t)) terr.push(t)
+  for (const l of dm ? d.result.leads : []) u.named.add(l)
+  for (const l of gm ? g.result.leads : []) u.named.add(l)
+  const leads = LEAD_NAMES.filter(l => u.named.has(l))
+  // The territory with the most leads first: "(anterior, lateral)" for V1-V5 with I.
+  const count = new Map<string, number>()
+  for (const l of leads) count.set(TERRITORY[l]!, (count.get(TERRITORY[l]!) ?? 0) + 1)
+  const terr = [...count.keys()].sort((a, b) => count.get(b)! - count.get(a)!)
   const source = dm && gm ? 'device interpretation and gateway measurement' : dm ? 'device interpretation' : 'gateway measurement'
   const figures = leads.map(l => `${l} ${mm(d?.stUv[l])} / ${mm(g?.stUv[l])} mm`).join(', ')
   let value = 0

@@ -313,6 +313,8 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
       return
     }
     const changed = this.ecgStemi.changed(u.unit, ecg.fingerprint)
+    // Same verdict and leads: only a move of ≥ 0.5 mm in the largest elevation is news.
+    if (!changed && Math.abs((ecg.value ?? 0) - (open.alert.value ?? 0)) < 0.5) return
     this.book.update(open, 'high', ecg.message, ecg.value, t, nowGw, changed)
     // The tracing that changed the verdict is the one the cardiologist needs.
     if (changed) this.ecgStemi.capture(u.unit, open.alert.id)
@@ -597,7 +599,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     this.lastHousekeepingGw = nowMs
     this.book.prune(nowMs)
     for (const [id, u] of this.units) {
-      if (u.open.size === 0 && u.encounter === '' && nowMs - u.lastSeenGw > FORGET_UNIT_MS) { this.units.delete(id); this.childRules.delete(u) }
+      if (u.open.size === 0 && u.encounter === '' && nowMs - u.lastSeenGw > FORGET_UNIT_MS) { this.units.delete(id); this.childRules.delete(u); this.ecgStemi.forget(id) }
     }
     const j = this.book.journal
     if (j !== null && j.size > this.options.compactBytes) {

@@ -104,7 +104,8 @@ export async function startBenchEnv (o: BenchEnvOptions): Promise<BenchEnv> {
         ...o.gatewayEnv
       }
       const nodeArgs = o.cpuProfDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []
-      const gw = await startGatewayProcess({ dataDir, env, nodeArgs })
+      // 60 s: a restart drains a large spool while it starts, on a machine the whole bench loads.
+      const gw = await startGatewayProcess({ dataDir, env, nodeArgs, startTimeoutMs: 60_000 })
       gateways.push(gw)
       o.log(`bench: gateway ${i + 1} pid ${gw.pid} mqtt :${gw.ports.mqtt} http :${gw.ports.http}`)
     }

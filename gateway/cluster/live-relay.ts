@@ -44,8 +44,8 @@ export class LiveRelay {
   private readonly ownerOf = new Map<string, string>()
   /** Remote watches of this process' pages: unit → (subscriber id → owner asked). */
   private readonly watches = new Map<string, Map<number, string>>()
-  /** Relay subscribers serving other processes' pages: `${process}:${sub}`. */
-  private readonly serving = new Map<string, LiveSubscription>()
+  /** Relay subscribers serving other processes' pages (`${process}:${sub}`), with the units they watch. */
+  private readonly serving = new Map<string, { sub: LiveSubscription, units: Set<string> }>()
   /** Latest unit update not yet published, and when each unit's last went out. */
   private readonly pending = new Map<string, string>()
   private readonly sentAt = new Map<string, number>()
@@ -73,12 +73,16 @@ export class LiveRelay {
       if (owner !== undefined) this.request(owner, { t: 'watch', from: this.link.processId, sub: id, unit, resume })
     },
     onRemoteUnwatch: (id: number, unit: string | null): void => {
-      for (const [u, w] of unit === null ? this.watches : [[unit, this.watches.get(unit)] as const]) {
+      // unit null: the page's socket closed; each owner serving it drops its relay at once.
+      const dropped = new Set<string>()
+      for (const [u, w] of unit === null ? [...this.watches] : [[unit, this.watches.get(unit)] as const]) {
         const owner = w?.get(id)
         if (w === undefined || owner === undefined) continue
         w.delete(id)
         if (w.size === 0) this.watches.delete(u)
-        if (owner !== '') this.request(owner, { t: 'unwatch', from: this.link.processId, sub: id, unit: u })
+        if (owner === '') continue
+        if (unit !== null) this.request(owner, { t: 'unwatch', from: this.link.processId, sub: id, unit: u })
+        else if (!dropped.has(owner)) { dropped.add(owner); this.request(owner, { t: 'drop', from: this.link.processId, sub: id }) }
       }
     }
   }
@@ -158,18 +162,20 @@ export class LiveRelay {
     const hub = this.hub
     if (hub === null || typeof r.from !== 'string' || !Number.isSafeInteger(r.sub)) return
     const key = `${r.from}:${r.sub}`
-    let sub = this.serving.get(key)
+    let s = this.serving.get(key)
     if (r.t === 'watch' && typeof r.unit === 'string') {
-      if (sub === undefined) {
-        sub = this.serve(hub, r.from, r.sub)
-        this.serving.set(key, sub)
+      if (s === undefined) {
+        s = { sub: this.serve(hub, r.from, r.sub), units: new Set() }
+        this.serving.set(key, s)
       }
-      sub.handle({ type: 'watch', unit: r.unit, resume: r.resume })
-    } else if (r.t === 'unwatch' && typeof r.unit === 'string' && sub !== undefined) {
-      sub.handle({ type: 'unwatch', unit: r.unit })
-      // The hub keeps no count of a relay's units: one relay per page and unit is simpler.
-    } else if (r.t === 'drop' && sub !== undefined) {
-      sub.unsubscribe()
+      s.units.add(r.unit)
+      s.sub.handle({ type: 'watch', unit: r.unit, resume: r.resume })
+    } else if (r.t === 'unwatch' && typeof r.unit === 'string' && s !== undefined) {
+      s.sub.handle({ type: 'unwatch', unit: r.unit })
+      s.units.delete(r.unit)
+      if (s.units.size === 0) { s.sub.unsubscribe(); this.serving.delete(key) }
+    } else if (r.t === 'drop' && s !== undefined) {
+      s.sub.unsubscribe()
       this.serving.delete(key)
     }
   }
@@ -202,9 +208,9 @@ export class LiveRelay {
 
   /** Drops every relay serving `process` (it died or stopped listening). */
   dropProcess (process: string): void {
-    for (const [key, sub] of this.serving) {
+    for (const [key, s] of this.serving) {
       if (!key.startsWith(`${process}:`)) continue
-      sub.unsubscribe()
+      s.sub.unsubscribe()
       this.serving.delete(key)
     }
     for (const [unit, owner] of this.ownerOf) if (owner === process) this.ownerOf.delete(unit)
@@ -222,7 +228,7 @@ export class LiveRelay {
     if (this.closed) return
     this.closed = true
     clearInterval(this.timer)
-    for (const sub of this.serving.values()) sub.unsubscribe()
+    for (const s of this.serving.values()) s.sub.unsubscribe()
     this.serving.clear()
     const me = this.link.processId
     for (const ch of [FLEET, toProcess(me), backTo(me)]) await this.link.unlisten(ch).catch(() => {})

@@ -13,11 +13,14 @@ const NORMAL: Readonly<Record<number, number>> = { 7: 16, 3: 97, 11: 0, 4: 125, 
 let tg: TestGateway
 let browser: Browser
 let token = ''
+let childToken = ''
+const CHILD = 'AMB-40'
 let seq = 0
 
 beforeAll(async () => {
   tg = await startTestGateway({ signalLossMs: 600_000 })
   token = await tg.addDevice(UNIT)
+  childToken = await tg.addDevice(CHILD)
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
@@ -31,12 +34,13 @@ afterAll(async () => {
 })
 
 /** Posts `n` frames of device time one second apart, ending at `end`, as the unit would after a burst. */
-async function frames (n: number, end: number, vitals: Record<number, number>): Promise<void> {
+async function frames (n: number, end: number, vitals: Record<number, number>, unit = UNIT, ageYears?: number): Promise<void> {
   for (let i = n - 1; i >= 0; i--) {
     const numerics = Object.entries({ ...NORMAL, ...vitals }).map(([sign, value]) => ({ sign: Number(sign), value, offsetMs: 0 }))
-    const body = new Uint8Array(encodeFrame({ unitId: UNIT, bootId: 'b1', seq: ++seq, capturedAtMs: end - i * 1000, encounterId: 'enc-31', numerics }))
-    const res = await fetch(`${tg.httpUrl}/api/v1/units/${UNIT}/telemetry`, {
-      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-protobuf' }, body
+    const assessment = ageYears === undefined ? undefined : { ageYears }
+    const body = new Uint8Array(encodeFrame({ unitId: unit, bootId: 'b1', seq: ++seq, capturedAtMs: end - i * 1000, encounterId: `enc-${unit}`, numerics, assessment }))
+    const res = await fetch(`${tg.httpUrl}/api/v1/units/${unit}/telemetry`, {
+      method: 'POST', headers: { authorization: `Bearer ${unit === UNIT ? token : childToken}`, 'content-type': 'application/x-protobuf' }, body
     })
     expect(res.status).toBe(200)
   }
@@ -75,5 +79,12 @@ describe('dashboard: acknowledgement silences, never hides', () => {
     expect(await again.locator('button.ack').textContent()).toBe('Acknowledge')
     await expect.poll(() => flashing(page)).toBe('flash-high')
     expect(await page.evaluate(() => document.body.classList.contains('alarm-high'))).toBe(true)
+
+    // A child of 6: the card says NEWS2 is not applied, and nothing alerts at normal values for the age.
+    await frames(5, Date.now(), { 1: 100, 7: 22, 4: 100 }, CHILD, 6)
+    const badge = page.locator(`.card[data-unit="${CHILD}"] .news2`)
+    await expect.poll(async () => await badge.getAttribute('data-news2')).toBe('n/a')
+    expect(await badge.textContent()).toContain('under 16: not applied')
+    expect(tg.gw.alerts.alertsFor(CHILD)).toEqual([])
   })
 })

@@ -16,7 +16,12 @@ export interface AlertEngineLike {
   alertsFor: (unit: string) => Alert[]
   news2For: (unit: string) => News2Result | null | undefined
   news2History?: (unit: string) => unknown
+  /** False for a patient NEWS2 does not apply to (under 16). */
+  news2Applies?: (unit: string) => boolean
 }
+
+/** The card's NEWS2 for a child: not a score (RCP 2017 validated NEWS2 for adults ≥ 16 only). */
+export const NEWS2_NOT_APPLIED = 'Under 16: NEWS2 not applied (RCP 2017); paediatric limits by age band'
 
 /** NEWS2 chart parameter → the vital-sign fields (trend columns) it colours. */
 const PARAM_SIGNS: Readonly<Record<News2Param, readonly TrendSign[]>> = {

@@ -20,7 +20,7 @@ import type { CredentialStore } from '../credentials.js'
 import type { Ingest } from '../ingest.js'
 import type { Metrics } from '../metrics.js'
 import { SessionStore, requireSession, type Session } from '../sessions.js'
-import { news2Points, news2View, type AlertEngineLike } from './alerts-adapter.js'
+import { NEWS2_NOT_APPLIED, news2Points, news2View, type AlertEngineLike } from './alerts-adapter.js'
 import { authRoutes } from './auth-routes.js'
 import { DASHBOARD_DIR, dashboardBundle } from './bundle.js'
 import { liveRoutes } from './live-routes.js'
@@ -84,6 +84,10 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
   const flushNews2 = (): void => {
     news2Timer = null
     for (const unit of news2Due) {
+      if (alerts?.news2Applies?.(unit) === false) {
+        hub.setNews2(unit, { total: 0, partial: false, missing: [], band: 'none', scores: {}, at: Date.now(), notApplied: NEWS2_NOT_APPLIED })
+        continue
+      }
       const r = alerts?.news2For(unit)
       if (r !== null && r !== undefined) hub.setNews2(unit, news2View(r))
     }

@@ -126,6 +126,10 @@ describe('the replay harness', () => {
     const late = dropped.events.filter(e => e.alert.key === 'heart_rate' && e.type === 'raised')
     expect(late).toHaveLength(1)
     expect(late[0]!.atMs).toBeGreaterThan(31_000)
+    // No link_up: nothing sent after the drop ever arrives, so signal loss stays open.
+    const never = await runCase(await loadCase(await writeCase(lines('deliver').filter(l => (l as { event?: string }).event !== 'link_up'))))
+    expect(never.events.filter(e => e.alert.key === 'heart_rate')).toEqual([])
+    expect(never.events.filter(e => e.alert.kind === 'signal_loss').map(e => e.type)).not.toContain('cleared')
   })
 
   it('a restart closes the engine and reopens it from its journal: the open alert keeps its id', async () => {

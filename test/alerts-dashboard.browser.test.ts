@@ -1,6 +1,8 @@
 // Issue #9 on the clinicians' page (Debian's chromium through playwright-core, a real gateway):
 // an alert acknowledged at NEWS2 5 stops flashing; when the patient worsens to NEWS2 9 it is back
 // in the banner, unacknowledged, high priority, and the page flashes again.
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { encodeFrame } from '../decoders/index.js'
@@ -46,11 +48,11 @@ async function frames (n: number, end: number, vitals: Record<number, number>, u
   }
 }
 
-async function login (): Promise<Page> {
-  const password = await tg.addUser('carol', 'clinician')
+async function login (name = 'carol'): Promise<Page> {
+  const password = await tg.addUser(name, 'clinician')
   const page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage()
   await page.goto(tg.httpUrl)
-  await page.fill('input[name=name]', 'carol')
+  await page.fill('input[name=name]', name)
   await page.fill('input[name=password]', password)
   await page.click('button[type=submit]')
   await page.waitForSelector('.conn.live')
@@ -86,5 +88,22 @@ describe('dashboard: acknowledgement silences, never hides', () => {
     await expect.poll(async () => await badge.getAttribute('data-news2')).toBe('n/a')
     expect(await badge.textContent()).toContain('under 16: not applied')
     expect(tg.gw.alerts.alertsFor(CHILD)).toEqual([])
+  })
+
+  it('a clinician sets SpO2 scale 2 for an encounter: applied, and recorded (who, when) in the clinical audit file', async () => {
+    const page = await login('dave')
+    const call = (unit: string, scale: unknown): Promise<number> => page.evaluate(async ([u, sc]) => {
+      const s = await (await fetch('/api/v1/session')).json() as { csrfToken: string }
+      return (await fetch(`/api/v1/units/${u as string}/spo2-scale`, { method: 'POST', headers: { 'x-csrf-token': s.csrfToken, 'content-type': 'application/json' }, body: JSON.stringify({ scale: sc }) })).status
+    }, [unit, scale] as const)
+    const before = Date.now()
+    expect(await call(UNIT, 2)).toBe(200)
+    expect(tg.gw.alerts.spo2ScaleOf(UNIT)).toBe(2)
+    expect(await call(UNIT, 3)).toBe(400)
+    expect(await call('AMB-NONE', 2)).toBe(404)
+    expect((await page.context().request.post(`${tg.httpUrl}/api/v1/units/${UNIT}/spo2-scale`, { data: { scale: 1 } })).status()).toBe(403)
+    const audit = (await readFile(join(tg.dataDir, 'alerts', 'clinical-audit.ndjson'), 'utf8')).trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>)
+    expect(audit).toEqual([{ at: expect.any(Number), by: 'dave', action: 'spo2_scale', unit: UNIT, encounter: `enc-${UNIT}`, value: 2 }])
+    expect(audit[0]!.at as number).toBeGreaterThanOrEqual(before)
   })
 })

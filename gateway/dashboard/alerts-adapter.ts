@@ -16,6 +16,8 @@ export interface AlertEngineLike {
   alertsFor: (unit: string) => Alert[]
   news2For: (unit: string) => News2Result | null | undefined
   news2History?: (unit: string) => unknown
+  /** Sets the encounter's SpO2 scale (audited: who, when); false for an unknown unit. */
+  setSpo2ScaleBy?: (unit: string, scale: 1 | 2, by: string) => Promise<boolean>
   /** False for a patient NEWS2 does not apply to (under 16). */
   news2Applies?: (unit: string) => boolean
 }

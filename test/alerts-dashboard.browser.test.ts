@@ -97,7 +97,11 @@ describe('dashboard: acknowledgement silences, never hides', () => {
       return (await fetch(`/api/v1/units/${u as string}/spo2-scale`, { method: 'POST', headers: { 'x-csrf-token': s.csrfToken, 'content-type': 'application/json' }, body: JSON.stringify({ scale: sc }) })).status
     }, [unit, scale] as const)
     const before = Date.now()
-    expect(await call(UNIT, 2)).toBe(200)
+    // The unit view's control (a confirmation first: the decision is recorded).
+    await page.goto(`${tg.httpUrl}/#/unit/${UNIT}`)
+    page.once('dialog', d => { void d.accept() })
+    await page.click('button.spo2-scale')
+    await expect.poll(async () => await page.locator('button.spo2-scale').textContent()).toMatch(/scale 2 \(set\)/)
     expect(tg.gw.alerts.spo2ScaleOf(UNIT)).toBe(2)
     expect(await call(UNIT, 3)).toBe(400)
     expect(await call('AMB-NONE', 2)).toBe(404)

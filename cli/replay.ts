@@ -131,7 +131,8 @@ interface Scheduled { at: number, input: Input }
 
 /**
  * When each input reaches the gateway: frames held while the link is down are delivered at
- * link_up in capture order (store-and-forward) or lost (`backlog: drop`); frames sent while the
+ * link_up in capture order (store-and-forward) or lost (`backlog: drop`), and never without a
+ * link_up; frames sent while the
  * gateway restarts arrive when it is back (the device resends unacknowledged QoS 1 frames).
  */
 function deliverySchedule (c: ReplayCase): Scheduled[] {
@@ -158,7 +159,7 @@ function deliverySchedule (c: ReplayCase): Scheduled[] {
     if (down !== null) { held.push(input); continue }
     out.push({ at: Math.max(at, restartUntil), input })
   }
-  if (down?.backlog === 'deliver') for (const h of held) out.push({ at: h.arriveMs, input: h })
+  // Frames still held when the case ends (no link_up) never reach the gateway.
   return out.sort((p, q) => p.at - q.at)
 }
 

@@ -293,11 +293,11 @@ describe('SpO2 scale 2 and children', () => {
   it('scale 2 set for the encounter: SpO2 88 % on air scores 0 (no NEWS2 alert); scale 1 would alert', async () => {
     const h = await harness()
     h.feed(T0, T0, {})
-    expect(h.engine.setSpo2Scale('amb-1', 2, T0)).toBe(true)
+    expect(await h.engine.setSpo2ScaleBy('amb-1', 2, 'Dr Ade', T0)).toBe(true)
     h.feed(T0 + S, T0 + 30 * S, { spo2: 88 })
     expect(h.of('news2')).toEqual([])
     expect(h.engine.news2For('amb-1', T0 + 30 * S)!.parameters.spo2).toMatchObject({ value: 88, score: 0 })
-    expect(h.engine.setSpo2Scale('unknown', 2)).toBe(false)
+    expect(await h.engine.setSpo2ScaleBy('unknown', 2, 'Dr Ade')).toBe(false)
     const h1 = await harness()
     h1.feed(T0, T0 + 30 * S, { spo2: 88 })
     expect(h1.of('news2', 'raised')).toHaveLength(1)

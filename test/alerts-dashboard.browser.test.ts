@@ -1,6 +1,8 @@
 // Issue #9 on the clinicians' page (Debian's chromium through playwright-core, a real gateway):
 // an alert acknowledged at NEWS2 5 stops flashing; when the patient worsens to NEWS2 9 it is back
 // in the banner, unacknowledged, high priority, and the page flashes again.
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { encodeFrame } from '../decoders/index.js'
@@ -13,11 +15,14 @@ const NORMAL: Readonly<Record<number, number>> = { 7: 16, 3: 97, 11: 0, 4: 125, 
 let tg: TestGateway
 let browser: Browser
 let token = ''
+let childToken = ''
+const CHILD = 'AMB-40'
 let seq = 0
 
 beforeAll(async () => {
   tg = await startTestGateway({ signalLossMs: 600_000 })
   token = await tg.addDevice(UNIT)
+  childToken = await tg.addDevice(CHILD)
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
@@ -31,22 +36,23 @@ afterAll(async () => {
 })
 
 /** Posts `n` frames of device time one second apart, ending at `end`, as the unit would after a burst. */
-async function frames (n: number, end: number, vitals: Record<number, number>): Promise<void> {
+async function frames (n: number, end: number, vitals: Record<number, number>, unit = UNIT, ageYears?: number): Promise<void> {
   for (let i = n - 1; i >= 0; i--) {
     const numerics = Object.entries({ ...NORMAL, ...vitals }).map(([sign, value]) => ({ sign: Number(sign), value, offsetMs: 0 }))
-    const body = new Uint8Array(encodeFrame({ unitId: UNIT, bootId: 'b1', seq: ++seq, capturedAtMs: end - i * 1000, encounterId: 'enc-31', numerics }))
-    const res = await fetch(`${tg.httpUrl}/api/v1/units/${UNIT}/telemetry`, {
-      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-protobuf' }, body
+    const assessment = ageYears === undefined ? undefined : { ageYears }
+    const body = new Uint8Array(encodeFrame({ unitId: unit, bootId: 'b1', seq: ++seq, capturedAtMs: end - i * 1000, encounterId: `enc-${unit}`, numerics, assessment }))
+    const res = await fetch(`${tg.httpUrl}/api/v1/units/${unit}/telemetry`, {
+      method: 'POST', headers: { authorization: `Bearer ${unit === UNIT ? token : childToken}`, 'content-type': 'application/x-protobuf' }, body
     })
     expect(res.status).toBe(200)
   }
 }
 
-async function login (): Promise<Page> {
-  const password = await tg.addUser('carol', 'clinician')
+async function login (name = 'carol'): Promise<Page> {
+  const password = await tg.addUser(name, 'clinician')
   const page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage()
   await page.goto(tg.httpUrl)
-  await page.fill('input[name=name]', 'carol')
+  await page.fill('input[name=name]', name)
   await page.fill('input[name=password]', password)
   await page.click('button[type=submit]')
   await page.waitForSelector('.conn.live')
@@ -75,5 +81,33 @@ describe('dashboard: acknowledgement silences, never hides', () => {
     expect(await again.locator('button.ack').textContent()).toBe('Acknowledge')
     await expect.poll(() => flashing(page)).toBe('flash-high')
     expect(await page.evaluate(() => document.body.classList.contains('alarm-high'))).toBe(true)
+
+    // A child of 6: the card says NEWS2 is not applied, and nothing alerts at normal values for the age.
+    await frames(5, Date.now(), { 1: 100, 7: 22, 4: 100 }, CHILD, 6)
+    const badge = page.locator(`.card[data-unit="${CHILD}"] .news2`)
+    await expect.poll(async () => await badge.getAttribute('data-news2')).toBe('n/a')
+    expect(await badge.textContent()).toContain('under 16: not applied')
+    expect(tg.gw.alerts.alertsFor(CHILD)).toEqual([])
+  })
+
+  it('a clinician sets SpO2 scale 2 for an encounter: applied, and recorded (who, when) in the clinical audit file', async () => {
+    const page = await login('dave')
+    const call = (unit: string, scale: unknown): Promise<number> => page.evaluate(async ([u, sc]) => {
+      const s = await (await fetch('/api/v1/session')).json() as { csrfToken: string }
+      return (await fetch(`/api/v1/units/${u as string}/spo2-scale`, { method: 'POST', headers: { 'x-csrf-token': s.csrfToken, 'content-type': 'application/json' }, body: JSON.stringify({ scale: sc }) })).status
+    }, [unit, scale] as const)
+    const before = Date.now()
+    // The unit view's control (a confirmation first: the decision is recorded).
+    await page.goto(`${tg.httpUrl}/#/unit/${UNIT}`)
+    page.once('dialog', d => { void d.accept() })
+    await page.click('button.spo2-scale')
+    await expect.poll(async () => await page.locator('button.spo2-scale').textContent()).toMatch(/scale 2 \(set\)/)
+    expect(tg.gw.alerts.spo2ScaleOf(UNIT)).toBe(2)
+    expect(await call(UNIT, 3)).toBe(400)
+    expect(await call('AMB-NONE', 2)).toBe(404)
+    expect((await page.context().request.post(`${tg.httpUrl}/api/v1/units/${UNIT}/spo2-scale`, { data: { scale: 1 } })).status()).toBe(403)
+    const audit = (await readFile(join(tg.dataDir, 'alerts', 'clinical-audit.ndjson'), 'utf8')).trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>)
+    expect(audit).toEqual([{ at: expect.any(Number), by: 'dave', action: 'spo2_scale', unit: UNIT, encounter: `enc-${UNIT}`, value: 2 }])
+    expect(audit[0]!.at as number).toBeGreaterThanOrEqual(before)
   })
 })

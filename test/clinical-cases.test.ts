@@ -126,6 +126,10 @@ describe('the replay harness', () => {
     const late = dropped.events.filter(e => e.alert.key === 'heart_rate' && e.type === 'raised')
     expect(late).toHaveLength(1)
     expect(late[0]!.atMs).toBeGreaterThan(31_000)
+    // No link_up: nothing sent after the drop ever arrives, so signal loss stays open.
+    const never = await runCase(await loadCase(await writeCase(lines('deliver').filter(l => (l as { event?: string }).event !== 'link_up'))))
+    expect(never.events.filter(e => e.alert.key === 'heart_rate')).toEqual([])
+    expect(never.events.filter(e => e.alert.kind === 'signal_loss').map(e => e.type)).not.toContain('cleared')
   })
 
   it('a restart closes the engine and reopens it from its journal: the open alert keeps its id', async () => {
@@ -139,6 +143,25 @@ describe('the replay harness', () => {
     const hr = r.events.filter(e => e.alert.key === 'heart_rate')
     expect(new Set(hr.map(e => e.alert.id)).size).toBe(1)
     expect(hr.filter(e => e.type === 'raised')).toHaveLength(1)
+  })
+
+  it('reads expectations from a sibling .expect.ndjson; header engine options, rules and end apply', async () => {
+    const file = await writeCase([
+      { ...HEADER, engine: { signalLossMs: 5000 }, rules: { rules: { heart_rate: { high: 100 } } }, end: '1:00' },
+      { at: '0:00', every: '1s', until: '0:30', frame: { numerics: { ...NORMAL, heart_rate: 110 } } }
+    ])
+    await writeFile(file.replace(/\.ndjson$/, '.expect.ndjson'), [
+      { expect: 'raised', kind: 'threshold', key: 'heart_rate', from: '0:00', to: '0:15' },
+      { expect: 'raised', kind: 'signal_loss', from: '0:35', to: '0:36' }
+    ].map(l => JSON.stringify(l)).join('\n') + '\n')
+    const c = await loadCase(file)
+    expect(c.expectations.map(x => x.where.replace(/.*\//, ''))).toEqual(['case.expect.ndjson:1', 'case.expect.ndjson:2'])
+    const r = await runCase(c)
+    expect(unmet(r), failureReport(r)).toEqual([])
+    // The clock ran to `end` although the last frame was at 0:30.
+    expect(Math.max(...r.events.map(e => e.atMs))).toBeGreaterThanOrEqual(35_000)
+    await writeFile(file.replace(/\.ndjson$/, '.expect.ndjson'), JSON.stringify({ at: '0:10', event: 'online' }) + '\n')
+    await expect(loadCase(file)).rejects.toThrow(/case\.expect\.ndjson:1: an \.expect\.ndjson file holds only expect lines/)
   })
 
   it('"arrives" delivers a frame late, after newer frames; cycles vary a repeated frame', async () => {

@@ -83,6 +83,17 @@ describe('ambulink replay', () => {
     expect(r.stderr).toMatch(/hypoxia\.ndjson:2: the decoder refuses this frame \(AMB_ERR_VALUE_OUT_OF_RANGE\): temperature 98\.6/)
   })
 
+  it('runs every case of a folder; a broken case is reported and the others still run (exit 2)', async () => {
+    const ok = await caseFile([...HYPOXIA, { expect: 'raised', kind: 'threshold', key: 'spo2' }])
+    const dir = join(ok, '..')
+    await writeFile(join(dir, 'broken.ndjson'), JSON.stringify(HYPOXIA[0]) + '\n' + JSON.stringify({ at: '0:00', event: 'reboot' }) + '\n')
+    const r = await replay(dir)
+    expect(r.code).toBe(2)
+    expect(r.stderr).toMatch(/broken\.ndjson:2: event must be one of/)
+    expect(r.stdout).toContain('case hypoxia: Sustained hypoxaemia on air')
+    expect(r.stdout).toContain('1/2 cases met every expectation; 1 could not run')
+  })
+
   it('--speed N paces the replay at N times real time', async () => {
     // 3 s of case time at 10x: at least 300 ms of wall time (an upper bound would be a timing claim).
     const file = await caseFile([HYPOXIA[0], { at: '0:00', every: '1s', until: '0:03', frame: { numerics: NORMAL } }, { expect: 'no-alerts' }])

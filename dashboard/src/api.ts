@@ -45,6 +45,11 @@ export async function logout (): Promise<void> {
   csrfToken = ''
 }
 
+/** Sets the encounter's SpO2 scale for NEWS2 (the server records who and when). */
+export async function setSpo2Scale (unit: string, scale: 1 | 2): Promise<void> {
+  await call('POST', `/api/v1/units/${encodeURIComponent(unit)}/spo2-scale`, { scale })
+}
+
 export async function acknowledge (id: string): Promise<void> {
   await call('POST', `/api/v1/alerts/${encodeURIComponent(id)}/ack`)
 }

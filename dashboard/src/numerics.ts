@@ -64,6 +64,10 @@ export function numericTiles (v: UnitView, now: number, compact = false, few = f
 
 export function news2Badge (n: News2View | null): HTMLElement {
   if (n === null) return h('div', { class: 'news2 band-none', 'data-news2': '' }, h('span', { class: 'n2-label' }, 'NEWS2'), h('span', { class: 'n2-total' }, '—'))
+  if (n.notApplied !== undefined) {
+    return h('div', { class: 'news2 band-none not-applied', 'data-news2': 'n/a', title: n.notApplied },
+      h('span', { class: 'n2-label' }, 'NEWS2'), h('span', { class: 'n2-total' }, 'n/a'), h('span', { class: 'n2-partial' }, 'under 16: not applied'))
+  }
   return h('div', {
     class: `news2 band-${n.band}${n.partial ? ' partial' : ''}`,
     'data-news2': n.total,

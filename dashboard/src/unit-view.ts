@@ -3,6 +3,7 @@
  * alerts with Acknowledge, and 30-minute trends. Opening it subscribes to the unit's waveforms;
  * leaving it unsubscribes, so a page only ever receives the ECG it draws.
  */
+import { setSpo2Scale } from './api.js'
 import { assessmentPanel } from './assessment.js'
 import { renderAlerts } from './alerts-view.js'
 import { h, replace } from './dom.js'
@@ -25,10 +26,26 @@ export class UnitView {
   private lastTrendDraw = 0
   /** Set once the layout was chosen (by the user, or for a suspected STEMI). */
   private layoutChosen = false
+  private readonly scaleBtn: HTMLButtonElement
+  private scale: 1 | 2 = 1
 
   constructor (private readonly store: Store, readonly unit: string, back: () => void, private readonly onError: (m: string) => void) {
     this.ecg = new EcgView(() => this.store.units.get(unit)?.ecg ?? null, this.layout)
     this.layoutBtn = h('button', { type: 'button', class: 'layout', onclick: () => { this.toggle() } }, '12-lead view')
+    // RCP 2017: SpO2 scale 2 only for a prescribed 88–92 % target, a clinician's decision (audited).
+    this.scaleBtn = h('button', {
+      type: 'button',
+      class: 'spo2-scale',
+      title: 'NEWS2 SpO2 scale 2: only for a prescribed 88–92 % target (hypercapnic respiratory failure)',
+      onclick: () => {
+        const next = this.scale === 1 ? 2 : 1
+        if (!window.confirm(`Score SpO2 on NEWS2 scale ${next} for this encounter? Your name and the time are recorded.`)) return
+        setSpo2Scale(unit, next).then(() => {
+          this.scale = next
+          this.scaleBtn.textContent = next === 2 ? 'SpO2 scale 2 (set) · back to 1' : 'Use SpO2 scale 2'
+        }).catch((err: Error) => { this.onError(`SpO2 scale not set: ${err.message}`) })
+      }
+    }, 'Use SpO2 scale 2')
     this.head = h('div', { class: 'unit-head-info' })
     this.tiles = h('div', {})
     this.assess = h('div', {})
@@ -38,6 +55,7 @@ export class UnitView {
         h('button', { type: 'button', class: 'back', onclick: back }, '← Fleet'),
         h('h1', {}, unit),
         this.head,
+        this.scaleBtn,
         this.layoutBtn),
       h('div', { class: 'unit-body' },
         h('div', { class: 'left' }, this.ecg.el, this.tiles, h('h3', {}, 'Trends · last 30 min'), this.trends.el),

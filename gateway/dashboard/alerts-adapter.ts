@@ -18,7 +18,14 @@ export interface AlertEngineLike {
   news2History?: (unit: string) => unknown
   /** (issue 9) The 10 s 12-lead snapshot of an ECG STEMI alert, or null. */
   ecgSnapshot?: (alertId: string) => Promise<unknown>
+  /** Sets the encounter's SpO2 scale (audited: who, when); false for an unknown unit. */
+  setSpo2ScaleBy?: (unit: string, scale: 1 | 2, by: string) => Promise<boolean>
+  /** False for a patient NEWS2 does not apply to (under 16). */
+  news2Applies?: (unit: string) => boolean
 }
+
+/** The card's NEWS2 for a child: not a score (RCP 2017 validated NEWS2 for adults ≥ 16 only). */
+export const NEWS2_NOT_APPLIED = 'Under 16: NEWS2 not applied (RCP 2017); paediatric limits by age band'
 
 /** NEWS2 chart parameter → the vital-sign fields (trend columns) it colours. */
 const PARAM_SIGNS: Readonly<Record<News2Param, readonly TrendSign[]>> = {

@@ -23,7 +23,7 @@ import { LiveRelay, clusterEpoch } from '../cluster/live-relay.js'
 import type { ClusterLink } from '../cluster/redis.js'
 import { RedisSessionStore } from '../cluster/sessions-redis.js'
 import { MemorySessionStore, requireSession, type SessionStore } from '../sessions.js'
-import { news2Points, news2View, type AlertEngineLike } from './alerts-adapter.js'
+import { NEWS2_NOT_APPLIED, news2Points, news2View, type AlertEngineLike } from './alerts-adapter.js'
 import { authRoutes } from './auth-routes.js'
 import { boardRoutes } from './board-routes.js'
 import { DashboardJournal } from './journal.js'
@@ -119,6 +119,10 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
   const flushNews2 = (): void => {
     news2Timer = null
     for (const unit of news2Due) {
+      if (alerts?.news2Applies?.(unit) === false) {
+        hub.setNews2(unit, { total: 0, partial: false, missing: [], band: 'none', scores: {}, at: Date.now(), notApplied: NEWS2_NOT_APPLIED })
+        continue
+      }
       const r = alerts?.news2For(unit)
       if (r !== null && r !== undefined) hub.setNews2(unit, news2View(r))
     }

@@ -68,4 +68,23 @@ export function liveRoutes (app: FastifyInstance, deps: LiveRouteDeps): void {
     log.info({ alert: req.params.id, by: user }, 'alert acknowledged')
     return reply.code(200).send({ acknowledged: true, id: req.params.id, by: user, alert: typeof result === 'object' ? result : undefined })
   })
+
+  // A clinician sets SpO2 scale 2 (or back to 1) for the unit's encounter (RCP 2017: a prescribed
+  // 88–92 % target). The engine records who and when in its fsync'd clinical audit file first.
+  app.post<{ Params: { unit: string }, Body: { scale: 1 | 2 } }>('/api/v1/units/:unit/spo2-scale', {
+    onRequest: [deps.auth, app.csrfProtection],
+    schema: {
+      params: { type: 'object', properties: { unit: { type: 'string', minLength: 1, maxLength: 64 } }, required: ['unit'] },
+      body: { type: 'object', properties: { scale: { type: 'integer', enum: [1, 2] } }, required: ['scale'], additionalProperties: false }
+    }
+  }, async (req, reply) => {
+    const engine = deps.alerts()
+    if (engine?.setSpo2ScaleBy === undefined) return reply.code(503).send({ code: 'AMB_ERR_UNAVAILABLE', message: 'the alert engine is not running' })
+    const user = req.session!.user
+    if (!await engine.setSpo2ScaleBy(req.params.unit, req.body.scale, user)) {
+      return reply.code(404).send({ code: 'AMB_ERR_NOT_FOUND', message: 'no such unit with an active encounter' })
+    }
+    log.info({ unit: req.params.unit, scale: req.body.scale, by: user }, 'SpO2 scale set')
+    return reply.code(200).send({ unit: req.params.unit, scale: req.body.scale, by: user })
+  })
 }

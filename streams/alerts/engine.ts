@@ -19,6 +19,7 @@ import { join } from 'node:path'
 import { VITAL_SIGN_BY_NUMBER, type Assessment, type Frame } from '../../decoders/index.js'
 import type { WireAlarm } from '../../decoders/schema.js'
 import { AlertBook, slotOf } from './book.js'
+import { ClinicalAudit } from './clinical-audit.js'
 import { AlertJournal, type JournalRecord } from './journal.js'
 import { LinkWatch, LOSS } from './link.js'
 import {
@@ -139,6 +140,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
   private readonly book: AlertBook
   private readonly link: LinkWatch
   private store: AlertStateStore | null
+  private audit: ClinicalAudit | null = null
   /** Rule index per VitalSign number. */
   private readonly ruleBySign: (number | undefined)[] = []
   private readonly ruleSlots: string[]
@@ -182,6 +184,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
   private async restore (): Promise<void> {
     const { dir, retainClearedMs, now, onError } = this.options
     const t = now()
+    if (dir !== null) this.audit = await ClinicalAudit.open(dir)
     if (this.store !== null) {
       for (const snap of await this.store.loadAll()) this.adoptUnit(snap, t)
     }
@@ -464,9 +467,18 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
 
   /**
    * Sets the SpO2 scale NEWS2 uses for the unit's current encounter (a clinician's decision,
-   * RCP 2017: Scale 2 for a prescribed 88–92 % target). Returns false for an unknown unit or one
-   * without an encounter. The caller audits who set it.
+   * RCP 2017: Scale 2 for a prescribed 88–92 % target), recorded first in the clinical audit
+   * trail (who, when; fsync'd). Resolves false for an unknown unit or one without an encounter.
    */
+  async setSpo2ScaleBy (unit: string, scale: 1 | 2, by: string, nowMs: number = this.options.now()): Promise<boolean> {
+    if (typeof by !== 'string' || by.trim() === '') throw new TypeError('setSpo2ScaleBy: `by` must name the clinician')
+    const u = this.units.get(unit)
+    if (this.closed || u === undefined || u.encounter === '' || (scale !== 1 && scale !== 2)) return false
+    await this.audit?.append({ at: nowMs, by: by.trim().slice(0, 128), action: 'spo2_scale', unit, encounter: u.encounter, value: scale })
+    return this.setSpo2Scale(unit, scale, nowMs)
+  }
+
+  /** Sets the SpO2 scale without an audit record (replay and tests); clinicians go through setSpo2ScaleBy. */
   setSpo2Scale (unit: string, scale: 1 | 2, nowMs: number = this.options.now()): boolean {
     const u = this.units.get(unit)
     if (this.closed || u === undefined || u.encounter === '' || (scale !== 1 && scale !== 2)) return false
@@ -675,6 +687,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
       this.timer = null
       await this.store?.close()
       await this.ecgStemi.close()
+      await this.audit?.close()
       await this.book.journal?.close()
     })()
     return this.closing

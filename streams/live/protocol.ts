@@ -44,6 +44,8 @@ export interface News2View {
   scores: Partial<Record<TrendSign, number>>
   /** Unix ms of the numerics it was computed from. */
   at: number
+  /** Set when NEWS2 does not apply to this patient (under 16, RCP 2017): the card says why. */
+  notApplied?: string
 }
 
 export interface PositionView { latitude: number, longitude: number, speedMps: number, headingDeg: number, t: number }

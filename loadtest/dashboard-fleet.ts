@@ -36,12 +36,17 @@ export async function startDashboardFleet (opts: {
     const cred = { unitId, token: await opts.addDevice(unitId) }
     if (p === 'stemi') { ecg.push(cred); ecgProfiles.push(p) } else { plain.push(cred); plainProfiles.push(p) }
   }
+  // Every MQTT login costs a scrypt check on the gateway: hundreds at once on a busy machine take
+  // a while, so the fleet waits longer than its defaults for them.
+  const patience = { connectTimeoutMs: 60_000, startTimeoutMs: 300_000 }
   const fleets: Fleet[] = []
-  if (ecg.length > 0) fleets.push(new Fleet({ url: opts.mqttUrl, units: ecg, profiles: ecgProfiles, leads: 12, seed: opts.seed }))
-  if (plain.length > 0) fleets.push(new Fleet({ url: opts.mqttUrl, units: plain, profiles: plainProfiles, leads: 0, frameMs: 1000, seed: opts.seed + 1 }))
+  if (ecg.length > 0) fleets.push(new Fleet({ url: opts.mqttUrl, units: ecg, profiles: ecgProfiles, leads: 12, seed: opts.seed, ...patience }))
+  if (plain.length > 0) fleets.push(new Fleet({ url: opts.mqttUrl, units: plain, profiles: plainProfiles, leads: 0, frameMs: 1000, seed: opts.seed + 1, ...patience }))
   await Promise.all(fleets.map(f => f.start()))
+  let stopped: Promise<void> | null = null
   return {
     profiles: map,
-    stop: async () => { await Promise.all(fleets.map(f => f.stop({ drain: false, timeoutMs: 2000 }))) }
+    // Safe to call twice (a test may stop the fleet before cleanup does).
+    stop: async () => { await (stopped ??= Promise.all(fleets.map(f => f.stop({ drain: false, timeoutMs: 2000 }))).then(() => {})) }
   }
 }

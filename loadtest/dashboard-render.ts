@@ -30,29 +30,35 @@ export interface RenderFigure {
   domNodes: number
 }
 
+/**
+ * Counts animation frames and long tasks in the page for `seconds`. Plain JavaScript text, not a
+ * function: tsx's esbuild would wrap named functions in a helper the page does not have.
+ */
+const MEASURE = `async (s) => {
+  let frames = 0
+  const long = []
+  const obs = new PerformanceObserver(list => { for (const e of list.getEntries()) long.push(e.duration) })
+  obs.observe({ type: 'longtask', buffered: false })
+  const t0 = performance.now()
+  await new Promise(resolve => {
+    const tick = () => { frames++; if (performance.now() - t0 < s * 1000) requestAnimationFrame(tick); else resolve() }
+    requestAnimationFrame(tick)
+  })
+  const dt = (performance.now() - t0) / 1000
+  obs.disconnect()
+  const total = long.reduce((a, b) => a + b, 0)
+  return {
+    seconds: Math.round(dt * 10) / 10,
+    fps: Math.round(frames / dt * 10) / 10,
+    longTasks: long.length,
+    longTaskMsPerS: Math.round(total / dt),
+    worstLongTaskMs: Math.round(Math.max(0, ...long)),
+    domNodes: document.getElementsByTagName('*').length
+  }
+}`
+
 async function measure (page: Page, seconds: number): Promise<Omit<RenderFigure, 'units' | 'page'>> {
-  return await page.evaluate(async (s) => {
-    let frames = 0
-    const long: number[] = []
-    const obs = new PerformanceObserver(list => { for (const e of list.getEntries()) long.push(e.duration) })
-    obs.observe({ type: 'longtask', buffered: false })
-    const t0 = performance.now()
-    await new Promise<void>(resolve => {
-      const tick = (): void => { frames++; if (performance.now() - t0 < s * 1000) requestAnimationFrame(tick); else resolve() }
-      requestAnimationFrame(tick)
-    })
-    const dt = (performance.now() - t0) / 1000
-    obs.disconnect()
-    const total = long.reduce((a, b) => a + b, 0)
-    return {
-      seconds: Math.round(dt * 10) / 10,
-      fps: Math.round(frames / dt * 10) / 10,
-      longTasks: long.length,
-      longTaskMsPerS: Math.round(total / dt),
-      worstLongTaskMs: Math.round(Math.max(0, ...long)),
-      domNodes: document.getElementsByTagName('*').length
-    }
-  }, seconds)
+  return await page.evaluate(`(${MEASURE})(${seconds})`) as Omit<RenderFigure, 'units' | 'page'>
 }
 
 export async function runDashboardRender (unitCounts: number[], seconds: number): Promise<RenderFigure[]> {
@@ -75,15 +81,15 @@ export async function runDashboardRender (unitCounts: number[], seconds: number)
         await page.fill('input[name=password]', password)
         await page.click('button[type=submit]')
         await page.waitForSelector('.conn.live', { timeout: 60_000 })
-        await page.waitForFunction((k) => document.querySelectorAll('.card').length >= k, n, { timeout: 120_000 })
+        await page.waitForFunction(`document.querySelectorAll('.card').length >= ${n}`, undefined, { timeout: 120_000 })
         out.push({ units: n, page: 'fleet', ...await measure(page, seconds) })
         await page.goto(`${tg.httpUrl}/#/incoming`)
-        await page.waitForFunction((k) => document.querySelectorAll('.incoming-rows .irow').length >= k, n, { timeout: 60_000 })
+        await page.waitForFunction(`document.querySelectorAll('.incoming-rows .irow').length >= ${n}`, undefined, { timeout: 60_000 })
         out.push({ units: n, page: 'incoming', ...await measure(page, seconds) })
         const stemi = [...fleet.profiles].find(([, p]) => p === 'stemi')![0]
         await page.goto(`${tg.httpUrl}/#/unit/${stemi}`)
         await page.waitForSelector('canvas.ecg-trace')
-        await page.waitForFunction(() => document.querySelector('button.layout')?.textContent === 'Lead II view', undefined, { timeout: 30_000 })
+        await page.waitForFunction("document.querySelector('button.layout')?.textContent === 'Lead II view'", undefined, { timeout: 30_000 })
         out.push({ units: n, page: 'unit-12-lead', ...await measure(page, seconds) })
         await context.close()
       } finally {

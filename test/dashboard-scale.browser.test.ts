@@ -199,4 +199,16 @@ describe('the dashboard at 60 units', () => {
     expect(info.view.excludeKinds).toEqual(['stroke'])
     expect(info.view.minPriority).toBe('medium')
   }, 90_000)
+
+  // Last: it stops the fleet.
+  it('units that fall silent stand out on the fleet and incoming boards', async () => {
+    const page = await loggedIn('edna')
+    await expect.poll(async () => await page.locator('.card').count(), { timeout: 30_000 }).toBe(UNITS)
+    await fleet.stop()
+    await expect.poll(async () => await page.locator('.card.stale .lost-badge').count(), { timeout: 40_000 }).toBe(UNITS)
+    await page.screenshot({ path: `${SHOTS}/fleet-no-signal-1440x900.png` })
+    await page.goto(`${tg.httpUrl}/#/incoming`)
+    await expect.poll(async () => await page.locator('.irow.lost').count(), { timeout: 20_000 }).toBe(UNITS)
+    expect(await page.locator('.irow.lost .iunit').first().textContent()).toContain('NO SIGNAL')
+  }, 90_000)
 })

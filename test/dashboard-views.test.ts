@@ -1,6 +1,7 @@
 // Team views (which alerts each team has in its face), the dashboard journal (assignments and
 // saved views survive a restart, a torn last line loses nothing else), the admin's default view,
 // and the demo's patient mix.
+import { execFile } from 'node:child_process'
 import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -98,13 +99,25 @@ describe('dashboard journal', () => {
     expect(lines).toHaveLength(5)
   })
 
-  it('an admin sets a user\'s default view (user add --view); an unknown view is refused', async () => {
+  it('an admin sets a user\'s default view (user add --view); an unknown view is refused', { timeout: 60_000 }, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ambulink-view-'))
     dirs.push(dir)
     await addUser(dir, 'carl', 'clinician', 'cath')
     await addUser(dir, 'edna', 'clinician')
     await expect(addUser(dir, 'x', 'clinician', 'icu' as 'cath')).rejects.toMatchObject({ code: 'AMB_ERR_DASHBOARD_BAD_REQUEST' })
+    // The CLI: `user add --view`, and an unknown view refused with exit 2.
+    const cli = (args: string[]): Promise<{ code: number, stderr: string }> => new Promise(resolve => {
+      execFile(process.execPath, ['bin/ambulink.js', ...args], { env: { ...process.env, DATA_DIR: dir } }, (err, _out, stderr) => {
+        resolve({ code: err === null ? 0 : (err as { code?: number }).code ?? 1, stderr })
+      })
+    })
+    expect((await cli(['user', 'add', 'sam', '--role', 'clinician', '--view', 'stroke'])).code).toBe(0)
+    const refused = await cli(['user', 'add', 'sue', '--role', 'clinician', '--view', 'icu'])
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toContain('view must be one of ed, cath, stroke')
     const store = await CredentialStore.open(dir, 0)
+    expect(store.defaultView('sam')).toBe('stroke')
+    expect(store.has('sue')).toBe(false)
     expect(store.defaultView('carl')).toBe('cath')
     expect(store.defaultView('edna')).toBeUndefined()
     store.close()

@@ -21,6 +21,8 @@ import type { TeamView } from './team-view.js'
 export const ARRIVED_M = 150
 const BAND_RANK: Record<News2Band, number> = { high: 4, medium: 3, 'low-medium': 2, low: 1, none: 0 }
 const PRIO: Record<Alert['priority'], number> = { high: 3, medium: 2, low: 1 }
+/** By ETA, the next arrivals come first; those at the door and handed over after them. */
+const STATUS_RANK: Record<IncomingRow['status'], number> = { 'en route': 0, arrived: 1, 'handed over': 2 }
 
 export type Category = 'stemi' | 'stroke' | News2Band
 
@@ -112,7 +114,7 @@ export class IncomingView {
     for (const m of this.store.units.values()) facts.push(incomingRow(this.store, m, alertsOf.get(m.view.unit) ?? [], now, this.view.unitIn(m.view.unit, ctx)))
     // The team's own patients first (all of them in the ED view), then the chosen order.
     facts.sort((a, b) => Number(b.inView) - Number(a.inView) ||
-      (this.sortBy === 'eta' ? a.etaS - b.etaS || b.urgency - a.urgency : b.urgency - a.urgency || a.etaS - b.etaS) || a.unit.localeCompare(b.unit))
+      (this.sortBy === 'eta' ? STATUS_RANK[a.status] - STATUS_RANK[b.status] || a.etaS - b.etaS || b.urgency - a.urgency : b.urgency - a.urgency || a.etaS - b.etaS) || a.unit.localeCompare(b.unit))
     const enRoute = facts.filter(f => f.status === 'en route').length
     setText(this.summary, `${facts.length} units · ${enRoute} en route`)
     for (const unit of [...this.rows.keys()]) if (!this.store.units.has(unit)) this.rows.delete(unit)

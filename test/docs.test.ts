@@ -1,6 +1,7 @@
 // The docs are part of the contract: every configuration option and every rejection code must be
 // documented in docs/ (as fastify tests that every error code is documented), and the README
 // stays the front door (the two commands, the layout, links).
+import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { FRAME_ERRORS } from '../decoders/index.js'
@@ -30,6 +31,13 @@ describe('docs', () => {
   it('names the test command that .ci/run calls', () => {
     expect(readFileSync(new URL('../.ci/run', import.meta.url), 'utf8')).toMatch(/npm test/)
     expect(readme).toMatch(/npm test/)
+  })
+  it('names only metrics that exist in the operations runbook', () => {
+    const defined = new Set(execFileSync('grep', ['-rhoE', "name: 'ambulink_[a-z0-9_]+'", 'gateway', 'streams'], { cwd: new URL('..', import.meta.url), encoding: 'utf8' })
+      .split('\n').filter(Boolean).map(l => l.slice("name: '".length, -1)))
+    const named = [...doc('operations.md').matchAll(/`(ambulink_[a-z0-9_]+)/g)].map(m => m[1]!)
+    expect(named.length).toBeGreaterThan(10)
+    for (const m of named) expect(defined, m).toContain(m)
   })
   it('documents every gateway error code', () => {
     for (const code of Object.keys(GATEWAY_ERRORS)) expect(errorsDoc, code).toContain(code)

@@ -256,8 +256,10 @@ describe('flow control', () => {
     onTestFinished(() => { ws.terminate() })
     await new Promise<void>((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject) })
     const closed = new Promise<number>(resolve => { ws.once('close', code => { resolve(code) }) })
+    // The first message (the snapshot) shows the hello was handled: only then stop reading.
+    const answered = new Promise<void>(resolve => { ws.once('message', () => { resolve() }) })
     ws.send(JSON.stringify({ type: 'hello', watch: ['AMB-9'], resume: {} }))
-    await new Promise(resolve => setTimeout(resolve, 100))
+    await answered
     ;(ws as unknown as { _socket: Socket })._socket.pause()
 
     // 5 s frames of 12 leads (~60 kB each): enough to fill the kernel's socket buffers.

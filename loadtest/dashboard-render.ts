@@ -74,7 +74,8 @@ export async function runDashboardRender (unitCounts: number[], seconds: number)
       const fleet = await startDashboardFleet({ mqttUrl: tg.mqttUrl, n, seed: 42, addDevice: u => tg.addDevice(u) })
       try {
         const password = await addUser(tg.dataDir, 'bench', 'clinician')
-        const context = await browser.newContext({ viewport: { width: 1440, height: 900 } })
+        // bypassCSP: the page's CSP forbids eval, which waitForFunction's string predicates need.
+        const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, bypassCSP: true })
         const page = await context.newPage()
         await page.goto(tg.httpUrl)
         await page.fill('input[name=name]', 'bench')

@@ -54,6 +54,7 @@ export class FleetView {
   /** Signature of what each card shows: a card is rebuilt only when it changes. */
   private readonly cardSig = new Map<string, string>()
   private lastMapDraw = 0
+  private mapUnits = -1
 
   constructor (private readonly store: Store, private readonly open: (unit: string) => void, private readonly view?: TeamView) {
     this.cards = h('div', { class: 'cards' })
@@ -111,8 +112,10 @@ export class FleetView {
       if (els.length !== this.cards.children.length || els.some((el, i) => this.cards.children[i] !== el)) this.cards.replaceChildren(...els)
     }
     // The map moves at walking pace on screen: once a second is plenty (and cheap at 300 units).
-    if (performance.now() - this.lastMapDraw > 950) {
+    // A unit that appears or leaves is drawn at once.
+    if (performance.now() - this.lastMapDraw > 950 || this.store.units.size !== this.mapUnits) {
       this.lastMapDraw = performance.now()
+      this.mapUnits = this.store.units.size
       const size = Math.max(260, Math.min(this.map.clientWidth || 420, 520))
       replace(this.map,
         h('h2', {}, `Units → ${this.store.hospital.name}`),

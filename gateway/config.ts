@@ -57,7 +57,7 @@ export const OPTIONS = {
   maxFrameBytes: { env: 'MAX_FRAME_BYTES', kind: 'int', default: DECODER_DEFAULTS.maxFrameBytes, doc: 'largest frame accepted, bytes' },
   maxPacketBytes: { env: 'MAX_PACKET_BYTES', kind: 'int', default: 0, doc: 'largest MQTT packet accepted, bytes (0 = MAX_FRAME_BYTES + 64 KiB); larger ones close the connection' },
   maxConnectionsPerIp: { env: 'MAX_CONNECTIONS_PER_IP', kind: 'int', default: 1000, doc: 'open MQTT connections per remote address (0 = no limit; ambulances may share a carrier NAT address)' },
-  loginMaxFailuresPerIp: { env: 'LOGIN_MAX_FAILURES_PER_IP', kind: 'int', default: 30, doc: 'failed MQTT password (human) logins per address per LOGIN_FAILURE_WINDOW_MS before that address\'s password checks run one at a time (0 = never); nothing is refused unchecked, device tokens are never limited' },
+  loginMaxFailuresPerIp: { env: 'LOGIN_MAX_FAILURES_PER_IP', kind: 'int', default: 30, doc: 'failed password (human) logins, MQTT and dashboard together, per address per LOGIN_FAILURE_WINDOW_MS before that address\'s password checks run one at a time (0 = never); nothing is refused unchecked, device tokens are never limited' },
   maxSubscriptionsPerClient: { env: 'MAX_SUBSCRIPTIONS_PER_CLIENT', kind: 'int', default: CLIENT_LIMIT_DEFAULTS.maxSubscriptions, doc: 'MQTT subscriptions one client may hold; more get SUBACK 0x80 (AMB_ERR_TOO_MANY_SUBSCRIPTIONS)' },
   maxTopicLength: { env: 'MAX_TOPIC_LENGTH', kind: 'int', default: CLIENT_LIMIT_DEFAULTS.maxTopicLength, doc: 'longest MQTT topic or topic filter, characters (AMB_ERR_TOPIC_TOO_LONG)' },
   maxInflightPerClient: { env: 'MAX_INFLIGHT_PER_CLIENT', kind: 'int', default: CLIENT_LIMIT_DEFAULTS.maxInflight, doc: 'QoS 1 messages sent to a client and not yet acknowledged before it is disconnected (AMB_ERR_TOO_MANY_INFLIGHT)' },
@@ -75,7 +75,6 @@ export const OPTIONS = {
   hospitalLat: { env: 'HOSPITAL_LAT', kind: 'number', default: 49.6280, doc: 'hospital latitude, degrees (distance and ETA on the dashboard)' },
   hospitalLon: { env: 'HOSPITAL_LON', kind: 'number', default: 6.1620, doc: 'hospital longitude, degrees' },
   sessionTtlMs: { env: 'SESSION_TTL_MS', kind: 'int', default: SESSION_DEFAULTS.ttlMs, doc: 'dashboard session lifetime from login, ms' },
-  loginRateMax: { env: 'LOGIN_RATE_MAX', kind: 'int', default: 10, doc: 'dashboard login attempts per client address per minute' },
   liveBlockedTimeoutMs: { env: 'LIVE_BLOCKED_TIMEOUT_MS', kind: 'int', default: LIVE_HUB_DEFAULTS.blockedTimeoutMs, doc: 'a dashboard socket that accepts nothing for this long is disconnected, ms' },
   trustProxy: { env: 'TRUST_PROXY', kind: 'string', default: undefined, doc: 'unset = X-Forwarded-* ignored; "true" or a list of proxy addresses/CIDRs to trust (Secure cookies, client address)' },
   // Alert engine (streams/alerts/).

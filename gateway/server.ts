@@ -290,11 +290,9 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
     const dashboard = await startDashboard({
       hospital: { name: config.hospitalName, latitude: config.hospitalLat, longitude: config.hospitalLon },
       sessionTtlMs: config.sessionTtlMs,
-      loginRateMax: config.loginRateMax,
-      loginRateWindowMs: 60_000,
       liveBlockedTimeoutMs: config.liveBlockedTimeoutMs,
       dataDir: config.dataDir
-    }, { app: http, ingest, credentials, metrics, log, alerts: alertWiring.view, cluster: link })
+    }, { app: http, ingest, credentials, passwordThrottle, metrics, log, alerts: alertWiring.view, cluster: link })
     closers.push(() => dashboard.close())
     if (link !== undefined) {
       const roster = await startRoster(link, ingest, alertWiring, dashboard.relay, log)

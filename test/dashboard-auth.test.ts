@@ -1,5 +1,5 @@
 // Dashboard sessions against a real gateway, over plain HTTP and WebSocket: who may log in, what
-// the cookie says, CSRF on every state change, the rate limit on login, the Origin check, and
+// the cookie says, CSRF on every state change, login guessing slowed but never locking anyone out, the Origin check, and
 // sockets closed when the session ends.
 import { describe, expect, it, onTestFinished } from 'vitest'
 import WebSocket from 'ws'
@@ -100,11 +100,46 @@ describe('dashboard sessions', () => {
     expect((await fetch(`${tg.httpUrl}/api/v1/session`, { headers: { cookie: s.cookie } })).status).toBe(401)
   })
 
-  it('login is rate-limited per address', async () => {
-    const tg = await gateway({ loginRateMax: 3 })
-    const codes: number[] = []
-    for (let i = 0; i < 5; i++) codes.push((await login(tg, 'x', 'y')).status)
-    expect(codes).toEqual([401, 401, 401, 429, 429])
+  it('wrong logins from an address never lock out the right password, and never tell which names exist (issue #10, item 11)', async () => {
+    const tg = await gateway({ loginMaxFailuresPerIp: 3 })
+    const pw = await tg.addUser('cora', 'clinician')
+    const raw = async (name: string, password: string): Promise<{ status: number, body: string, headers: string[] }> => {
+      const res = await fetch(`${tg.httpUrl}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, password }) })
+      return { status: res.status, body: await res.text(), headers: [...res.headers.keys()].filter(h => h !== 'date').sort() }
+    }
+    // Before any budget is used: an unknown name and a known one answer alike.
+    const unknownFirst = await raw('nobody', 'guess')
+    const knownFirst = await raw('cora', 'guess')
+    expect(knownFirst).toEqual(unknownFirst)
+    expect(knownFirst.status).toBe(401)
+
+    // 50 wrong passwords for the clinician's name from her own address (everything here is
+    // 127.0.0.1), half of them in flight together; the budget is 3.
+    const wrong = await Promise.all(Array.from({ length: 25 }, (_, i) => raw('cora', `wrong-${i}`)))
+    for (let i = 25; i < 50; i++) wrong.push(await raw(i % 2 === 0 ? 'cora' : 'nobody', `wrong-${i}`))
+    expect(new Set(wrong.map(r => r.status))).toEqual(new Set([401]))
+    expect(new Set(wrong.map(r => r.body)).size).toBe(1)
+
+    // The right password gets a session at once: no 429, no Retry-After.
+    const ok = await login(tg, 'cora', pw)
+    expect(ok.status).toBe(200)
+    expect(ok.body).toMatchObject({ user: 'cora', role: 'clinician' })
+
+    // Past the budget, known and unknown names still answer alike, and nothing answers 429.
+    expect(await raw('cora', 'again')).toEqual(await raw('nobody', 'again'))
+    const metrics = await (await fetch(`${tg.httpUrl}/metrics`)).text()
+    expect(metrics).toMatch(/ambulink_dashboard_logins_total\{outcome="refused"\} 54\n/)
+  })
+
+  it('the right password gets through while a flood of wrong ones from the same address is still in flight', async () => {
+    const tg = await gateway({ loginMaxFailuresPerIp: 2 })
+    const pw = await tg.addUser('cora', 'clinician')
+    const flood = Array.from({ length: 20 }, (_, i) => login(tg, 'cora', `wrong-${i}`))
+    const ok = login(tg, 'cora', pw)
+    const more = Array.from({ length: 10 }, (_, i) => login(tg, 'cora', `late-${i}`))
+    expect((await ok).status).toBe(200)
+    const codes = (await Promise.all([...flood, ...more])).map(r => r.status)
+    expect(new Set(codes)).toEqual(new Set([401]))
   })
 
   it('the live socket checks the Origin, and closes (4001) when the user is revoked or logs out', async () => {

@@ -1,19 +1,25 @@
 /**
  * Dashboard login and logout. Only clinicians and admins get a session (researchers work on the
- * dataspace, not on live patients: 403). Login is rate-limited per address, must be JSON (a
- * cross-site HTML form cannot send application/json without a CORS preflight we never grant) and,
- * when the browser says where it comes from, from our own origin: that closes login CSRF, the one
- * state change that cannot carry a CSRF token because no session exists yet.
+ * dataspace, not on live patients: 403). Login must be JSON (a cross-site HTML form cannot send
+ * application/json without a CORS preflight we never grant) and, when the browser says where it
+ * comes from, from our own origin: that closes login CSRF, the one state change that cannot carry
+ * a CSRF token because no session exists yet.
+ *
+ * Guessing is slowed, never refused (issue #10, item 11): password checks go through the same
+ * PasswordThrottle as MQTT logins, so once an address has used LOGIN_MAX_FAILURES_PER_IP failures
+ * its checks run one at a time. Nothing answers 429: a clinician behind the same address as an
+ * attacker still gets in with the right password, and unknown and known names get the same 401.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { CredentialStore } from '../credentials.js'
+import type { PasswordThrottle } from '../limits.js'
 import { SESSION_COOKIE, type Session, type SessionStore } from '../sessions.js'
 
 export interface AuthRouteDeps {
   sessions: SessionStore
   credentials: CredentialStore
-  loginRateMax: number
-  loginRateWindowMs: number
+  /** Shared with the MQTT listeners: one failure budget per address for human passwords. */
+  passwordThrottle: PasswordThrottle
   /** Guards for routes that need a session, and a session plus a CSRF token. */
   auth: (req: FastifyRequest, reply: FastifyReply) => Promise<void>
   onLogin: (outcome: 'ok' | 'refused' | 'forbidden', user: string) => void
@@ -39,7 +45,6 @@ export function authRoutes (app: FastifyInstance, deps: AuthRouteDeps): void {
   const { sessions, credentials } = deps
 
   app.post<{ Body: { name: string, password: string } }>('/api/v1/session', {
-    config: { rateLimit: { max: deps.loginRateMax, timeWindow: deps.loginRateWindowMs } },
     schema: {
       body: {
         type: 'object',
@@ -56,7 +61,10 @@ export function authRoutes (app: FastifyInstance, deps: AuthRouteDeps): void {
     }
   }, async (req, reply) => {
     const { name, password } = req.body
-    const p = await credentials.verify(name, password)
+    const address = req.ip
+    const throttle = deps.passwordThrottle
+    const p = await throttle.run(address, () => credentials.verify(name, password))
+    if (p === null || p.kind !== 'user') throttle.failed(address)
     if (p === null || p.kind !== 'user') {
       deps.onLogin('refused', name)
       return reply.code(401).send({ code: 'AMB_ERR_UNAUTHENTICATED', message: 'wrong user name or password' })

@@ -1,14 +1,13 @@
 /**
  * The clinicians' dashboard, composed: the live hub fed by ingest and the alert engine, the
  * session store, and the HTTP side (page, login, live socket, acknowledge) registered on the
- * gateway's fastify app in an encapsulated scope, so its cookie, CSRF, rate-limit and CSP
+ * gateway's fastify app in an encapsulated scope, so its cookie, CSRF and CSP
  * (helmet) hooks apply to the dashboard's routes only and not to devices or probes.
  */
 import { join } from 'node:path'
 import cookie from '@fastify/cookie'
 import csrf from '@fastify/csrf-protection'
 import helmet from '@fastify/helmet'
-import rateLimit from '@fastify/rate-limit'
 import fastifyStatic from '@fastify/static'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Logger } from 'pino'
@@ -17,6 +16,7 @@ import type { Frame } from '../../decoders/index.js'
 import type { AlertEvent } from '../../streams/index.js'
 import { LiveHub, type LiveSubscription } from '../../streams/index.js'
 import type { CredentialStore } from '../credentials.js'
+import type { PasswordThrottle } from '../limits.js'
 import type { Ingest } from '../ingest.js'
 import type { Metrics } from '../metrics.js'
 import { LiveRelay, clusterEpoch } from '../cluster/live-relay.js'
@@ -34,8 +34,6 @@ import { ecgRoutes } from './ecg-routes.js'
 export interface DashboardOptions {
   hospital: { name: string, latitude: number, longitude: number }
   sessionTtlMs: number
-  loginRateMax: number
-  loginRateWindowMs: number
   liveBlockedTimeoutMs: number
   /** DATA_DIR: the dashboard's journal (assignments, saved views) lives under it. */
   dataDir: string
@@ -45,6 +43,8 @@ export interface DashboardDeps {
   app: FastifyInstance
   ingest: Ingest
   credentials: CredentialStore
+  /** The MQTT listeners' throttle: dashboard logins share its per-address failure budget. */
+  passwordThrottle: PasswordThrottle
   metrics: Metrics
   log: Logger
   /** gw.alerts; null while no alert engine runs (the page then shows no alerts). */
@@ -156,7 +156,6 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
     await scope.register(cookie)
     // '@fastify/session' mode: the CSRF secret lives in our server-side session (request.session).
     await scope.register(csrf, { sessionPlugin: '@fastify/session', getToken: (req: FastifyRequest) => req.headers['x-csrf-token'] as string | undefined })
-    await scope.register(rateLimit, { global: false })
     await scope.register(helmet, {
       // Everything is ours and offline: no CDN, no tiles, no inline script or style. No
       // upgrade-insecure-requests: a hospital LAN may serve the page over plain HTTP.
@@ -171,7 +170,7 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
       return reply.type('text/javascript; charset=utf-8').header('etag', b.etag).header('cache-control', 'no-cache').send(b.js)
     })
     scope.get('/app.js.map', async (_req, reply) => reply.type('application/json').send((await dashboardBundle()).map))
-    authRoutes(scope, { sessions, credentials: deps.credentials, loginRateMax: opts.loginRateMax, loginRateWindowMs: opts.loginRateWindowMs, auth, onLogin: outcome => { logins.inc({ outcome }) } })
+    authRoutes(scope, { sessions, credentials: deps.credentials, passwordThrottle: deps.passwordThrottle, auth, onLogin: outcome => { logins.inc({ outcome }) } })
     liveRoutes(scope, { hub, sessions, alerts: () => alerts, auth, log, bySession })
     boardRoutes(scope, { hub, journal, credentials: deps.credentials, auth, log, now: Date.now, onRefused: route => { badRequests.inc({ route }) } })
     ecgRoutes(scope, { alerts: () => alerts, auth, log })

@@ -59,7 +59,8 @@ describe('answers only a fake server gives on demand', () => {
   let url: string
   let script: Array<(req: IncomingMessage) => { status: number, body?: string, headers?: Record<string, string> }> = []
   const accepted: string[] = []
-  const seen: number[] = []
+  /** Every write request: when it came, its (gunzipped) body, the status answered. */
+  const writes: Array<{ at: number, body: string, status: number }> = []
   beforeAll(async () => {
     server = createServer((req, res) => {
       const chunks: Buffer[] = []
@@ -69,13 +70,12 @@ describe('answers only a fake server gives on demand', () => {
           res.writeHead(200, { 'content-type': 'application/json' }).end('{"results":[{}]}')
           return
         }
-        seen.push(Date.now())
         const step = script.shift()
         const answer = step?.(req) ?? { status: 204 }
-        if (answer.status === 204 && req.url?.startsWith('/write') === true) {
-          const raw = Buffer.concat(chunks)
-          accepted.push((req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString())
-        }
+        const raw = Buffer.concat(chunks)
+        const body = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString()
+        writes.push({ at: Date.now(), body, status: answer.status })
+        if (answer.status === 204) accepted.push(body)
         res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers })
         res.end(answer.body)
       })
@@ -103,14 +103,19 @@ describe('answers only a fake server gives on demand', () => {
 
   it('honours 429 Retry-After and loses nothing', async () => {
     accepted.length = 0
-    seen.length = 0
+    writes.length = 0
     script = [() => ({ status: 429, body: '{"error":"slow down"}', headers: { 'retry-after': '1' } })]
     const tg = await startTestGateway({ influxUrl: url, influxApi: 'v1', influxDb: 'x' })
     try {
       await publish(tg, 'f429', [1, 2])
       await waitFor(async () => tg.gw.spool.pendingBytes === 0 ? true : undefined, { timeoutMs: 20_000, what: 'drain' })
-      // The first write was refused with Retry-After: 1 s; the retry came no sooner.
-      expect(seen[1]! - seen[0]!).toBeGreaterThanOrEqual(950)
+      // The first write was refused with Retry-After: 1 s; its retry (the same lines) came no
+      // sooner. Other batches may have been in flight already (INFLUX_CONCURRENCY > 1), so the
+      // retry is found by its content, not by its place in the sequence.
+      const refused = writes.find(w => w.status === 429)!
+      const retry = writes.find(w => w.at >= refused.at && w !== refused && w.body === refused.body)
+      expect(retry, 'the refused batch was sent again').toBeDefined()
+      expect(retry!.at - refused.at).toBeGreaterThanOrEqual(950)
       expect(new Set(accepted.join('').split('\n').filter(l => l.startsWith('ecg,unit=f429'))).size).toBe(2 * 125)
     } finally {
       await tg.close()

@@ -154,6 +154,27 @@ describe('revocation list polling', () => {
   })
 })
 
+describe('issuer keys unreachable', () => {
+  it('a JWKS URL that cannot be fetched refuses the permit as AMB_ERR_PERMIT_ISSUER_UNAVAILABLE (retry later)', async () => {
+    // A port that was just free and is closed again: the connection is refused.
+    const probe = createServer()
+    await new Promise<void>(resolve => probe.listen(0, '127.0.0.1', resolve))
+    const port = (probe.address() as AddressInfo).port
+    await new Promise<void>(resolve => { probe.close(() => { resolve() }) })
+    const file = join(dir, 'issuers-down.json')
+    await writeFile(file, JSON.stringify({ issuers: [{ iss: ED_ISS, jwks: `http://127.0.0.1:${port}/jwks.json`, researchers: {} }] }))
+    const t = await TrustedIssuers.open(file, { pollMs: 0, jwksCooldownMs: 1000, fetchTimeoutMs: 2000 })
+    try {
+      const err = await t.verify((await edPermit()).token, Date.now()).then(() => null, (e: unknown) => e as { code?: string, statusCode?: number, retryAfter?: () => number | null })
+      expect(err?.code).toBe('AMB_ERR_PERMIT_ISSUER_UNAVAILABLE')
+      expect(err?.statusCode).toBe(503)
+      expect(err?.retryAfter?.()).toBe(1000)
+    } finally {
+      t.close()
+    }
+  })
+})
+
 describe('access-body permits', () => {
   it('a valid EdDSA permit (JWKS fetched from the issuer URL) extracts, bound to the local researcher', async () => {
     const { token, jti } = await edPermit()

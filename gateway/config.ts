@@ -95,6 +95,9 @@ export const OPTIONS = {
   dataspaceAuditHead: { env: 'DATASPACE_AUDIT_HEAD', kind: 'path', default: undefined, doc: 'signed head of the audit log (unset = DATA_DIR/dataspace/audit.head.json); put it on other storage' },
   dataspaceAuditPublicKey: { env: 'DATASPACE_AUDIT_PUBLIC_KEY', kind: 'path', default: undefined, doc: 'the audit key\'s Ed25519 public key (PEM), pinned OUTSIDE DATA_DIR: every append and `audit verify` check the head with it (unset = trust the key under DATA_DIR, with a warning)' },
   dataspaceAuditAnchorMs: { env: 'DATASPACE_AUDIT_ANCHOR_MS', kind: 'int', default: 60_000, doc: 'how often the audit log\'s signed head is anchored outside DATA_DIR (InfluxDB measurement audit_anchor, and the log), in ms' },
+  dataspacePermitIssuers: { env: 'DATASPACE_PERMIT_ISSUERS', kind: 'path', default: undefined, doc: 'JSON file of trusted permit issuers (health data access bodies): iss, JWKS file or URL, revocation list, researcher map (docs/dataspace.md); unset = only local permits' },
+  dataspaceIssuerPollMs: { env: 'DATASPACE_ISSUER_POLL_MS', kind: 'int', default: 60_000, doc: 'how often issuers\' revocation lists are polled, ms (a failing list backs off up to 32 polls)' },
+  dataspaceJwksCooldownMs: { env: 'DATASPACE_JWKS_COOLDOWN_MS', kind: 'int', default: 30_000, doc: 'least time between two fetches of an issuer\'s JWKS URL when a permit names an unknown key id, ms' },
   // Scale-out (gateway/cluster.ts, the README (Scale-out)).
   redisUrl: { env: 'REDIS_URL', kind: 'string', default: undefined, doc: 'redis://host:port[/db]: share MQTT routing, sessions and retained messages with other gateway processes (unset = one process)' },
   logLevel: { env: 'LOG_LEVEL', kind: 'level', default: 'info', values: LEVELS, doc: 'pino log level' }

@@ -10,6 +10,7 @@
  * Refusals: 401 for the permit itself (missing, forged, expired, revoked), 403 for what it does
  * not cover, each with its code and reason, and each logged too.
  */
+import { calculateJwkThumbprint, exportJWK } from 'jose'
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
@@ -73,6 +74,14 @@ export function registerDataspaceRoutes (app: FastifyInstance, ds: Dataspace): v
     if (retry !== null) reply.header('retry-after', Math.ceil(retry / 1000))
     return reply.code(err.statusCode).header('cache-control', 'no-store').send({ code: err.code, message: err.message })
   }
+
+  // The local issuer's public key (what `ambulink permit grant` signs with) as a JWKS (RFC 7517),
+  // so any JOSE library can check a local permit without reading DATA_DIR.
+  app.get('/dataspace/jwks.json', async (_req, reply) => {
+    const jwk = await exportJWK(ds.keys.permitPublicKey)
+    const kid = await calculateJwkThumbprint(jwk)
+    return reply.type('application/jwk-set+json').header('cache-control', 'public, max-age=300').send(JSON.stringify({ keys: [{ ...jwk, kid, alg: 'EdDSA', use: 'sig' }] }))
+  })
 
   app.get('/dataspace/catalog', async (_req, reply) => {
     // From configuration only (issue #10, item 16): a Host header is the client's to choose, and

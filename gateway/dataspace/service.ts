@@ -17,6 +17,7 @@ import {
   ResearchLiveHub,
   ReleasedQuasiIdentifiers,
   Revocations,
+  TrustedIssuers,
   auditLogPath,
   defaultAuditHeadPath,
   openKeys,
@@ -131,7 +132,9 @@ export class Dataspace {
     private readonly log: Logger,
     private readonly detach: () => void,
     readonly anchors: Anchors,
-    readonly released: ReleasedQuasiIdentifiers
+    readonly released: ReleasedQuasiIdentifiers,
+    /** Access bodies whose permits are honoured (DATASPACE_PERMIT_ISSUERS), or null. */
+    readonly issuers: TrustedIssuers | null
   ) {}
 
   static async open (deps: DataspaceDeps): Promise<Dataspace> {
@@ -146,6 +149,9 @@ export class Dataspace {
     if (!pinned) log.warn('DATASPACE_AUDIT_PUBLIC_KEY is not set: the audit log is checked with the key under DATA_DIR, which an insider can replace; pin it outside DATA_DIR')
     if (anchorNote !== null) log.warn({ reason: anchorNote }, 'audit log: no anchor read at start; rollbacks from before this start cannot be caught here')
     const revocations = await Revocations.open(config.dataDir, config.credentialsPollMs)
+    const issuers = config.dataspacePermitIssuers === undefined
+      ? null
+      : await TrustedIssuers.open(config.dataspacePermitIssuers, { pollMs: config.dataspaceIssuerPollMs, jwksCooldownMs: config.dataspaceJwksCooldownMs, fetchTimeoutMs: 5000 })
     const hub = new ResearchLiveHub({
       maxBufferedBytes: options.liveMaxBufferBytes,
       onCutoff: () => { metrics.liveCutoffs.inc() }
@@ -162,17 +168,22 @@ export class Dataspace {
     const onError = (err: Error): void => { log.error({ err }, 'reading the permit revocation list failed') }
     revocations.on('revoked', onRevoked)
     revocations.on('error', onError)
+    issuers?.on('revoked', onRevoked)
+    issuers?.on('error', onError)
     deps.credentials.on('revoked', onUserRevoked)
     const detach = (): void => {
       revocations.off('revoked', onRevoked)
       revocations.off('error', onError)
+      issuers?.off('revoked', onRevoked)
+      issuers?.off('error', onError)
+      issuers?.close()
       deps.credentials.off('revoked', onUserRevoked)
     }
     const reader = influxReader(config, options)
     const catalog = new Catalog(reader, options.catalogCacheMs)
     const anchors = new Anchors(audit, reader, log, config.dataspaceAuditAnchorMs)
     log.info({ k: options.k, extracts: reader !== null }, 'dataspace ready')
-    return new Dataspace(config, options, keys, revocations, audit, hub, catalog, reader, metrics, log, detach, anchors, ReleasedQuasiIdentifiers.forDataDir(config.dataDir))
+    return new Dataspace(config, options, keys, revocations, audit, hub, catalog, reader, metrics, log, detach, anchors, ReleasedQuasiIdentifiers.forDataDir(config.dataDir), issuers)
   }
 
   /** Sends ingested frames (Ingest's `frame` events) to live subscribers of `vitals`. */
@@ -187,6 +198,11 @@ export class Dataspace {
    */
   async authenticate (token: string | undefined, nowMs = Date.now()): Promise<Permit> {
     if (token === undefined || token === '') throw new DataspaceError('AMB_ERR_PERMIT_MISSING', 'send the data permit as `Authorization: Bearer <permit>`')
+    // A token naming an issuer (`iss`) is an access body's; local permits carry none.
+    if (TrustedIssuers.claimsIssuer(token)) {
+      if (this.issuers === null) throw new DataspaceError('AMB_ERR_PERMIT_UNKNOWN_ISSUER', 'this gateway trusts no outside permit issuer (DATASPACE_PERMIT_ISSUERS)')
+      return await this.authenticateExternal(this.issuers, token, nowMs)
+    }
     const permit = verifyPermitToken(token, this.keys.permitPublicKey)
     if (permit.expiresAtMs <= nowMs) throw new DataspaceError('AMB_ERR_PERMIT_EXPIRED', `permit ${permit.id} expired at ${new Date(permit.expiresAtMs).toISOString()}`)
     await this.revocations.refresh()
@@ -201,6 +217,21 @@ export class Dataspace {
       throw new DataspaceError('AMB_ERR_PERMIT_REVOKED', `permit ${permit.id} was issued to another account named ${permit.researcher} (removed since)`)
     }
     return permit
+  }
+
+  private async authenticateExternal (issuers: TrustedIssuers, token: string, nowMs: number): Promise<Permit> {
+    const p = await issuers.verify(token, nowMs)
+    if (issuers.isRevoked(p.issuer, p.id)) throw new DataspaceError('AMB_ERR_PERMIT_REVOKED', `permit ${p.id} was revoked by its issuer`)
+    // The local revocation list applies too: an operator can stop an outside permit here.
+    await this.revocations.refresh()
+    if (this.revocations.has(p.id)) throw new DataspaceError('AMB_ERR_PERMIT_REVOKED', `permit ${p.id} was revoked`)
+    const name = issuers.researcherFor(p.issuer, p.researcher)
+    const user = name === null ? undefined : (await listUsers(this.config.dataDir)).find(u => u.name === name)
+    if (user?.role !== 'researcher' || user.accountId === null) {
+      throw new DataspaceError('AMB_ERR_PERMIT_RESEARCHER_UNBOUND', `permit ${p.id}: its researcher is not bound to a local researcher account`)
+    }
+    // From here on the permit is the local account's: streams end when that account goes.
+    return { ...p, researcher: user.name, accountId: user.accountId }
   }
 
   async close (): Promise<void> {

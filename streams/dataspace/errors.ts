@@ -10,6 +10,11 @@ export type DataspaceErrorCode =
   | 'AMB_ERR_PERMIT_EXPIRED'
   | 'AMB_ERR_PERMIT_REVOKED'
   | 'AMB_ERR_PERMIT_BAD_GRANT'
+  | 'AMB_ERR_PERMIT_UNKNOWN_ISSUER'
+  | 'AMB_ERR_PERMIT_ALGORITHM'
+  | 'AMB_ERR_PERMIT_NOT_YET_VALID'
+  | 'AMB_ERR_PERMIT_RESEARCHER_UNBOUND'
+  | 'AMB_ERR_PERMIT_ISSUER_UNAVAILABLE'
   | 'AMB_ERR_DATASPACE_DATASET_FORBIDDEN'
   | 'AMB_ERR_DATASPACE_FIELD_FORBIDDEN'
   | 'AMB_ERR_DATASPACE_WINDOW_FORBIDDEN'
@@ -35,8 +40,13 @@ export const DATASPACE_ERRORS: Readonly<Record<DataspaceErrorCode, DataspaceErro
   AMB_ERR_PERMIT_MISSING: { status: 401, description: 'no data permit: send it as `Authorization: Bearer <permit>`' },
   AMB_ERR_PERMIT_INVALID: { status: 401, description: 'the permit is malformed or its signature does not verify (forged, altered, or signed by another key)' },
   AMB_ERR_PERMIT_EXPIRED: { status: 401, description: 'the permit\'s expiry has passed (live streams are closed with 4401 at that moment)' },
-  AMB_ERR_PERMIT_REVOKED: { status: 401, description: 'the permit was revoked (`ambulink permit revoke`), or its researcher no longer holds the researcher role (live streams close with 4401)' },
+  AMB_ERR_PERMIT_REVOKED: { status: 401, description: 'the permit was revoked (`ambulink permit revoke`, or listed in its issuer\'s polled revocation list), or its researcher no longer holds the researcher role (live streams close with 4401)' },
   AMB_ERR_PERMIT_BAD_GRANT: { status: 400, description: '`ambulink permit grant`: an argument is missing or invalid (researcher, datasets, fields, window, expiry, level, purpose)' },
+  AMB_ERR_PERMIT_UNKNOWN_ISSUER: { status: 401, description: 'the permit names an issuer (`iss`) that is not in DATASPACE_PERMIT_ISSUERS' },
+  AMB_ERR_PERMIT_ALGORITHM: { status: 401, description: 'an access-body permit signed with an algorithm other than EdDSA or ES256 (`none`, HS256, RS256 ... are refused)' },
+  AMB_ERR_PERMIT_NOT_YET_VALID: { status: 401, description: 'the access-body permit\'s `nbf` is still in the future' },
+  AMB_ERR_PERMIT_RESEARCHER_UNBOUND: { status: 401, description: 'the access-body permit\'s `sub` is not bound, in its issuer\'s `researchers` map, to a local user holding the researcher role (live streams close with 4401)' },
+  AMB_ERR_PERMIT_ISSUER_UNAVAILABLE: { status: 503, description: 'the issuer\'s JWKS URL could not be fetched to check the permit; retry later' },
   AMB_ERR_DATASPACE_DATASET_FORBIDDEN: { status: 403, description: 'the dataset is not named in the permit' },
   AMB_ERR_DATASPACE_FIELD_FORBIDDEN: { status: 403, description: 'a requested field is not granted by the permit for that dataset' },
   AMB_ERR_DATASPACE_WINDOW_FORBIDDEN: { status: 403, description: 'the requested time window reaches outside the permit\'s window' },

@@ -2,6 +2,7 @@
  * The alert engine's options and their defaults (the one table; gateway/config.ts maps the
  * operator's settings onto it).
  */
+import type { HospitalSite } from './eta.js'
 import { NEWS2_STALENESS_DEFAULTS, type News2Staleness } from './news2.js'
 import { DEFAULT_RULES, type ThresholdRule } from './rules.js'
 import type { AlertStateStore } from './state-store.js'
@@ -56,6 +57,11 @@ export interface AlertEngineOptions {
   compactBytes: number
   /** Period of the timer driving tick(), ms; 0 = no timer (tests call tick). */
   tickIntervalMs: number
+  /**
+   * The receiving hospital: with it, each frame's position gives the unit's expected arrival, and
+   * the stroke alert shows the time left in each window at arrival. null: no ETA from positions.
+   */
+  hospital: HospitalSite | null
   /** Gateway clock. */
   now: () => number
   /** Journal failures and listener exceptions; the engine keeps running. */
@@ -87,5 +93,6 @@ export const ALERT_ENGINE_DEFAULTS = Object.freeze({
   news2HistoryMs: 30 * 60_000,
   news2HistoryStepMs: 5_000,
   compactBytes: 8 * 1024 * 1024,
-  tickIntervalMs: 1_000
+  tickIntervalMs: 1_000,
+  hospital: null
 })

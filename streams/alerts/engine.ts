@@ -29,6 +29,7 @@ import { EcgStemiWatch } from './ecg-stemi.js'
 import type { EcgSnapshot } from './ecg-snapshot.js'
 import { sampleNow, STROKE, type EngineCore } from './engine-core.js'
 import { ALERT_ENGINE_DEFAULTS, type AlertEngineOptions } from './engine-options.js'
+import { etaAt } from './eta.js'
 import { AlertJournal } from './journal.js'
 import { LinkWatch, LOSS } from './link.js'
 import { OFFLINE_MESSAGE } from './messages.js'
@@ -150,6 +151,9 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
       u.dirty = true
       this.numerics(u, f, nowMs)
     }
+    // Expected arrival from the position (before the assessment, so a new stroke alert shows it).
+    const pos = f.position
+    if (pos !== null && !resend && this.options.hospital !== null) this.setEta(u.unit, etaAt(this.options.hospital, pos, f.capturedAtMs + pos.offsetMs), nowMs)
     for (const a of f.alarms) deviceAlarm(this.core, u, a, f.capturedAtMs + a.offsetMs, nowMs)
     if (f.assessment !== null) applyAssessment(this.core, u, f.assessment, f.capturedAtMs, nowMs)
     // STEMI from the ECG (issue 9): the device's interpretation and the gateway's ST measurement.

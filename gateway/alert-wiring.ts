@@ -57,6 +57,8 @@ export async function startAlerts (deps: AlertWiringDeps): Promise<AlertWiring> 
     },
     deviceAlarmHoldMs: config.alertDeviceAlarmHoldMs,
     linkSteadyMs: config.alertLinkSteadyMs,
+    // The stroke alert's windows at arrival use the ETA from each frame's position.
+    hospital: { latitude: config.hospitalLat, longitude: config.hospitalLon },
     onError: err => { log.error({ err }, 'alert engine error') }
   })
 

@@ -72,7 +72,7 @@ export const OPTIONS = {
   // Dashboard. The hospital default is the simulator's destination (simulator/route.ts
   // HOSPITAL_KIRCHBERG; test/live-hub.test.ts checks they agree).
   hospitalName: { env: 'HOSPITAL_NAME', kind: 'string', default: 'Hôpital Kirchberg, Luxembourg', doc: 'receiving hospital shown on the dashboard map' },
-  hospitalLat: { env: 'HOSPITAL_LAT', kind: 'number', default: 49.6280, doc: 'hospital latitude, degrees (distance and ETA on the dashboard)' },
+  hospitalLat: { env: 'HOSPITAL_LAT', kind: 'number', default: 49.6280, doc: 'hospital latitude, degrees (distance and ETA on the dashboard and in stroke alerts)' },
   hospitalLon: { env: 'HOSPITAL_LON', kind: 'number', default: 6.1620, doc: 'hospital longitude, degrees' },
   sessionTtlMs: { env: 'SESSION_TTL_MS', kind: 'int', default: SESSION_DEFAULTS.ttlMs, doc: 'dashboard session lifetime from login, ms' },
   liveBlockedTimeoutMs: { env: 'LIVE_BLOCKED_TIMEOUT_MS', kind: 'int', default: LIVE_HUB_DEFAULTS.blockedTimeoutMs, doc: 'a dashboard socket that accepts nothing for this long is disconnected, ms' },

@@ -1,0 +1,64 @@
+/**
+ * The ward across restarts: units restored from the state store, open alerts re-created from
+ * the journal (so signal loss and hysteresis pick up where they were), and unit snapshots.
+ */
+import { slotOf } from './book.js'
+import type { EngineCore } from './engine-core.js'
+import type { JournalRecord } from './journal.js'
+import { strokeWindow } from './messages.js'
+import type { UnitSnapshot } from './state-store.js'
+import { setAge } from './thresholds.js'
+import type { UnitState } from './unit-state.js'
+
+/** A unit of the ward before the restart: watched again from now (signal loss if it never returns). */
+export function adoptUnit (c: EngineCore, u: UnitState, s: UnitSnapshot, t: number): void {
+  u.encounter = s.encounter
+  u.bootId = s.bootId
+  u.lastCapturedAt = s.lastCapturedAt
+  u.readings = s.readings
+  u.news2Level = s.news2Level
+  u.spo2Scale = s.spo2Scale === 2 ? 2 : 1
+  if (s.hadEcg) u.lastEcgGw = t
+  setAge(c, u, s.ageYears)
+}
+
+/** Re-creates a journaled alert, and its unit's state (`unitOf` finds or makes the unit). */
+export function adoptAlert (c: EngineCore, r: JournalRecord, t: number, unitOf: (id: string) => UnitState): void {
+  const a = r.a
+  const stroke = r.s ?? null
+  const e = c.book.adopt(r, t, stroke === null ? -1 : strokeWindow(stroke.lastKnownWellMs, t))
+  if (a.clearedAt !== null) return
+  const u = unitOf(a.unit)
+  if (u.encounter === '') u.encounter = a.encounter
+  const slot = slotOf(a.kind, a.key)
+  u.open.set(slot, e)
+  if (a.kind === 'news2' && u.news2Level === 0) u.news2Level = a.priority === 'high' ? 3 : 2
+  if (a.kind === 'stroke' && stroke !== null) {
+    u.lamsScore = stroke.lamsScore
+    u.fastPositive = stroke.fastPositive
+    u.lastKnownWellMs = stroke.lastKnownWellMs
+  }
+  if (a.kind === 'stemi') u.stemi = true
+  if (a.kind === 'threshold') {
+    const rule = c.options.rules.find(x => x.sign === a.key)
+    // The hospital removed this rule since: nothing could ever clear the alert.
+    if (rule === undefined) { c.book.clear(u, slot, e, t, t); return }
+    const v = a.value ?? NaN
+    e.side = rule.low !== null && (rule.high === null || v < (rule.low + rule.high) / 2) ? 'low' : 'high'
+  }
+}
+
+/** What the state store keeps of a unit. */
+export function snapshotOf (u: UnitState): UnitSnapshot {
+  return {
+    unit: u.unit,
+    encounter: u.encounter,
+    bootId: u.bootId,
+    lastCapturedAt: u.lastCapturedAt,
+    readings: structuredClone(u.readings),
+    news2Level: u.news2Level,
+    spo2Scale: u.spo2Scale,
+    ageYears: u.ageYears,
+    hadEcg: u.lastEcgGw > -Infinity
+  }
+}

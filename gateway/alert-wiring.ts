@@ -8,9 +8,10 @@
 import type { Aedes, AedesPublishPacket } from 'aedes'
 import type { Logger } from 'pino'
 import type { Frame } from '../decoders/index.js'
-import { ALERT_ENGINE_DEFAULTS, AlertEngine, alertEventToLine, alertsDir, DEFAULT_RULES, loadRulesFile, type AlertEvent } from '../streams/index.js'
+import { ALERT_ENGINE_DEFAULTS, AlertEngine, JournalStateStore, alertEventToLine, alertsDir, DEFAULT_RULES, loadRulesFile, type AlertEvent } from '../streams/index.js'
 import type { Spool } from '../streams/index.js'
 import { ClusterAlerts } from './cluster/alert-stream.js'
+import { RedisStateStore } from './cluster/state-redis.js'
 import type { ClusterLink } from './cluster/redis.js'
 import type { Config } from './config.js'
 import type { AlertEngineLike } from './dashboard/alerts-adapter.js'
@@ -34,19 +35,39 @@ export interface AlertWiring {
   view: AlertEngineLike
   /** Cluster mode: the alert stream. */
   clusterAlerts: ClusterAlerts | null
+  /** Cluster mode: unit snapshots in Redis (gateway/cluster/state-redis.ts). */
+  stateStore: RedisStateStore | null
+  /**
+   * Cluster mode: takes over a unit this process did not hold (claimed from a dead process)
+   * before its next frame is processed here. Resolves once done (bounded by the Redis timeout).
+   */
+  takeOverUnit: (unit: string) => Promise<void>
   /** Detaches the inputs and closes the engine (timer, journal). Run before the broker closes. */
   close: () => Promise<void>
 }
 
 const STATUS = /^units\/([^/]+)\/status$/
+/** Cluster mode: snapshot period of a changed unit, ms. */
+const CLUSTER_SNAPSHOT_MS = 1000
+/** Frames held per unit while it is taken over (at most the Redis timeout, 1 s). */
+const HOLD_MAX = 1000
 
 export async function startAlerts (deps: AlertWiringDeps): Promise<AlertWiring> {
   const { config, ingest, broker, spool, metrics } = deps
   const log = deps.log.child({ component: 'alerts' })
   // A bad rules file fails the start, naming the file and the key (AMB_ERR_ALERT_RULES).
   const rules = config.alertRulesFile !== undefined ? await loadRulesFile(config.alertRulesFile) : DEFAULT_RULES
+  const onError = (err: Error): void => { log.error({ err }, 'alert engine error') }
+  const dir = alertsDir(config.dataDir)
+  // Cluster mode: the unit's state follows it to whichever process receives it next.
+  const stateStore = deps.cluster !== undefined
+    ? new RedisStateStore({ link: deps.cluster, local: new JournalStateStore(dir, onError, ALERT_ENGINE_DEFAULTS.compactBytes), log })
+    : null
   const engine = await AlertEngine.open({
-    dir: alertsDir(config.dataDir),
+    dir,
+    stateStore,
+    // Cluster mode: a changed unit is saved every second (coalesced per unit, never on the ingest path).
+    snapshotIntervalMs: stateStore !== null ? CLUSTER_SNAPSHOT_MS : ALERT_ENGINE_DEFAULTS.snapshotIntervalMs,
     rules,
     signalLossMs: config.signalLossMs,
     escalateAfterMs: config.alertEscalateMs,
@@ -59,12 +80,44 @@ export async function startAlerts (deps: AlertWiringDeps): Promise<AlertWiring> 
     linkSteadyMs: config.alertLinkSteadyMs,
     // The stroke alert's windows at arrival use the ETA from each frame's position.
     hospital: { latitude: config.hospitalLat, longitude: config.hospitalLon },
-    onError: err => { log.error({ err }, 'alert engine error') }
+    onError
   })
 
-  const onFrame = (f: Frame): void => {
+  const feed = (f: Frame): void => {
     // Ingest emits after the frame is spooled: an engine fault must not fail the device's frame.
     try { engine.onFrame(f) } catch (err) { log.error({ err, unit: f.unitId }, 'alert engine failed on a frame') }
+  }
+  /** Cluster mode: units whose take-over is in progress → their frames held meanwhile (in order). */
+  const holding = new Map<string, Frame[]>()
+  /** Units taken over (or first seen) here: later frames go straight to the engine. */
+  const known = new Set<string>()
+  const takeOverUnit = async (unit: string): Promise<void> => {
+    if (stateStore === null || known.has(unit) || holding.has(unit)) return
+    holding.set(unit, [])
+    const started = Date.now()
+    try {
+      const got = await stateStore.takeOver(unit)
+      if (got !== null) engine.takeOver(got.snapshot, got.open, unit)
+      else log.warn({ unit }, 'unit state not read from Redis in time: the unit starts afresh here')
+      log.info({ unit, ms: Date.now() - started, snapshot: got?.snapshot != null, openAlerts: got?.open.length ?? 0 }, 'unit taken over')
+    } catch (err) {
+      log.error({ err, unit }, 'unit take-over failed: the unit starts afresh here')
+    } finally {
+      known.add(unit)
+      const held = holding.get(unit) ?? []
+      holding.delete(unit)
+      for (const f of held) feed(f)
+    }
+  }
+  const onFrame = (f: Frame): void => {
+    if (stateStore === null || known.has(f.unitId)) { feed(f); return }
+    const held = holding.get(f.unitId)
+    // Bounded: past this, frames go on (late alerts are worse than a take-over missed).
+    if (held !== undefined) { if (held.length < HOLD_MAX) held.push(f); else feed(f); return }
+    if (engine.hasFramesOf(f.unitId)) { known.add(f.unitId); feed(f); return }
+    // takeOverUnit marks the unit held before its first await: this frame waits with the rest.
+    void takeOverUnit(f.unitId)
+    holding.get(f.unitId)?.push(f)
   }
   const onPublish = (packet: AedesPublishPacket): void => {
     const topic = packet.topic
@@ -98,6 +151,8 @@ export async function startAlerts (deps: AlertWiringDeps): Promise<AlertWiring> 
     engine,
     view: clusterAlerts ?? engine,
     clusterAlerts,
+    stateStore,
+    takeOverUnit,
     close: async () => {
       // Inputs first: the broker's shutdown publishes every client's will, which is not a unit
       // going offline and must not raise signal loss into the journal.

@@ -320,7 +320,7 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
  * Cluster mode: which process holds which unit (heartbeats in Redis), and signal-loss watch of
  * a dead process' units by the survivor that takes them (gateway/cluster/roster.ts).
  */
-async function startRoster (link: ClusterLink, ingest: Ingest, wiring: { engine: AlertEngine, clusterAlerts: { unitArrived: (unit: string) => void } | null }, relay: { dropProcess: (p: string) => void } | null, log: Logger): Promise<Roster> {
+async function startRoster (link: ClusterLink, ingest: Ingest, wiring: { engine: AlertEngine, clusterAlerts: { unitArrived: (unit: string) => void } | null, takeOverUnit: (unit: string) => Promise<void> }, relay: { dropProcess: (p: string) => void } | null, log: Logger): Promise<Roster> {
   /** Gateway time of each unit's last frame here; forgotten after an hour of silence. */
   const lastSeen = new Map<string, number>()
   const FORGET_MS = 3_600_000
@@ -336,6 +336,8 @@ async function startRoster (link: ClusterLink, ingest: Ingest, wiring: { engine:
       for (const { unit, lastSeenMs } of units) {
         if (!lastSeen.has(unit)) lastSeen.set(unit, lastSeenMs)
         wiring.engine.watchUnit(unit, lastSeenMs)
+        // Its state (readings, open alerts, acknowledgements) from Redis, before its next frame here.
+        void wiring.takeOverUnit(unit)
       }
     },
     onProcessDead: p => { relay?.dropProcess(p) }

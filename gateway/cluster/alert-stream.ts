@@ -217,7 +217,9 @@ export class ClusterAlerts extends EventEmitter<{ alert: [AlertEvent], published
         if (ackedBy !== '' && a.acknowledgedBy === null && ev.type !== 'cleared') this.o.engine.acknowledge(a.id, ackedBy)
       }
       if (ev.type === 'cleared') this.localIdOf.delete(clusterId)
-      const seen = type === 'raised' ? undefined : this.open.get(clusterId)
+      // Only an alert continued under another process' id takes that alert's history; the
+      // engine's own (or taken-over, same id) alert is the truth: a re-alarm ends its acknowledgement.
+      const seen = type === 'raised' || clusterId === a.id ? undefined : this.open.get(clusterId)
       this.emit('published', { type, alert: { ...a, id: clusterId, raisedAt: seen?.raisedAt ?? a.raisedAt, acknowledgedAt: a.acknowledgedAt ?? seen?.acknowledgedAt ?? null, acknowledgedBy: a.acknowledgedBy ?? seen?.acknowledgedBy ?? null } })
     } catch (err) {
       this.o.log.error({ err: (err as Error).message, unit: a.unit, id: a.id, event: ev.type }, 'alert not published through Redis: delivered by this process alone')

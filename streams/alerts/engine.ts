@@ -134,6 +134,32 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     u.dirty = true
   }
 
+  /** Whether the engine has processed a frame of the unit (a take-over would be older than what it knows). */
+  hasFramesOf (unit: string): boolean { return (this.units.get(unit)?.lastCapturedAt ?? -Infinity) > -Infinity }
+
+  /**
+   * Takes over a unit another gateway process held (failover, or the unit reconnected here):
+   * its snapshot (readings, NEWS2 level, scale, age, encounter) and the cluster's open alerts
+   * for it (same ids; an acknowledgement keeps its silence, escalation its schedule), so the
+   * next frames continue them: nothing is raised again, NEWS2 scores with the inputs already
+   * known. Ignored for a unit whose frames this engine already processed (its own state is
+   * newer); a slot already open here keeps this engine's alert.
+   */
+  takeOver (snapshot: UnitSnapshot | null, open: readonly Alert[], unit: string, nowMs: number = this.options.now()): void {
+    if (this.closed || this.hasFramesOf(unit)) return
+    if (snapshot !== null && snapshot.unit === unit) this.adoptUnit(snapshot, nowMs)
+    const u = this.unit(unit, nowMs)
+    for (const a of open) {
+      if (a.unit !== unit || a.clearedAt !== null || u.open.has(slotOf(a.kind, a.key)) || this.book.get(a.id) !== null) continue
+      const silence = this.options.ackSilenceMs[a.priority]
+      const ackUntil = a.acknowledgedAt === null ? null : Math.max(a.acknowledgedAt + silence, nowMs)
+      // Unacknowledged high alerts escalate escalateAfterMs after their last escalation (or raise), as on the first process.
+      const due = a.priority === 'high' && a.acknowledgedAt === null ? (a.escalatedAt ?? a.raisedAt) + this.options.escalateAfterMs : null
+      this.adopt({ e: 'state', a: { ...a }, x: due, k: ackUntil }, nowMs)
+    }
+    u.dirty = true
+  }
+
   /** Feeds one validated frame. `nowMs` is the gateway time it arrived. */
   onFrame (f: Frame, nowMs: number = this.options.now()): void {
     if (this.closed) return

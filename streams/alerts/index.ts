@@ -6,3 +6,4 @@ export { news2, NEWS2_PARAMS, NEWS2_STALENESS_DEFAULTS, type News2Result, type N
 export { DEFAULT_RULES, loadRulesFile, parseRulesConfig, type ThresholdRule } from './rules.js'
 export type { News2Point } from './unit-state.js'
 export type { Alert, AlertEvent, AlertEventType, AlertKind, AlertPriority } from './types.js'
+export { JournalStateStore, type AlertStateStore, type UnitSnapshot } from './state-store.js'

@@ -35,7 +35,7 @@ import { LinkWatch, LOSS } from './link.js'
 import { OFFLINE_MESSAGE } from './messages.js'
 import { news2, NEWS2_FIELDS, type News2Result } from './news2.js'
 import { PAEDIATRIC_BELOW_YEARS } from './paediatric.js'
-import { JournalStateStore, type AlertStateStore } from './state-store.js'
+import { JournalStateStore, type AlertStateStore, type UnitSnapshot } from './state-store.js'
 import { applyRule, evaluateNews2, rulesFor, setAge, staleReading } from './thresholds.js'
 import type { Alert, AlertEvent } from './types.js'
 import { UnitState, type News2Point } from './unit-state.js'
@@ -147,7 +147,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
    */
   takeOver (snapshot: UnitSnapshot | null, open: readonly Alert[], unit: string, nowMs: number = this.options.now()): void {
     if (this.closed || this.hasFramesOf(unit)) return
-    if (snapshot !== null && snapshot.unit === unit) this.adoptUnit(snapshot, nowMs)
+    if (snapshot !== null && snapshot.unit === unit) adoptUnit(this.core, this.unit(unit, nowMs), snapshot, nowMs)
     const u = this.unit(unit, nowMs)
     for (const a of open) {
       if (a.unit !== unit || a.clearedAt !== null || u.open.has(slotOf(a.kind, a.key)) || this.book.get(a.id) !== null) continue
@@ -155,7 +155,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
       const ackUntil = a.acknowledgedAt === null ? null : Math.max(a.acknowledgedAt + silence, nowMs)
       // Unacknowledged high alerts escalate escalateAfterMs after their last escalation (or raise), as on the first process.
       const due = a.priority === 'high' && a.acknowledgedAt === null ? (a.escalatedAt ?? a.raisedAt) + this.options.escalateAfterMs : null
-      this.adopt({ e: 'state', a: { ...a }, x: due, k: ackUntil }, nowMs)
+      adoptAlert(this.core, { e: 'state', a: { ...a }, x: due, k: ackUntil }, nowMs, id => this.unit(id, nowMs))
     }
     u.dirty = true
   }

@@ -13,6 +13,8 @@
  *   npx tsx loadtest/profile-summary.ts <file.cpuprofile> [--frames N] [--top K]
  *
  * --frames N: also gives µs per frame per stage (N frames handled over the profile).
+ * --from-first-frame: counts from the first sample inside the frame decoder (leaves the
+ *   process's start-up — module loading, tsx transpiling — out of the budget).
  */
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
@@ -44,6 +46,8 @@ const PSEUDO = new Set(['(garbage collector)', '(program)', '(idle)', '(root)'])
 export interface StageRow { stage: string, ms: number, share: number, us_per_frame?: number }
 export interface ProfileSummary {
   profile: string
+  /** Start-up left out (--from-first-frame), s. */
+  skipped_s: number
   wall_s: number
   /** CPU sampled (idle excluded), ms. */
   busy_ms: number
@@ -53,7 +57,7 @@ export interface ProfileSummary {
   top_functions: Array<{ stage: string, fn: string, self_ms: number }>
 }
 
-export function summarise (path: string, frames: number | null, top = 15): ProfileSummary {
+export function summarise (path: string, frames: number | null, top = 15, fromFirstFrame = false): ProfileSummary {
   const p = JSON.parse(readFileSync(path, 'utf8')) as CpuProfile
   const byId = new Map<number, ProfileNode>()
   const parent = new Map<number, number>()
@@ -81,7 +85,12 @@ export function summarise (path: string, frames: number | null, top = 15): Profi
   }
   const stageUs = new Map<string, number>()
   const selfUs = new Map<number, number>()
-  for (let i = 0; i < p.samples.length; i++) {
+  let first = 0
+  if (fromFirstFrame) {
+    const decodeStage = 'decode (protobuf, waveforms)'
+    while (first < p.samples.length && resolveStage(p.samples[first]!) !== decodeStage) first++
+  }
+  for (let i = first; i < p.samples.length; i++) {
     // timeDeltas[i] is the time before sample i; attribute the next delta to sample i.
     const dt = p.timeDeltas[i + 1] ?? 0
     const id = p.samples[i]!
@@ -106,15 +115,16 @@ export function summarise (path: string, frames: number | null, top = 15): Profi
     .filter(r => r.stage !== '(idle)')
     .sort((a, b) => b.self_ms - a.self_ms)
     .slice(0, top)
-  return { profile: path, wall_s: Math.round((p.endTime - p.startTime) / 1e4) / 100, busy_ms: Math.round(busy / 100) / 10, idle_ms: Math.round(idle / 100) / 10, frames, stages, top_functions: topFns }
+  const skippedUs = p.timeDeltas.slice(0, first + 1).reduce((a, b) => a + b, 0)
+  return { profile: path, skipped_s: Math.round(skippedUs / 1e4) / 100, wall_s: Math.round((p.endTime - p.startTime) / 1e4) / 100, busy_ms: Math.round(busy / 100) / 10, idle_ms: Math.round(idle / 100) / 10, frames, stages, top_functions: topFns }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { frames: { type: 'string' }, top: { type: 'string' } } })
+  const { values, positionals } = parseArgs({ allowPositionals: true, options: { frames: { type: 'string' }, top: { type: 'string' }, 'from-first-frame': { type: 'boolean' } } })
   if (positionals.length !== 1) {
-    process.stderr.write('usage: npx tsx loadtest/profile-summary.ts <file.cpuprofile> [--frames N] [--top K]\n')
+    process.stderr.write('usage: npx tsx loadtest/profile-summary.ts <file.cpuprofile> [--frames N] [--top K] [--from-first-frame]\n')
     process.exit(2)
   }
   const frames = values.frames !== undefined ? Number(values.frames) : null
-  process.stdout.write(JSON.stringify(summarise(positionals[0]!, frames, Number(values.top ?? 15)), null, 2) + '\n')
+  process.stdout.write(JSON.stringify(summarise(positionals[0]!, frames, Number(values.top ?? 15), values['from-first-frame'] === true), null, 2) + '\n')
 }

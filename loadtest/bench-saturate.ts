@@ -96,6 +96,8 @@ export interface SaturateResult {
   frames_per_s: number
   ecg_points_per_s: number
   mbytes_per_s: number
+  /** Payload bytes of every acknowledged frame, warm-up included (what the broker had to keep). */
+  bytes_acked_total: number
   ack_latency_ms: LatencySummary
   errors: number
   /** CPU µs per acknowledged frame over the measured window: the cpuPids together, and this process (the generator). */
@@ -202,6 +204,7 @@ export async function saturate (o: SaturateOptions): Promise<SaturateResult> {
       frames_per_s: Math.round((acked - warm.acked) / seconds),
       ecg_points_per_s: Math.round((ackedEcg - warm.ecg) / seconds),
       mbytes_per_s: round((ackedBytes - warm.bytes) / seconds / 1e6, 2),
+      bytes_acked_total: ackedBytes,
       ack_latency_ms: latency.summary(),
       errors: links.reduce((a, l) => a + l.counters.errors, 0),
       broker_cpu_us_per_frame: o.cpuPids === undefined ? null : Math.round((cpuAtEnd.broker - cpuAtWarm.broker) * 1e6 / Math.max(1, acked - warm.acked)),
@@ -217,6 +220,7 @@ export async function saturate (o: SaturateOptions): Promise<SaturateResult> {
       new Promise<void>(resolve => { timer = setTimeout(resolve, o.drainTimeoutMs ?? 30_000) })
     ])
     clearTimeout(timer)
+    result.bytes_acked_total = links.reduce((a, l) => a + l.counters.bytesAcked, 0)
     result.reports = links.map((l, i) => ({
       unitId: l.unitId,
       startMs: frames[i]!.startMs,

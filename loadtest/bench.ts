@@ -18,7 +18,9 @@
  * 4. Real time (bench-realtime.ts): N units stream as ambulances do; lost frames,
  *    publish→stored, publish→alert, gateway RSS. The full run repeats it with more units
  *    (search) until a step is not sustained, then bisects.
- * 5. The broker's reference: the same saturating generator against Mosquitto.
+ * 5. The broker's references: the same saturating generator against Mosquitto, and against
+ *    bare aedes (aedes-bare.ts: the gateway's broker library with an accept-all authenticate
+ *    and nothing else, in a child process like the gateway).
  */
 import { cpus, loadavg } from 'node:os'
 import { startBenchEnv, BENCH_DB, type BenchEnv } from './bench-env.js'
@@ -29,7 +31,7 @@ import { startClusterView } from './bench-cluster-view.js'
 import { saturate, type SaturateOptions, type SaturateResult } from './bench-saturate.js'
 import { processCpuSeconds } from './bench-cpu.js'
 import { countLost, readMetrics, waitForDrain } from '../testkit/stored.js'
-import { mosquittoReference, rawInfluxIngest, type RawIngestResult } from './references.js'
+import { aedesReference, mosquittoReference, rawInfluxIngest, type RawIngestResult } from './references.js'
 import { startInfluxDB } from '../testkit/influxdb.js'
 
 export interface GatewaySaturation {
@@ -43,6 +45,7 @@ export interface GatewaySaturation {
 export interface SinkDrain {
   /** Spooled bytes gateway 1 had to write when it was restarted with INFLUX_URL. */
   backlog_mb: number
+  backlog_bytes: number
   /** Whether the whole backlog was written (else the rate is over `seconds` of it). */
   complete: boolean
   seconds: number
@@ -56,6 +59,7 @@ export interface SinkDrain {
 }
 
 type MosquittoResult = Omit<Awaited<ReturnType<typeof mosquittoReference>>, 'reports'>
+type AedesResult = Omit<SaturateResult, 'reports'>
 
 export interface BenchReport {
   benchmark: 'ambulink'
@@ -72,20 +76,30 @@ export interface BenchReport {
   publish_to_alert_p50_ms: number
   publish_to_alert_p99_ms: number
   gateway_rss_mb: number
+  /** gateway_rss_mb ÷ units (issue 12, goal 4). */
+  rss_mb_per_unit: number
+  /** Gateway CPU µs per acknowledged frame at saturation, and per point written by the sink. */
+  gateway_cpu_us_per_frame: number | null
+  gateway_cpu_us_per_point: number
+  /** Spooled bytes ÷ frame payload bytes acknowledged (null with --gateways ≥ 2). */
+  spool_bytes_per_frame_byte: number | null
   influx_raw_points_per_s: number | null
   gateway_sink_points_per_s: number
   sink_ratio: number | null
   mosquitto_msgs_per_s: number | null
   gateway_msgs_per_s: number
   broker_ratio: number | null
+  aedes_msgs_per_s: number | null
+  /** gateway_msgs_per_s ÷ aedes_msgs_per_s. */
+  ingest_vs_aedes_ratio: number | null
   /** The same ratios from CPU time per frame / point instead of wall-clock rates. */
-  cpu_based: { broker_ratio: number | null, sink_ratio: number | null }
+  cpu_based: { broker_ratio: number | null, sink_ratio: number | null, ingest_vs_aedes_ratio: number | null }
   cluster: { gateways: number, one_process_msgs_per_s: number, all_processes_msgs_per_s: number, ratio: number | null } | null
   goals: Record<string, boolean | null>
   definitions: Record<string, string>
   realtime: RealtimeResult
   search: Array<Pick<RealtimeResult, 'units' | 'frames_per_s' | 'lost' | 'backlog_frames_at_end' | 'publish_to_stored_ms' | 'publish_to_alert_ms' | 'sustained' | 'why_not'>>
-  saturation: { gateway: GatewaySaturation, cluster: GatewaySaturation | null, sink: SinkDrain, mosquitto: MosquittoResult | null, raw_influx: RawIngestResult | null }
+  saturation: { gateway: GatewaySaturation, cluster: GatewaySaturation | null, sink: SinkDrain, mosquitto: MosquittoResult | null, aedes: AedesResult | null, raw_influx: RawIngestResult | null }
   options: BenchOptions
 }
 
@@ -99,6 +113,12 @@ const DEFINITIONS = {
   influx_raw_points_per_s: 'ECG points/s of the same line protocol posted to a fresh InfluxDB (same configuration) /write in gzip batches, prepared before the clock starts',
   gateway_sink_points_per_s: 'the saturated runs\' spool backlog drained into InfluxDB by gateway 1 alone after a restart with INFLUX_URL: points written/s (its counter) × ECG share',
   sink_ratio: 'gateway_sink_points_per_s ÷ influx_raw_points_per_s',
+  rss_mb_per_unit: 'gateway_rss_mb ÷ units (the real-time headline step)',
+  gateway_cpu_us_per_frame: 'gateway process CPU (utime + stime, all threads) per PUBACKed frame over the saturation window (embedded: decode, validate, spool + fsync, alerts, live hub)',
+  gateway_cpu_us_per_point: 'gateway process CPU per point written while draining the saturation backlog into InfluxDB (spool read, line protocol, gzip, HTTP)',
+  spool_bytes_per_frame_byte: 'ambulink_spool_pending_bytes of gateway 1 after the saturation run ÷ payload bytes of the frames it acknowledged (warm-up included)',
+  aedes_msgs_per_s: 'PUBACKs/s of bare aedes (loadtest/aedes-bare.ts: accept-all authenticate, no decode, no spool, in-memory QoS 1) in a child process, same generator and frames',
+  ingest_vs_aedes_ratio: 'gateway_msgs_per_s ÷ aedes_msgs_per_s (cpu_based: aedes CPU µs per message ÷ gateway CPU µs per frame)',
   broker_ratio: 'gateway_msgs_per_s (saturated PUBACKs/s: decode, spool, fsync) ÷ mosquitto_msgs_per_s (same generator, frames, QoS 1, no persistence)',
   cpu_based: 'broker: Mosquitto CPU µs per message ÷ gateway CPU µs per frame; sink: InfluxDB CPU µs per point (raw) ÷ (gateway + InfluxDB CPU µs per point while draining) — the machine\'s neighbours move these far less than rates'
 }
@@ -209,16 +229,22 @@ export async function runBench (o: BenchOptions, progress: (line: string) => voi
 
     // 5. The broker's reference.
     let mosquitto: MosquittoResult | null = null
+    let aedes: AedesResult | null = null
     if (!o.skipReferences) {
       mark('mosquitto')
       const { reports: _r, ...m } = await mosquittoReference({ units: unitIds('satm', o.satUnits), maxFramesPerUnit: o.satMaxFrames, generator: o.generator, window: o.window, durationMs: o.satDurationS * 1000, warmupMs: o.satWarmupS * 1000, progress })
       mosquitto = m
+      mark('aedes')
+      const { reports: _ra, ...a } = await aedesReference({ units: unitIds('sata', o.satUnits), maxFramesPerUnit: o.satMaxFrames, generator: o.generator, window: o.window, durationMs: o.satDurationS * 1000, warmupMs: o.satWarmupS * 1000, progress })
+      aedes = a
+      progress(`aedes: ${a.frames_per_s} msgs/s acknowledged, ${a.broker_cpu_us_per_frame ?? '?'} µs of broker CPU per message`)
     }
     mark('end')
 
     const atHundred = search.find(r => r.units === 100) ?? null
     const sinkRatio = raw !== null ? ratio(sink.ecg_points_per_s, raw.ecg_points_per_s) : null
     const brokerRatio = mosquitto !== null ? ratio(gateway.publish.frames_per_s, mosquitto.frames_per_s) : null
+    const aedesRatio = aedes !== null ? ratio(gateway.publish.frames_per_s, aedes.frames_per_s) : null
     return {
       benchmark: 'ambulink',
       mode: o.mode,
@@ -234,15 +260,22 @@ export async function runBench (o: BenchOptions, progress: (line: string) => voi
       publish_to_alert_p50_ms: headline.publish_to_alert_ms.p50,
       publish_to_alert_p99_ms: headline.publish_to_alert_ms.p99,
       gateway_rss_mb: headline.gateway_rss_mb_peak,
+      rss_mb_per_unit: round(headline.gateway_rss_mb_peak / Math.max(1, headline.units), 2),
+      gateway_cpu_us_per_frame: gateway.publish.broker_cpu_us_per_frame,
+      gateway_cpu_us_per_point: sink.gateway_cpu_us_per_point,
+      spool_bytes_per_frame_byte: o.gateways === 1 ? ratio(sink.backlog_bytes, one.bytes_acked_total) : null,
       influx_raw_points_per_s: raw?.ecg_points_per_s ?? null,
       gateway_sink_points_per_s: sink.ecg_points_per_s,
       sink_ratio: sinkRatio,
       mosquitto_msgs_per_s: mosquitto?.frames_per_s ?? null,
       gateway_msgs_per_s: gateway.publish.frames_per_s,
       broker_ratio: brokerRatio,
+      aedes_msgs_per_s: aedes?.frames_per_s ?? null,
+      ingest_vs_aedes_ratio: aedesRatio,
       cpu_based: {
         broker_ratio: mosquitto?.broker_cpu_us_per_frame != null && gateway.publish.broker_cpu_us_per_frame != null ? ratio(mosquitto.broker_cpu_us_per_frame, gateway.publish.broker_cpu_us_per_frame) : null,
-        sink_ratio: raw?.influx_cpu_us_per_point != null ? ratio(raw.influx_cpu_us_per_point, sink.gateway_cpu_us_per_point + sink.influx_cpu_us_per_point) : null
+        sink_ratio: raw?.influx_cpu_us_per_point != null ? ratio(raw.influx_cpu_us_per_point, sink.gateway_cpu_us_per_point + sink.influx_cpu_us_per_point) : null,
+        ingest_vs_aedes_ratio: aedes?.broker_cpu_us_per_frame != null && gateway.publish.broker_cpu_us_per_frame != null ? ratio(aedes.broker_cpu_us_per_frame, gateway.publish.broker_cpu_us_per_frame) : null
       },
       cluster: cluster === null
         ? null
@@ -255,6 +288,11 @@ export async function runBench (o: BenchOptions, progress: (line: string) => voi
       goals: {
         sink_ratio_ge_0_7: sinkRatio === null ? null : sinkRatio >= 0.7,
         broker_ratio_ge_1: brokerRatio === null ? null : brokerRatio >= 1,
+        ingest_vs_aedes_ratio_ge_0_8: aedesRatio === null ? null : aedesRatio >= 0.8,
+        gateway_cpu_le_50us_per_frame: gateway.publish.broker_cpu_us_per_frame === null ? null : gateway.publish.broker_cpu_us_per_frame <= 50,
+        gateway_cpu_le_1us_per_point: sink.points > 0 ? sink.gateway_cpu_us_per_point <= 1 : null,
+        rss_le_1mb_per_unit: headline.gateway_rss_mb_peak / Math.max(1, headline.units) <= 1,
+        spool_le_1_5_bytes_per_frame_byte: o.gateways === 1 && one.bytes_acked_total > 0 ? sink.backlog_bytes / one.bytes_acked_total <= 1.5 : null,
         alert_p99_le_50ms_at_100_units: atHundred === null ? null : atHundred.publish_to_alert_ms.p99 <= 50,
         units_ge_200_lost_0: o.mode === 'quick' && o.units < 200 ? null : search.some(r => r.units >= 200 && r.sustained),
         cluster_ratio_ge_1_6: cluster === null ? null : cluster.publish.frames_per_s / gateway.publish.frames_per_s >= 1.6
@@ -262,7 +300,7 @@ export async function runBench (o: BenchOptions, progress: (line: string) => voi
       definitions: DEFINITIONS,
       realtime: headline,
       search: search.map(r => ({ units: r.units, frames_per_s: r.frames_per_s, lost: r.lost, backlog_frames_at_end: r.backlog_frames_at_end, publish_to_stored_ms: r.publish_to_stored_ms, publish_to_alert_ms: r.publish_to_alert_ms, sustained: r.sustained, why_not: r.why_not })),
-      saturation: { gateway, cluster, sink, mosquitto, raw_influx: raw },
+      saturation: { gateway, cluster, sink, mosquitto, aedes, raw_influx: raw },
       options: o
     }
   } finally {
@@ -324,7 +362,7 @@ async function drainTimed (env: BenchEnv, i: number, o: BenchOptions, progress: 
   const pps = Math.round(written / Math.max(1e-3, seconds))
   const perPoint = (s: number): number => round(s * 1e6 / Math.max(1, written), 2)
   progress(`sink: ${(written / 1e6).toFixed(2)} M points of a ${(backlog / 1e6).toFixed(0)} MB backlog written in ${seconds.toFixed(1)} s: ${pps} points/s; CPU per point: gateway ${perPoint(cpu[0]!)} µs, InfluxDB ${perPoint(cpu[1]!)} µs${complete ? '' : ' (rest discarded)'}`)
-  return { backlog_mb: round(backlog / 1e6, 1), complete, seconds: round(seconds, 2), points: written, points_per_s: pps, ecg_points_per_s: 0, gateway_cpu_us_per_point: perPoint(cpu[0]!), influx_cpu_us_per_point: perPoint(cpu[1]!) }
+  return { backlog_mb: round(backlog / 1e6, 1), backlog_bytes: backlog, complete, seconds: round(seconds, 2), points: written, points_per_s: pps, ecg_points_per_s: 0, gateway_cpu_us_per_point: perPoint(cpu[0]!), influx_cpu_us_per_point: perPoint(cpu[1]!) }
 }
 
 async function lostOf (env: BenchEnv, r: SaturateResult, gateways: number, count: boolean, progress: (line: string) => void): Promise<GatewaySaturation> {

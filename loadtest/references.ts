@@ -11,6 +11,8 @@
  *   `max_queued_messages` raised so it never drops, driven by the same saturating generator
  *   (bench-saturate.ts) with the same frames, QoS 1.
  */
+import { resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { gzip as gzipCb, constants as zc } from 'node:zlib'
 import { FrameDecoder } from '../decoders/index.js'
@@ -21,6 +23,7 @@ import { processCpuSeconds } from './bench-cpu.js'
 import { saturate, type SaturateResult } from './bench-saturate.js'
 import { createDatabase } from '../testkit/influxdb.js'
 import { startMosquitto } from '../testkit/mosquitto.js'
+import { spawnManaged, waitFor } from '../testkit/proc.js'
 
 const gzip = promisify(gzipCb)
 
@@ -165,4 +168,33 @@ async function mosquittoVersion (): Promise<string> {
   const { runCommand, resolveBinary } = await import('../testkit/proc.js')
   const r = await runCommand(resolveBinary('mosquitto'), ['-h'], { timeoutMs: 5000 })
   return /mosquitto version (\S+)/i.exec(r.stdout + r.stderr)?.[1] ?? 'unknown'
+}
+
+const AEDES_BARE = fileURLToPath(new URL('./aedes-bare.ts', import.meta.url))
+const ROOT = resolve(import.meta.dirname, '..')
+
+export async function aedesReference (o: MosquittoReferenceOptions): Promise<SaturateResult> {
+  const proc = spawnManaged(process.execPath, ['--import', 'tsx', AEDES_BARE], { cwd: ROOT })
+  try {
+    const port = await waitFor(async () => {
+      const m = /\{"listening":(\d+)\}/.exec(proc.output())
+      return m === null ? undefined : Number(m[1])
+    }, { timeoutMs: 20_000, intervalMs: 50, what: 'bare aedes to listen', proc })
+    return await saturate({
+      urls: [`mqtt://127.0.0.1:${port}`],
+      units: o.units,
+      token: 'unused',
+      window: o.window,
+      durationMs: o.durationMs,
+      warmupMs: o.warmupMs,
+      backdateMs: 2 * 3_600_000,
+      maxFramesPerUnit: o.maxFramesPerUnit,
+      generator: o.generator,
+      label: 'aedes',
+      progress: o.progress,
+      cpuPids: [proc.pid]
+    })
+  } finally {
+    await proc.stop(2000)
+  }
 }

@@ -28,7 +28,8 @@ describe('ambulink bench (smoke)', () => {
 
     for (const key of ['units', 'frames_per_s', 'ecg_points_per_s', 'lost', 'publish_to_stored_p50_ms', 'publish_to_stored_p99_ms',
       'publish_to_alert_p50_ms', 'publish_to_alert_p99_ms', 'gateway_rss_mb', 'influx_raw_points_per_s', 'sink_ratio',
-      'mosquitto_msgs_per_s', 'broker_ratio'] as const) {
+      'mosquitto_msgs_per_s', 'broker_ratio', 'rss_mb_per_unit', 'gateway_cpu_us_per_frame', 'gateway_cpu_us_per_point',
+      'aedes_msgs_per_s', 'ingest_vs_aedes_ratio', 'spool_bytes_per_frame_byte'] as const) {
       expect(typeof report[key], key).toBe('number')
     }
     expect(report.units).toBe(5)
@@ -38,8 +39,19 @@ describe('ambulink bench (smoke)', () => {
     expect(report.realtime.publish_to_alert_ms.count, 'alerts measured').toBeGreaterThan(0)
     expect(report.realtime.publish_to_stored_ms.count, 'stored latencies measured').toBeGreaterThan(0)
     expect(report.gateway_rss_mb).toBeGreaterThan(10)
+    // Issue 12 keys: present and consistent with the figures they derive from (no timing bounds).
+    expect(report.rss_mb_per_unit).toBeCloseTo(report.gateway_rss_mb / report.units, 1)
+    expect(report.gateway_cpu_us_per_frame).toBe(report.saturation.gateway.publish.broker_cpu_us_per_frame)
+    expect(report.gateway_cpu_us_per_frame!).toBeGreaterThan(0)
+    expect(report.gateway_cpu_us_per_point).toBeGreaterThan(0)
+    expect(report.aedes_msgs_per_s!).toBeGreaterThan(0)
+    expect(report.saturation.aedes!.errors).toBe(0)
+    expect(report.ingest_vs_aedes_ratio).toBeCloseTo(report.gateway_msgs_per_s / report.aedes_msgs_per_s!, 2)
+    // The acknowledged frames were spooled (the saturation run has no InfluxDB to drain to).
+    expect(report.saturation.gateway.publish.bytes_acked_total).toBeGreaterThan(0)
+    expect(report.spool_bytes_per_frame_byte!).toBeGreaterThan(0)
     // Machine-readable: the report survives a JSON round trip unchanged.
     expect(JSON.parse(JSON.stringify(report))).toEqual(report)
     expect(lines.some(l => l.includes('realtime'))).toBe(true)
-  }, 120_000)
+  }, 240_000)
 })

@@ -14,6 +14,7 @@ import { SPOOL_DEFAULTS } from '../streams/index.js'
 import { DATASPACE_DEFAULTS } from '../streams/index.js'
 import { CLIENT_LIMIT_DEFAULTS } from './limits.js'
 import { SESSION_DEFAULTS } from './sessions.js'
+import { LOGIN_RATE_DEFAULTS } from './dashboard/auth-routes.js'
 
 export type ConfigErrorCode = 'AMB_ERR_CONFIG'
 
@@ -84,7 +85,7 @@ export const OPTIONS = {
   hospitalLat: { env: 'HOSPITAL_LAT', kind: 'number', default: 49.6280, doc: 'hospital latitude, degrees (distance and ETA on the dashboard)' },
   hospitalLon: { env: 'HOSPITAL_LON', kind: 'number', default: 6.1620, doc: 'hospital longitude, degrees' },
   sessionTtlMs: { env: 'SESSION_TTL_MS', kind: 'int', default: SESSION_DEFAULTS.ttlMs, doc: 'dashboard session lifetime from login, ms' },
-  loginRateMax: { env: 'LOGIN_RATE_MAX', kind: 'int', default: 10, doc: 'dashboard login attempts per client address per minute' },
+  loginRateMax: { env: 'LOGIN_RATE_MAX', kind: 'int', default: LOGIN_RATE_DEFAULTS.max, doc: `dashboard login attempts per client address per ${LOGIN_RATE_DEFAULTS.windowMs / 1000} s` },
   liveBlockedTimeoutMs: { env: 'LIVE_BLOCKED_TIMEOUT_MS', kind: 'int', default: LIVE_HUB_DEFAULTS.blockedTimeoutMs, doc: 'a dashboard socket that accepts nothing for this long is disconnected, ms' },
   trustProxy: { env: 'TRUST_PROXY', kind: 'string', default: undefined, doc: 'unset = X-Forwarded-* ignored; "true" or a list of proxy addresses/CIDRs to trust (Secure cookies, client address)' },
   // Alert engine (streams/alerts/).

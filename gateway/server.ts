@@ -14,7 +14,7 @@ import { FrameDecoder } from '../decoders/index.js'
 import { DeadLetterStore } from '../streams/index.js'
 import { InfluxSink } from '../streams/index.js'
 import type { LiveHub } from '../streams/index.js'
-import { Spool } from '../streams/index.js'
+import { Spool, SPOOL_DEFAULTS } from '../streams/index.js'
 import type { AlertEngine } from '../streams/index.js'
 import { startAlerts } from './alert-wiring.js'
 import { createBroker } from './mqtt/broker.js'
@@ -23,6 +23,7 @@ import { openClusterLink, type ClusterLink } from './cluster/redis.js'
 import { Roster } from './cluster/roster.js'
 import type { Config } from './config.js'
 import { CredentialStore } from './credentials.js'
+import { LOGIN_RATE_DEFAULTS } from './dashboard/auth-routes.js'
 import { startDashboard } from './dashboard/index.js'
 import { Dataspace } from './dataspace/service.js'
 import { registerDataspaceRoutes } from './dataspace/routes.js'
@@ -98,8 +99,9 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       maxSpoolBytes: config.maxSpoolBytes,
       segmentBytes: config.spoolSegmentBytes,
       onPressure: (high, bytes) => {
-        if (high) log.warn({ bytes, max: config.maxSpoolBytes }, 'spool above 80% of maxSpoolBytes: frames will be refused at the bound')
-        else log.info({ bytes }, 'spool back under 80% of maxSpoolBytes')
+        const share = `${Math.round(SPOOL_DEFAULTS.warnRatio * 100)}% of maxSpoolBytes`
+        if (high) log.warn({ bytes, max: config.maxSpoolBytes }, `spool above ${share}: frames will be refused at the bound`)
+        else log.info({ bytes }, `spool back under ${share}`)
       },
       onRefused: code => { metrics.spoolRefused.inc({ reason: code }) },
       onFault: err => {
@@ -291,7 +293,7 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       hospital: { name: config.hospitalName, latitude: config.hospitalLat, longitude: config.hospitalLon },
       sessionTtlMs: config.sessionTtlMs,
       loginRateMax: config.loginRateMax,
-      loginRateWindowMs: 60_000,
+      loginRateWindowMs: LOGIN_RATE_DEFAULTS.windowMs,
       liveBlockedTimeoutMs: config.liveBlockedTimeoutMs,
       dataDir: config.dataDir
     }, { app: http, ingest, credentials, metrics, log, alerts: alertWiring.view, cluster: link })

@@ -9,6 +9,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { CredentialStore } from '../credentials.js'
 import { SESSION_COOKIE, type Session, type SessionStore } from '../sessions.js'
 
+/** Dashboard login attempts per client address per window (LOGIN_RATE_MAX; the window is fixed). */
+export const LOGIN_RATE_DEFAULTS = Object.freeze({ max: 10, windowMs: 60_000 })
+
 export interface AuthRouteDeps {
   sessions: SessionStore
   credentials: CredentialStore

@@ -66,7 +66,9 @@ export const INFLUX_SINK_DEFAULTS = Object.freeze({
   timeoutMs: 30_000,
   concurrency: 3,
   minRetryDelayMs: 200,
-  maxRetryDelayMs: 15_000
+  maxRetryDelayMs: 15_000,
+  /** How long close() waits for in-flight and spooled batches before giving up (they stay spooled). */
+  closeGraceMs: 5_000
 })
 
 /** Unwritten spool bytes beyond which a batch is sent without lingering. */
@@ -311,7 +313,7 @@ export class InfluxSink {
    * Stops after the batch in flight (or at once when InfluxDB is failing: what is not stored
    * stays in the spool for the next start). Safe to call twice.
    */
-  async close (graceMs = 5000): Promise<void> {
+  async close (graceMs: number = INFLUX_SINK_DEFAULTS.closeGraceMs): Promise<void> {
     if (this.running === null) return
     const running = this.running
     // Give the loop a moment to drain what is already spooled while healthy.

@@ -23,6 +23,7 @@
 import { promisify } from 'node:util'
 import { gzip as gzipCb, constants as zc } from 'node:zlib'
 import { HttpError, InfluxDB, type Transport } from '@influxdata/influxdb-client'
+import { pingInflux } from './influx-client.js'
 import type { Spool, SpoolBatch } from './spool.js'
 import type { DeadLetterStore } from './dead-letter.js'
 import { crashPoint } from './crash-point.js'
@@ -127,12 +128,7 @@ export class InfluxSink {
 
   /** Checks that InfluxDB answers (`/ping`, served by 1.x, 2.x, 3.x and VictoriaMetrics). */
   async ping (timeoutMs = 2000): Promise<boolean> {
-    try {
-      await this.transport.request('/ping', '', { method: 'GET', signal: AbortSignal.timeout(timeoutMs) })
-      return true
-    } catch {
-      return false
-    }
+    return await pingInflux(this.options.url, timeoutMs)
   }
 
   private async loop (): Promise<void> {

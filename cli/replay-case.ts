@@ -35,17 +35,20 @@
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import protobuf from 'protobufjs'
-import { PROTO_PATH, type FrameInit } from '../decoders/index.js'
+import { catalogue, CodedError, createError, PROTO_PATH, type ErrorDefinition, type FrameInit } from '../decoders/index.js'
 import { parseRulesConfig, ALERT_ENGINE_DEFAULTS, type ThresholdRule } from '../streams/index.js'
 import { EcgSynth, type StemiKind } from '../simulator/index.js'
 
 export type ReplayErrorCode = 'AMB_ERR_REPLAY_CASE'
 
+export const REPLAY_ERRORS: Readonly<Record<ReplayErrorCode, ErrorDefinition<ReplayErrorCode>>> = catalogue<ReplayErrorCode>(
+  createError('AMB_ERR_REPLAY_CASE', 'a clinical case file that cannot be run (bad line, unknown field or sign, a frame the decoder refuses)', 400)
+)
+
 /** A case file that cannot be run: names the file and line. */
-export class ReplayError extends Error {
+export class ReplayError extends CodedError<ReplayErrorCode> {
   override readonly name = 'ReplayError'
-  readonly code: ReplayErrorCode = 'AMB_ERR_REPLAY_CASE'
-  constructor (message: string, options: { cause?: unknown } = {}) { super(message, { cause: options.cause }) }
+  constructor (message: string, options: { cause?: unknown } = {}) { super(REPLAY_ERRORS.AMB_ERR_REPLAY_CASE, message, options) }
 }
 
 export type ExpectType =

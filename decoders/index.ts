@@ -1,5 +1,6 @@
 export { FrameDecoder, type Frame, type Assessment } from './frame.js'
 export { FrameError, FRAME_ERRORS, type FrameErrorCode } from './errors.js'
+export { catalogue, CodedError, createError, type CodedErrorOptions, type ErrorDefinition } from './errors-factory.js'
 export { DECODER_DEFAULTS, LIMITS, type DecoderOptions } from './options.js'
 export { VITAL_SIGNS, VITAL_SIGN_BY_NUMBER, LEAD_FIELDS, type VitalSignInfo } from './vitals.js'
 export { encodeFrame, decodeWire, PROTO_PATH, type FrameInit, type WireFrame, type WireWaveform, type WireNumeric, type WirePosition, type WireAlarm, type WireInterpretation, type WireStDeviation } from './schema.js'

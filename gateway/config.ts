@@ -7,6 +7,7 @@ import { isAbsolute, relative, resolve } from 'node:path'
 import { DECODER_DEFAULTS } from '../decoders/index.js'
 import { DEAD_LETTER_DEFAULTS } from '../streams/index.js'
 import { INFLUX_SINK_DEFAULTS } from '../streams/index.js'
+import { catalogue, CodedError, createError, type ErrorDefinition } from '../decoders/index.js'
 import { LIVE_HUB_DEFAULTS } from '../streams/index.js'
 import { ALERT_ENGINE_DEFAULTS } from '../streams/index.js'
 import { SPOOL_DEFAULTS } from '../streams/index.js'
@@ -14,9 +15,17 @@ import { DATASPACE_DEFAULTS } from '../streams/index.js'
 import { CLIENT_LIMIT_DEFAULTS } from './limits.js'
 import { SESSION_DEFAULTS } from './sessions.js'
 
-export class ConfigError extends Error {
+export type ConfigErrorCode = 'AMB_ERR_CONFIG'
+
+export const CONFIG_ERRORS: Readonly<Record<ConfigErrorCode, ErrorDefinition<ConfigErrorCode>>> = catalogue<ConfigErrorCode>(
+  createError('AMB_ERR_CONFIG', 'an environment variable is malformed, out of range, or inconsistent with another; the gateway does not start (exit 2)', 500)
+)
+
+export class ConfigError extends CodedError<ConfigErrorCode> {
   override readonly name = 'ConfigError'
-  readonly code = 'AMB_ERR_CONFIG'
+  constructor (message: string, options: { cause?: unknown } = {}) {
+    super(CONFIG_ERRORS.AMB_ERR_CONFIG, message, options)
+  }
 }
 
 type Kind = 'port' | 'int' | 'number' | 'string' | 'path' | 'enum' | 'level'

@@ -14,7 +14,7 @@ import { FrameDecoder } from '../decoders/index.js'
 import { DeadLetterStore } from '../streams/index.js'
 import { InfluxSink } from '../streams/index.js'
 import type { LiveHub } from '../streams/index.js'
-import { Spool } from '../streams/index.js'
+import { Spool, SPOOL_DEFAULTS } from '../streams/index.js'
 import type { AlertEngine } from '../streams/index.js'
 import { startAlerts } from './alert-wiring.js'
 import { createBroker } from './mqtt/broker.js'
@@ -98,8 +98,9 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       maxSpoolBytes: config.maxSpoolBytes,
       segmentBytes: config.spoolSegmentBytes,
       onPressure: (high, bytes) => {
-        if (high) log.warn({ bytes, max: config.maxSpoolBytes }, 'spool above 80% of maxSpoolBytes: frames will be refused at the bound')
-        else log.info({ bytes }, 'spool back under 80% of maxSpoolBytes')
+        const share = `${Math.round(SPOOL_DEFAULTS.warnRatio * 100)}% of maxSpoolBytes`
+        if (high) log.warn({ bytes, max: config.maxSpoolBytes }, `spool above ${share}: frames will be refused at the bound`)
+        else log.info({ bytes }, `spool back under ${share}`)
       },
       onRefused: code => { metrics.spoolRefused.inc({ reason: code }) },
       onFault: err => {

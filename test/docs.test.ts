@@ -4,9 +4,12 @@
 import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
+import { REPLAY_ERRORS } from '../cli/replay-case.js'
 import { FRAME_ERRORS } from '../decoders/index.js'
-import { OPTIONS, optionsMarkdown } from '../gateway/config.js'
+import { CONFIG_ERRORS, OPTIONS, optionsMarkdown } from '../gateway/config.js'
 import { GATEWAY_ERRORS } from '../gateway/errors.js'
+import { SIMULATOR_ERRORS } from '../simulator/index.js'
+import { ALERT_ERRORS, DATASPACE_ERRORS, DURABLE_ERRORS, STREAM_ERRORS } from '../streams/index.js'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
 const doc = (name: string): string => readFileSync(new URL(`../docs/${name}`, import.meta.url), 'utf8')
@@ -16,8 +19,18 @@ describe('docs', () => {
   it.each(Object.values(OPTIONS).map(o => [o.env]))('documents %s', env => {
     expect(doc('configuration.md')).toContain('`' + env + '`')
   })
-  it.each(Object.keys(FRAME_ERRORS).map(c => [c]))('documents %s', code => {
+  // Every catalogue built with createError (decoders/errors-factory.ts), configuration included.
+  const catalogues = { FRAME_ERRORS, GATEWAY_ERRORS, CONFIG_ERRORS, STREAM_ERRORS, DURABLE_ERRORS, ALERT_ERRORS, DATASPACE_ERRORS, SIMULATOR_ERRORS, REPLAY_ERRORS }
+  const allCodes = Object.entries(catalogues).flatMap(([name, cat]) => Object.keys(cat).map(code => [code, name]))
+  it.each(allCodes)('documents %s (%s)', code => {
     expect(errorsDoc).toContain('`' + code + '`')
+  })
+  it('finds every code the product uses in a catalogue, and no code in two', () => {
+    const used = new Set(execFileSync('grep', ['-rhoE', 'AMB_ERR_[A-Z0-9_]+', 'decoders', 'streams', 'gateway', 'cli', 'simulator'], { cwd: new URL('..', import.meta.url), encoding: 'utf8' })
+      .split('\n').filter(Boolean))
+    const declared = allCodes.map(([code]) => code!)
+    expect(new Set(declared).size).toBe(declared.length)
+    for (const code of used) expect(declared, code).toContain(code)
   })
   it('shows the configuration table exactly as `ambulink config --markdown` prints it', () => {
     expect(doc('configuration.md')).toContain(optionsMarkdown())
@@ -38,8 +51,5 @@ describe('docs', () => {
     const named = [...doc('operations.md').matchAll(/`(ambulink_[a-z0-9_]+)/g)].map(m => m[1]!)
     expect(named.length).toBeGreaterThan(10)
     for (const m of named) expect(defined, m).toContain(m)
-  })
-  it('documents every gateway error code', () => {
-    for (const code of Object.keys(GATEWAY_ERRORS)) expect(errorsDoc, code).toContain(code)
   })
 })

@@ -1,17 +1,20 @@
 /** The alert engine's error catalogue. Callers match on `code`. */
+import { catalogue, CodedError, createError, type ErrorDefinition } from '../../decoders/index.js'
+
 export type AlertErrorCode =
   | 'AMB_ERR_ALERT_RULES'    // the per-hospital rules file is unreadable or invalid (fails the start)
   | 'AMB_ERR_ALERT_JOURNAL'  // the alert journal could not be read or written
 
-export class AlertError extends Error {
+/** A bad rules file needs an edit; a failing disk may recover, but not by retrying here. */
+export const ALERT_ERRORS: Readonly<Record<AlertErrorCode, ErrorDefinition<AlertErrorCode>>> = catalogue<AlertErrorCode>(
+  createError('AMB_ERR_ALERT_RULES', 'the per-hospital alert rules file is unreadable or invalid; the gateway does not start', 500),
+  createError('AMB_ERR_ALERT_JOURNAL', 'the alert journal (or shared alert state) could not be read or written', 500)
+)
+
+export class AlertError extends CodedError<AlertErrorCode> {
   override readonly name = 'AlertError'
-  readonly code: AlertErrorCode
 
   constructor (code: AlertErrorCode, message: string, options: { cause?: unknown } = {}) {
-    super(message, { cause: options.cause })
-    this.code = code
+    super(ALERT_ERRORS[code], message, { cause: options.cause })
   }
-
-  /** A bad rules file needs an edit; a failing disk may recover, but not by retrying here. */
-  canRetry (): boolean { return false }
 }

@@ -4,6 +4,8 @@
  * described here and in the README (Dataspace) (a test checks both). Refusals are counted in
  * `ambulink_dataspace_refused_total{code}` and written to the audit log.
  */
+import { catalogue, CodedError, createError, type CodedErrorOptions, type ErrorDefinition } from '../../decoders/index.js'
+
 export type DataspaceErrorCode =
   | 'AMB_ERR_PERMIT_MISSING'
   | 'AMB_ERR_PERMIT_INVALID'
@@ -30,57 +32,43 @@ export type DataspaceErrorCode =
   | 'AMB_ERR_AUDIT_TAMPERED'
   | 'AMB_ERR_AUDIT_INTEGRITY'
 
-export interface DataspaceErrorInfo {
-  /** HTTP status (or, for the live stream, the WebSocket close code noted in the description). */
-  status: number
-  description: string
-}
+/** What each code means; `status` is the HTTP status (for the live stream, the WebSocket close code). */
+export type DataspaceErrorInfo = ErrorDefinition<DataspaceErrorCode>
 
-export const DATASPACE_ERRORS: Readonly<Record<DataspaceErrorCode, DataspaceErrorInfo>> = Object.freeze({
-  AMB_ERR_PERMIT_MISSING: { status: 401, description: 'no data permit: send it as `Authorization: Bearer <permit>`' },
-  AMB_ERR_PERMIT_INVALID: { status: 401, description: 'the permit is malformed or its signature does not verify (forged, altered, or signed by another key)' },
-  AMB_ERR_PERMIT_EXPIRED: { status: 401, description: 'the permit\'s expiry has passed (live streams are closed with 4401 at that moment)' },
-  AMB_ERR_PERMIT_REVOKED: { status: 401, description: 'the permit was revoked (`ambulink permit revoke`, or listed in its issuer\'s polled revocation list), or its researcher no longer holds the researcher role (live streams close with 4401)' },
-  AMB_ERR_PERMIT_BAD_GRANT: { status: 400, description: '`ambulink permit grant`: an argument is missing or invalid (researcher, datasets, fields, window, expiry, level, purpose)' },
-  AMB_ERR_PERMIT_UNKNOWN_ISSUER: { status: 401, description: 'the permit names an issuer (`iss`) that is not in DATASPACE_PERMIT_ISSUERS' },
-  AMB_ERR_PERMIT_ALGORITHM: { status: 401, description: 'an access-body permit signed with an algorithm other than EdDSA or ES256 (`none`, HS256, RS256 ... are refused)' },
-  AMB_ERR_PERMIT_NOT_YET_VALID: { status: 401, description: 'the access-body permit\'s `nbf` is still in the future' },
-  AMB_ERR_PERMIT_RESEARCHER_UNBOUND: { status: 401, description: 'the access-body permit\'s `sub` is not bound, in its issuer\'s `researchers` map, to a local user holding the researcher role (live streams close with 4401)' },
-  AMB_ERR_PERMIT_ISSUER_UNAVAILABLE: { status: 503, description: 'the issuer\'s JWKS URL could not be fetched to check the permit; retry later' },
-  AMB_ERR_DATASPACE_DATASET_FORBIDDEN: { status: 403, description: 'the dataset is not named in the permit' },
-  AMB_ERR_DATASPACE_FIELD_FORBIDDEN: { status: 403, description: 'a requested field is not granted by the permit for that dataset' },
-  AMB_ERR_DATASPACE_WINDOW_FORBIDDEN: { status: 403, description: 'the requested time window reaches outside the permit\'s window' },
-  AMB_ERR_DATASPACE_BAD_REQUEST: { status: 400, description: 'unknown dataset or field, unparsable time, or from ≥ to' },
-  AMB_ERR_DATASPACE_FORMAT: { status: 400, description: 'unknown format, or a format the dataset has no mapping for (fhir is for vitals only)' },
-  AMB_ERR_DATASPACE_NOT_WEBSOCKET: { status: 426, description: '/dataspace/stream is a WebSocket endpoint: send an Upgrade request' },
-  AMB_ERR_DATASPACE_TOO_LARGE: { status: 413, description: 'the extract\'s first pass (encounters, position cells) exceeds its bound: ask for a shorter window' },
-  AMB_ERR_DATASPACE_STORE_UNAVAILABLE: { status: 503, description: 'no InfluxDB configured (INFLUX_URL), or it did not answer: extracts need it; retry later' },
-  AMB_ERR_DATASPACE_QUERY_FAILED: { status: 502, description: 'InfluxDB refused or broke off an extract query' },
-  AMB_ERR_DATASPACE_SLOW_CONSUMER: { status: 4008, description: 'live stream: the client read too slowly and its send buffer passed DATASPACE_LIVE_MAX_BUFFER_BYTES; the connection was cut (ingest never waits for it)' },
-  AMB_ERR_DATASPACE_KEYS: { status: 500, description: 'a dataspace key file under DATA_DIR/dataspace is unreadable, malformed or readable by others (must be 0600)' },
-  AMB_ERR_AUDIT_UNAVAILABLE: { status: 503, description: 'the access could not be written to the audit log, so no data was released' },
-  AMB_ERR_AUDIT_INTEGRITY: { status: 503, description: 'the audit log\'s head did not check out before an append (signature with the pinned key, rollback behind a newer head or anchor, entries past the head that nobody signed): nothing is appended and nothing released until an operator investigates and runs `ambulink audit recover`' },
-  AMB_ERR_AUDIT_TAMPERED: { status: 500, description: '`ambulink audit verify`: an entry was altered, removed or reordered, or the log no longer ends at its signed head' }
-})
+export const DATASPACE_ERRORS: Readonly<Record<DataspaceErrorCode, DataspaceErrorInfo>> = catalogue<DataspaceErrorCode>(
+  createError('AMB_ERR_PERMIT_MISSING', 'no data permit: send it as `Authorization: Bearer <permit>`', 401),
+  createError('AMB_ERR_PERMIT_INVALID', 'the permit is malformed or its signature does not verify (forged, altered, or signed by another key)', 401),
+  createError('AMB_ERR_PERMIT_EXPIRED', 'the permit\'s expiry has passed (live streams are closed with 4401 at that moment)', 401),
+  createError('AMB_ERR_PERMIT_REVOKED', 'the permit was revoked (`ambulink permit revoke`, or listed in its issuer\'s polled revocation list), or its researcher no longer holds the researcher role (live streams close with 4401)', 401),
+  createError('AMB_ERR_PERMIT_BAD_GRANT', '`ambulink permit grant`: an argument is missing or invalid (researcher, datasets, fields, window, expiry, level, purpose)', 400),
+  createError('AMB_ERR_PERMIT_UNKNOWN_ISSUER', 'the permit names an issuer (`iss`) that is not in DATASPACE_PERMIT_ISSUERS', 401),
+  createError('AMB_ERR_PERMIT_ALGORITHM', 'an access-body permit signed with an algorithm other than EdDSA or ES256 (`none`, HS256, RS256 ... are refused)', 401),
+  createError('AMB_ERR_PERMIT_NOT_YET_VALID', 'the access-body permit\'s `nbf` is still in the future', 401),
+  createError('AMB_ERR_PERMIT_RESEARCHER_UNBOUND', 'the access-body permit\'s `sub` is not bound, in its issuer\'s `researchers` map, to a local user holding the researcher role (live streams close with 4401)', 401),
+  createError('AMB_ERR_PERMIT_ISSUER_UNAVAILABLE', 'the issuer\'s JWKS URL could not be fetched to check the permit; retry later', 503),
+  createError('AMB_ERR_DATASPACE_DATASET_FORBIDDEN', 'the dataset is not named in the permit', 403),
+  createError('AMB_ERR_DATASPACE_FIELD_FORBIDDEN', 'a requested field is not granted by the permit for that dataset', 403),
+  createError('AMB_ERR_DATASPACE_WINDOW_FORBIDDEN', 'the requested time window reaches outside the permit\'s window', 403),
+  createError('AMB_ERR_DATASPACE_BAD_REQUEST', 'unknown dataset or field, unparsable time, or from ≥ to', 400),
+  createError('AMB_ERR_DATASPACE_FORMAT', 'unknown format, or a format the dataset has no mapping for (fhir is for vitals only)', 400),
+  createError('AMB_ERR_DATASPACE_NOT_WEBSOCKET', '/dataspace/stream is a WebSocket endpoint: send an Upgrade request', 426),
+  createError('AMB_ERR_DATASPACE_TOO_LARGE', 'the extract\'s first pass (encounters, position cells) exceeds its bound: ask for a shorter window', 413),
+  createError('AMB_ERR_DATASPACE_STORE_UNAVAILABLE', 'no InfluxDB configured (INFLUX_URL), or it did not answer: extracts need it; retry later', 503),
+  createError('AMB_ERR_DATASPACE_QUERY_FAILED', 'InfluxDB refused or broke off an extract query', 502),
+  createError('AMB_ERR_DATASPACE_SLOW_CONSUMER', 'live stream: the client read too slowly and its send buffer passed DATASPACE_LIVE_MAX_BUFFER_BYTES; the connection was cut (ingest never waits for it)', 4008),
+  createError('AMB_ERR_DATASPACE_KEYS', 'a dataspace key file under DATA_DIR/dataspace is unreadable, malformed or readable by others (must be 0600)', 500),
+  createError('AMB_ERR_AUDIT_UNAVAILABLE', 'the access could not be written to the audit log, so no data was released', 503),
+  createError('AMB_ERR_AUDIT_INTEGRITY', 'the audit log\'s head did not check out before an append (signature with the pinned key, rollback behind a newer head or anchor, entries past the head that nobody signed): nothing is appended and nothing released until an operator investigates and runs `ambulink audit recover`', 503),
+  createError('AMB_ERR_AUDIT_TAMPERED', '`ambulink audit verify`: an entry was altered, removed or reordered, or the log no longer ends at its signed head', 500)
+)
 
-export class DataspaceError extends Error {
+export class DataspaceError extends CodedError<DataspaceErrorCode> {
   override readonly name = 'DataspaceError'
-  readonly code: DataspaceErrorCode
-  readonly statusCode: number
-  private readonly retryAfterMs: number | null
 
-  constructor (code: DataspaceErrorCode, message: string, options: { cause?: unknown, retryAfterMs?: number } = {}) {
-    super(message, { cause: options.cause })
-    this.code = code
-    this.statusCode = DATASPACE_ERRORS[code].status
-    this.retryAfterMs = options.retryAfterMs ?? null
+  /** `retryAfterMs` given: the same request may succeed later (the store or the audit log were unavailable). */
+  constructor (code: DataspaceErrorCode, message: string, options: CodedErrorOptions = {}) {
+    super(DATASPACE_ERRORS[code], message, options)
   }
-
-  /** Whether the same request may succeed later (the store or the audit log were unavailable). */
-  canRetry (): boolean { return this.retryAfterMs !== null }
-
-  /** ms to wait before retrying; null when retrying cannot help. */
-  retryAfter (): number | null { return this.retryAfterMs }
 }
 
 export function isDataspaceError (err: unknown): err is DataspaceError {

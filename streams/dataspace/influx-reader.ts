@@ -9,6 +9,7 @@
  * waits. At most one chunk (plus a partial line) is held in memory.
  */
 import { DataspaceError } from './errors.js'
+import { influxAuthHeaders, influxBase, pingInflux } from '../storage/influx-client.js'
 
 export interface InfluxReaderOptions {
   url: string
@@ -56,8 +57,7 @@ export class InfluxReader {
       qs.set('chunked', 'true')
       qs.set('chunk_size', String(o.chunkRows))
     }
-    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' }
-    if (o.token !== undefined && o.token !== '') headers.authorization = `Token ${o.token}`
+    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...influxAuthHeaders(o.token) }
     const timeout = AbortSignal.timeout(o.timeoutMs)
     const started = new AbortController()
     const onAbort = (): void => { started.abort(signal?.reason ?? timeout.reason) }
@@ -65,7 +65,7 @@ export class InfluxReader {
     signal?.addEventListener('abort', onAbort)
     let res: Response
     try {
-      res = await fetch(`${o.url.replace(/\/$/, '')}/query?${qs.toString()}`, {
+      res = await fetch(`${influxBase(o.url)}/query?${qs.toString()}`, {
         method: 'POST',
         headers,
         body: new URLSearchParams({ q: influxql }).toString(),
@@ -133,14 +133,9 @@ export class InfluxReader {
     return [...seriesOf(await res.text())]
   }
 
+  /** Checks that InfluxDB answers (the one `/ping`, shared with the sink). */
   async ping (timeoutMs = 2000): Promise<boolean> {
-    try {
-      const res = await fetch(`${this.options.url.replace(/\/$/, '')}/ping`, { signal: AbortSignal.timeout(timeoutMs) })
-      await res.arrayBuffer()
-      return res.status === 204 || res.ok
-    } catch {
-      return false
-    }
+    return await pingInflux(this.options.url, timeoutMs)
   }
 }
 

@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto'
 import { constants as fsc } from 'node:fs'
 import { open, readFile, rename, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
+import { catalogue, CodedError, createError, type ErrorDefinition } from '../../decoders/index.js'
 
 /** fsyncs a folder so entries created, renamed or removed in it survive a power cut. */
 export async function syncDir (dir: string): Promise<void> {
@@ -57,11 +58,16 @@ export async function writeFileAtomic (path: string, data: string | Uint8Array, 
   }
 }
 
-export class LockTimeoutError extends Error {
+export type DurableErrorCode = 'AMB_ERR_LOCK_TIMEOUT'
+
+export const DURABLE_ERRORS: Readonly<Record<DurableErrorCode, ErrorDefinition<DurableErrorCode>>> = catalogue<DurableErrorCode>(
+  createError('AMB_ERR_LOCK_TIMEOUT', 'a lock file (credentials, audit log) stayed held by a live process for longer than the wait allows', 503)
+)
+
+export class LockTimeoutError extends CodedError<DurableErrorCode> {
   override readonly name = 'LockTimeoutError'
-  readonly code = 'AMB_ERR_LOCK_TIMEOUT'
   constructor (readonly path: string, readonly owner: number | null, waitedMs: number) {
-    super(`lock ${path} held for more than ${waitedMs} ms by ${owner === null ? 'an unknown process' : `pid ${owner}`}`)
+    super(DURABLE_ERRORS.AMB_ERR_LOCK_TIMEOUT, `lock ${path} held for more than ${waitedMs} ms by ${owner === null ? 'an unknown process' : `pid ${owner}`}`)
   }
 }
 

@@ -1,4 +1,6 @@
 /** The streams area's error catalogue (spool, sink, dead letters). Callers match on `code`. */
+import { catalogue, CodedError, createError, type CodedErrorOptions, type ErrorDefinition } from '../../decoders/index.js'
+
 export type StreamErrorCode =
   | 'AMB_ERR_SPOOL_FULL'
   | 'AMB_ERR_SPOOL_CLOSED'
@@ -8,26 +10,22 @@ export type StreamErrorCode =
   | 'AMB_ERR_INFLUX_REJECTED'
   | 'AMB_ERR_INFLUX_UNAVAILABLE'
 
-export class StreamError extends Error {
+/** `status` is what the HTTP ingest answers with; the last three never reach a sender. */
+export const STREAM_ERRORS: Readonly<Record<StreamErrorCode, ErrorDefinition<StreamErrorCode>>> = catalogue<StreamErrorCode>(
+  createError('AMB_ERR_SPOOL_FULL', 'the spool is at maxSpoolBytes', 503),
+  createError('AMB_ERR_SPOOL_CLOSED', 'a frame arrived while the spool was closing', 503),
+  createError('AMB_ERR_SPOOL_IO', 'the disk refused a spool write or fsync; the spool refuses frames until a probe write succeeds', 503),
+  createError('AMB_ERR_DISK_FULL', 'as AMB_ERR_SPOOL_IO, because the disk is full (ENOSPC/EDQUOT)', 503),
+  createError('AMB_ERR_SPOOL_CORRUPT', 'a spool record fails its checksum inside a segment', 503),
+  createError('AMB_ERR_INFLUX_REJECTED', 'InfluxDB refused a line\'s content; it goes to the dead letters', 503),
+  createError('AMB_ERR_INFLUX_UNAVAILABLE', 'InfluxDB did not answer in time; the sink retries', 503)
+)
+
+export class StreamError extends CodedError<StreamErrorCode> {
   override readonly name = 'StreamError'
-  readonly code: StreamErrorCode
-  /** HTTP status for the HTTP ingest, where one applies. */
-  readonly statusCode: number
-  private readonly retryAfterMs: number | null
 
-  constructor (code: StreamErrorCode, message: string, options: { cause?: unknown, statusCode?: number, retryAfterMs?: number } = {}) {
-    super(message, { cause: options.cause })
-    this.code = code
-    this.statusCode = options.statusCode ?? 503
-    this.retryAfterMs = options.retryAfterMs ?? null
-  }
-
-  canRetry (): boolean {
-    return this.retryAfterMs !== null
-  }
-
-  /** How long a sender should wait before trying again, in ms (null: retrying cannot help). */
-  retryAfter (): number | null {
-    return this.retryAfterMs
+  /** `retryAfterMs` given: how long a sender should wait before trying again. */
+  constructor (code: StreamErrorCode, message: string, options: CodedErrorOptions = {}) {
+    super(STREAM_ERRORS[code], message, options)
   }
 }

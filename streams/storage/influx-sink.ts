@@ -23,6 +23,7 @@
 import { promisify } from 'node:util'
 import { gzip as gzipCb, constants as zc } from 'node:zlib'
 import { HttpError, InfluxDB, type Transport } from '@influxdata/influxdb-client'
+import { pingInflux } from './influx-client.js'
 import type { Spool, SpoolBatch } from './spool.js'
 import type { DeadLetterStore } from './dead-letter.js'
 import { crashPoint } from './crash-point.js'
@@ -66,7 +67,9 @@ export const INFLUX_SINK_DEFAULTS = Object.freeze({
   timeoutMs: 30_000,
   concurrency: 3,
   minRetryDelayMs: 200,
-  maxRetryDelayMs: 15_000
+  maxRetryDelayMs: 15_000,
+  /** How long close() waits for in-flight and spooled batches before giving up (they stay spooled). */
+  closeGraceMs: 5_000
 })
 
 /** Unwritten spool bytes beyond which a batch is sent without lingering. */
@@ -125,12 +128,7 @@ export class InfluxSink {
 
   /** Checks that InfluxDB answers (`/ping`, served by 1.x, 2.x, 3.x and VictoriaMetrics). */
   async ping (timeoutMs = 2000): Promise<boolean> {
-    try {
-      await this.transport.request('/ping', '', { method: 'GET', signal: AbortSignal.timeout(timeoutMs) })
-      return true
-    } catch {
-      return false
-    }
+    return await pingInflux(this.options.url, timeoutMs)
   }
 
   private async loop (): Promise<void> {
@@ -311,7 +309,7 @@ export class InfluxSink {
    * Stops after the batch in flight (or at once when InfluxDB is failing: what is not stored
    * stays in the spool for the next start). Safe to call twice.
    */
-  async close (graceMs = 5000): Promise<void> {
+  async close (graceMs: number = INFLUX_SINK_DEFAULTS.closeGraceMs): Promise<void> {
     if (this.running === null) return
     const running = this.running
     // Give the loop a moment to drain what is already spooled while healthy.

@@ -307,11 +307,25 @@ export class CredentialStore extends EventEmitter {
     // not (looking only for unknown ones would make them answer measurably later), and at most
     // every LOOK_MS, so HTTP telemetry does not stat the file for every frame.
     const now = Date.now()
+    let looked = false
     if (now - this.lastLook >= LOOK_MS) {
       this.lastLook = now
+      looked = true
       await this.reload()
     }
-    return isDeviceToken(secret) ? await this.verifyToken(name, secret) : await this.verifyPassword(name, secret)
+    const check = async (): Promise<Principal | null> => isDeviceToken(secret) ? await this.verifyToken(name, secret) : await this.verifyPassword(name, secret)
+    const checkedAgainst = this.version
+    const found = await check()
+    if (found !== null) return found
+    // A failure looks at the file once more before it is final: a name added by the CLI a moment
+    // ago (within LOOK_MS of the last look, or while scrypt ran and a poll reloaded the file)
+    // must not be refused. Every failing name takes this path, known or not, so it reveals
+    // nothing about which names exist.
+    if (!looked) {
+      this.lastLook = Date.now()
+      await this.reload()
+    }
+    return this.version === checkedAgainst ? null : await check()
   }
 
   private async verifyToken (unit: string, token: string): Promise<Principal | null> {

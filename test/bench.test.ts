@@ -43,7 +43,10 @@ describe('ambulink bench (smoke)', () => {
     expect(report.rss_mb_per_unit).toBeCloseTo(report.gateway_rss_mb / report.units, 1)
     expect(report.gateway_cpu_us_per_frame).toBe(report.saturation.gateway.publish.broker_cpu_us_per_frame)
     expect(report.gateway_cpu_us_per_frame!).toBeGreaterThan(0)
-    expect(report.gateway_cpu_us_per_point).toBeGreaterThan(0)
+    // Process CPU comes from /proc in 10 ms clock ticks: the smoke run's small backlog may drain
+    // in less than one tick on an idle machine, so 0 is a possible reading here (never negative).
+    expect(report.gateway_cpu_us_per_point).toBeGreaterThanOrEqual(0)
+    expect(Number.isFinite(report.gateway_cpu_us_per_point)).toBe(true)
     expect(report.aedes_msgs_per_s!).toBeGreaterThan(0)
     expect(report.saturation.aedes!.errors).toBe(0)
     expect(report.ingest_vs_aedes_ratio).toBeCloseTo(report.gateway_msgs_per_s / report.aedes_msgs_per_s!, 2)

@@ -338,11 +338,13 @@ function pointsBesidesEcg (frames: number): number {
  * gateway's own counter) between the first look after the restart and the empty spool.
  */
 async function drainTimed (env: BenchEnv, i: number, o: BenchOptions, progress: (line: string) => void): Promise<SinkDrain> {
-  await env.connectInflux(i)
   const url = env.httpUrls[i]!
-  const m0 = await readMetrics(url)
+  // The backlog is read before the restart: once the gateway has INFLUX_URL it may drain part
+  // of it (all of a small one) before the first look.
+  const backlog = (await readMetrics(url)).get('ambulink_spool_pending_bytes') ?? 0
+  await env.connectInflux(i)
+  const m0 = await readMetrics(env.httpUrls[i]!)
   const t0 = performance.now()
-  const backlog = m0.get('ambulink_spool_pending_bytes') ?? 0
   const pids = [env.gateways[i]!.pid, env.influx!.pid]
   const cpu0 = await Promise.all(pids.map(processCpuSeconds))
   let complete = true

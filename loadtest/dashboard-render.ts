@@ -14,7 +14,8 @@
  * clinician's workstation, and they share the machine with the gateway and the fleet.
  */
 import { parseArgs } from 'node:util'
-import { chromium, type Page } from 'playwright-core'
+import { type Page } from 'playwright-core'
+import { launchChromium } from '../testkit/chromium.js'
 import { addUser } from '../gateway/credentials.js'
 import { startTestGateway } from '../testkit/gateway.js'
 import { startDashboardFleet } from './dashboard-fleet.js'
@@ -63,11 +64,7 @@ async function measure (page: Page, seconds: number): Promise<Omit<RenderFigure,
 
 export async function runDashboardRender (unitCounts: number[], seconds: number): Promise<RenderFigure[]> {
   const out: RenderFigure[] = []
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
-  })
+  const browser = await launchChromium()
   try {
     for (const n of unitCounts) {
       const tg = await startTestGateway({ logLevel: 'warn' })

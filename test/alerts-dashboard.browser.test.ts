@@ -3,7 +3,8 @@
 // in the banner, unacknowledged, high priority, and the page flashes again.
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { type Browser, type Page } from 'playwright-core'
+import { launchChromium } from '../testkit/chromium.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { encodeFrame } from '../decoders/index.js'
 import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
@@ -23,11 +24,7 @@ beforeAll(async () => {
   tg = await startTestGateway({ signalLossMs: 600_000 })
   token = await tg.addDevice(UNIT)
   childToken = await tg.addDevice(CHILD)
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
-  })
+  browser = await launchChromium()
 }, 60_000)
 
 afterAll(async () => {

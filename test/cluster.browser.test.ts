@@ -14,7 +14,8 @@ import { mkdir, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import mqtt, { type MqttClient } from 'mqtt'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { type Browser, type Page } from 'playwright-core'
+import { launchChromium } from '../testkit/chromium.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { ROSTER_DEFAULTS } from '../gateway/cluster/roster.js'
@@ -124,11 +125,7 @@ describe('a cluster of two gateway processes behind HAProxy', () => {
         [`AMBULINK_GW${i + 1}`, '127.0.0.1'], [`AMBULINK_GW${i + 1}_MQTT`, String(g.ports.mqtt)], [`AMBULINK_GW${i + 1}_HTTP`, String(g.ports.http)]
       ]))
     })
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
-    })
+    browser = await launchChromium()
   }, 120_000)
 
   afterAll(async () => {

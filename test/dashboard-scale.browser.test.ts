@@ -5,7 +5,8 @@
 // acknowledge-and-assign reaches another dashboard within a second and is journalled, and a
 // clinician's view is remembered by the server. Screenshots of each view go to .tmp/screenshots/.
 import { mkdir, readFile } from 'node:fs/promises'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { launchChromium } from '../testkit/chromium.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { addUser, type DefaultView } from '../gateway/credentials.js'
 import { journalPath } from '../gateway/dashboard/journal.js'
@@ -30,11 +31,7 @@ beforeAll(async () => {
   for (const [name, view] of users) passwords[name] = await addUser(tg.dataDir, name, 'clinician', view)
   fleet = await startDashboardFleet({ mqttUrl: tg.mqttUrl, n: UNITS, seed: 20261201, addDevice: u => tg.addDevice(u) })
   stemiUnit = [...fleet.profiles].find(([, p]) => p === 'stemi')![0]
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
-  })
+  browser = await launchChromium()
 }, 120_000)
 
 // Each test's pages close after it: open pages all keep rendering 60 units.

@@ -3,7 +3,8 @@
 // one, watch the ECG move, see an alert within a second of the frame that raises it, and see an
 // acknowledgement made on one dashboard reach another. Screenshots go to .tmp/ for review.
 import { mkdir } from 'node:fs/promises'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { launchChromium } from '../testkit/chromium.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { decodeWire, encodeFrame } from '../decoders/index.js'
@@ -60,11 +61,7 @@ beforeAll(async () => {
   }))
   await pump(sources)
   streamer = setInterval(() => { pumping = pumping.then(() => pump(sources)) }, 100)
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
-  })
+  browser = await launchChromium()
   alice = await loggedIn('alice')
 }, 60_000)
 

@@ -4,7 +4,8 @@
 // standard grid (25 mm/s, 10 mm/mV): the canvas is 10 s wide at 25 mm/s, the grid and the traces
 // are drawn, and the ST table marks II, III and aVF.
 import { mkdir } from 'node:fs/promises'
-import { chromium, type Browser } from 'playwright-core'
+import { type Browser } from 'playwright-core'
+import { launchChromium } from '../testkit/chromium.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { UnitFrameSource } from '../simulator/frame-source.js'
 import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
@@ -25,11 +26,7 @@ beforeAll(async () => {
     })
     if (res.status !== 200) throw new Error(`device post ${res.status}`)
   }
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic']
-  })
+  browser = await launchChromium()
 }, 60_000)
 
 afterAll(async () => {

@@ -1,6 +1,5 @@
-// The page.evaluate bodies below run in Chromium: this file alone among the server-side ones needs
-// the DOM types (the server project leaves them out; see tsconfig.json).
-/// <reference lib="dom" />
+// The page.evaluate bodies below run in Chromium, so this file is type-checked with the tests'
+// project (DOM and Node types), not the server's (test/tsconfig.json, tsconfig.json).
 /**
  * Rendering benchmark of the clinicians' dashboard: frame rate and long tasks (main-thread tasks
  * over 50 ms, the browser's own Long Tasks API) of the fleet board, the incoming board and a

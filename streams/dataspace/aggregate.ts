@@ -1,18 +1,22 @@
 /**
- * The core of the planned `aggregated` protection level (issue #10, item 7): one summary per
- * encounter instead of rows. NOT yet a grantable level: no permit, route, CLI or serializer uses
- * this module yet (see the issue's closing note); it holds the summarising rules so that wiring
- * them in is mechanical.
+ * The summarising rules of the `aggregated` protection level (issue #10, item 7): one summary per
+ * encounter instead of rows (summary-extract.ts applies them to an extract).
  *
  * Per encounter and granted value field: the number of samples, and the minimum, median and
  * maximum, each binned down to the field's width (BIN_WIDTHS); the duration binned down to 10
- * minutes; the week (Monday, UTC) of the SHIFTED first sample and no other time; and a subject
- * that is a fresh random UUID per extract, so no pseudonym is stable across extracts.
+ * minutes; no time at all; and a subject that is a fresh random UUID per extract, so no
+ * pseudonym is stable across extracts.
  *
- * What this does not give: the summary of one encounter is the same in every extract that holds
- * it, so the binned values themselves can still match two extracts' rows when few encounters
- * share them. k-anonymity over the released attributes (age band, sex) is the caller's job
- * (k-anonymity.ts), as for level anonymised.
+ * Not released, on review: the week of the shifted first sample (as first drafted). The shift is
+ * fixed per (permit, encounter), so that week was the same in every extract of one permit and
+ * spread over ~52 values: a near-unique key joining two aggregated extracts of the permit whatever
+ * their random subjects, while telling a researcher nothing (a shift of up to ±182 days makes the
+ * season noise).
+ *
+ * A summary is a function of the exact values, so anyone holding an encounter's exact values
+ * (another permit's extract at level anonymised, the live stream) can compute it. That is why
+ * the extract releases a summary only when at least k encounters share every released value
+ * (summary-extract.ts): a link from exact values then lands on k identical rows, never on one.
  */
 import { randomUUID } from 'node:crypto'
 
@@ -40,8 +44,6 @@ export interface FieldSummary { count: number, min: number, median: number, max:
 export interface EncounterSummary {
   /** Random per extract: never equal across two extracts of the same encounter. */
   subject: string
-  /** Monday (UTC, YYYY-MM-DD) of the week of the shifted first sample. */
-  week: string
   /** Duration from first to last sample, binned down to DURATION_BIN_MS, minutes. */
   durationMin: number
   /** One per requested field; null when the encounter has no value for it. */
@@ -58,21 +60,13 @@ function median (sorted: number[]): number {
   return sorted.length % 2 === 1 ? sorted[m]! : (sorted[m - 1]! + sorted[m]!) / 2
 }
 
-/** Monday of the UTC week holding `ms`, as YYYY-MM-DD. */
-export function weekOf (ms: number): string {
-  const d = new Date(ms)
-  const day = (d.getUTCDay() + 6) % 7
-  return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() - day)).toISOString().slice(0, 10)
-}
-
 /**
- * Summarises one encounter's rows (`timeUs` real, `values` one per `fields`) under `shiftUs`.
- * Fields without a bin width are refused: summarising them would release exact values.
+ * Summarises one encounter's rows (`timeUs`, `values` one per `fields`). Fields without a bin
+ * width are refused: summarising them would release exact values.
  */
 export function summariseEncounter (
   rows: ReadonlyArray<{ timeUs: number, values: ReadonlyArray<number | string | null> }>,
-  fields: readonly string[],
-  shiftUs: number
+  fields: readonly string[]
 ): EncounterSummary | null {
   for (const f of fields) if (BIN_WIDTHS[f] === undefined) throw new RangeError(`no bin width for ${f}`)
   if (rows.length === 0) return null
@@ -97,8 +91,47 @@ export function summariseEncounter (
   })
   return {
     subject: randomUUID(),
-    week: weekOf(Math.floor((first + shiftUs) / 1000)),
     durationMin: binDown((last - first) / 1000, DURATION_BIN_MS) / 60_000,
     fields: out
   }
 }
+
+/** The value fields a permit at level aggregated can release (as summaries). */
+export const SUMMARISABLE_FIELDS: readonly string[] = Object.freeze(Object.keys(BIN_WIDTHS))
+
+/** The datasets level aggregated serves: per-encounter summaries of vital signs only. */
+export const AGGREGATED_DATASETS: readonly string[] = Object.freeze(['vitals'])
+
+/** Output columns of a summary, after `subject`, `age_band`, `sex`: duration then four per field. */
+export function summaryColumns (fields: readonly string[]): string[] {
+  return ['duration_min', ...fields.flatMap(f => [`${f}_count`, `${f}_min`, `${f}_median`, `${f}_max`])]
+}
+
+/** A summary's values in summaryColumns(fields) order (null where the encounter has no value). */
+export function summaryValues (s: EncounterSummary, fields: readonly string[]): Array<number | null> {
+  const out: Array<number | null> = [s.durationMin]
+  for (const f of fields) {
+    const v = s.fields[f] ?? null
+    if (v === null) out.push(null, null, null, null)
+    else out.push(v.count, v.min, v.median, v.max)
+  }
+  return out
+}
+
+/**
+ * What a grant at level aggregated may name: `vitals` only, and of its fields the summarisable
+ * ones and the demographics (age band, sex). Returns the problem, or null when the grant fits;
+ * `fields` undefined means "the level's default", which is filled in by `aggregatedDefaultFields`.
+ */
+export function aggregatedGrantProblem (datasets: readonly string[], fields: Readonly<Record<string, readonly string[] | undefined>> | undefined): string | null {
+  const other = datasets.filter(d => !AGGREGATED_DATASETS.includes(d))
+  if (other.length > 0) return `level aggregated summarises ${AGGREGATED_DATASETS.join(', ')} only, not ${other.join(', ')}`
+  for (const d of datasets) {
+    const bad = (fields?.[d] ?? []).filter(f => !SUMMARISABLE_FIELDS.includes(f) && f !== 'age' && f !== 'sex')
+    if (bad.length > 0) return `level aggregated has no summary of ${bad.join(', ')}; it summarises ${SUMMARISABLE_FIELDS.join(', ')} (and age, sex)`
+  }
+  return null
+}
+
+/** The fields a grant at level aggregated gets by default. */
+export function aggregatedDefaultFields (): string[] { return [...SUMMARISABLE_FIELDS, 'age', 'sex'] }

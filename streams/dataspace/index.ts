@@ -8,6 +8,8 @@ export { TrustedIssuers, ISSUER_ALGORITHMS, type ExternalPermit, type IssuerOpti
 export { Revocations, recordGrant, recordRevocation, listGrants, listRevocations } from './permit-registry.js'
 export { Protector, formatUs, type Channel } from './protect.js'
 export { InfluxReader, type InfluxReaderOptions } from './influx-reader.js'
+export { SummaryExtractor } from './summary-extract.js'
+export { SUMMARISABLE_FIELDS } from './aggregate.js'
 export { Extractor, type ExtractRequest, type ExtractPlan, type ExtractSummary } from './extract.js'
 export { createSerializer, FORMAT_NAMES, type FormatName } from './formats/index.js'
 export { LiveHub as ResearchLiveHub, CLOSE_UNAUTHORIZED, type AlertSource, type FrameSource, type LiveDataset, type LiveSocket, type EndReason } from './live.js'

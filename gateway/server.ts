@@ -205,7 +205,7 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       log: mqttLog,
       passwordThrottle,
       cluster,
-      limits: { maxSubscriptions: config.maxSubscriptionsPerClient, maxTopicLength: config.maxTopicLength, maxInflight: config.maxInflightPerClient, queueLimit: config.mqttQueueLimit }
+      limits: { maxSubscriptions: config.maxSubscriptionsPerClient, maxTopicLength: config.maxTopicLength, maxInflight: config.maxInflightPerClient, queueLimit: config.mqttQueueLimit, maxQueued: Math.min(config.maxQueuedPerClient, config.maxInflightPerClient) }
     })
     cluster?.attach(broker)
     // Every MQTT transport (TCP, TLS, WebSocket) enters through the cap and the packet guard.

@@ -22,6 +22,7 @@ import type { Ingest } from '../ingest.js'
 import { CLIENT_LIMIT_DEFAULTS, type ClientLimits, type PasswordThrottle } from '../limits.js'
 import { cap, RefusalLog } from '../logger.js'
 import type { Metrics } from '../metrics.js'
+import { boundedOffline } from './offline-queue.js'
 import { remoteAddressOf, transportOf } from './packet-guard.js'
 
 export interface BrokerDeps {
@@ -114,7 +115,7 @@ export async function createBroker (deps: BrokerDeps): Promise<Aedes> {
     // A frozen subscriber must not stall delivery for everyone (aedes docs: drainTimeout).
     drainTimeout: 10_000,
     heartbeatInterval: deps.cluster?.heartbeatIntervalMs ?? 60_000,
-    ...(deps.cluster !== undefined ? { mq: deps.cluster.mq, persistence: deps.cluster.persistence } : {}),
+    ...(deps.cluster !== undefined ? { mq: deps.cluster.mq, persistence: deps.cluster.persistence } : { persistence: boundedOffline(limits.maxQueued, metrics, refusals) }),
     connectTimeout: 10_000,
     maxClientsIdLength: 128,
     // Packets a client may pipeline before its CONNECT is authenticated.

@@ -71,13 +71,19 @@ function bad (message: string): DataspaceError {
   return new DataspaceError('AMB_ERR_PERMIT_BAD_GRANT', message)
 }
 
-async function appendAudit (config: Config, event: AuditEvent): Promise<void> {
+/**
+ * The audit log as a command opens it: every head it signs goes to InfluxDB before the command
+ * returns (issue #10, item 2), so a rollback behind it is caught by the next process; without
+ * InfluxDB (or when the write fails) the gateway's periodic anchor publishes it.
+ */
+async function openCliAuditLog (config: Config): Promise<Awaited<ReturnType<typeof openAuditLog>>> {
   const keys = await openKeys(config.dataDir)
-  // The head this command signs goes to InfluxDB before it returns (issue #10, item 2), so a
-  // rollback behind it is caught by the next process; without InfluxDB the gateway's periodic
-  // anchor publishes it.
   const reader = influxReader(config, dataspaceOptions(config))
-  const { audit } = await openAuditLog(config, keys, undefined, reader === null ? undefined : async (head: SignedHead) => { await writeAnchor(reader, head, 2000).catch(() => {}) })
+  return await openAuditLog(config, keys, undefined, reader === null ? undefined : async (head: SignedHead) => { await writeAnchor(reader, head, 2000).catch(() => {}) })
+}
+
+async function appendAudit (config: Config, event: AuditEvent): Promise<void> {
+  const { audit } = await openCliAuditLog(config)
   try {
     await audit.append(event)
   } finally {
@@ -124,8 +130,7 @@ async function verify (config: Config, keyPath: string | undefined, io: CliIo, h
 
 async function recover (config: Config, reason: string | undefined, io: CliIo): Promise<number> {
   if (reason === undefined || reason.trim() === '') { io.stderr(`--reason is required: say what was investigated\n${AUDIT_USAGE}`); return 2 }
-  const keys = await openKeys(config.dataDir)
-  const { audit } = await openAuditLog(config, keys)
+  const { audit } = await openCliAuditLog(config)
   try {
     const r = await audit.recover(reason.trim())
     io.stderr(r.recorded === 'nothing' ? `${r.message}\n` : `recorded ${r.recorded}: ${r.message}\n${r.recorded === 'audit.anomaly' ? '`audit verify` keeps failing for this chain (the evidence stays); archive it when the investigation is closed\n' : ''}`)

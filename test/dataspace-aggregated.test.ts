@@ -149,7 +149,7 @@ describe('level aggregated', () => {
     ])
   })
 
-  it('a researcher with an anonymised and an aggregated permit cannot link any summary to one exact sequence', async () => {
+  it('a researcher with an anonymised and an aggregated permit (or two aggregated) cannot link any summary to one record', async () => {
     const anon = await permit('anonymised')
     const agg = await permit('aggregated')
     const exact = ndjson((await extract(anon, { dataset: 'vitals', fields: 'heart_rate,spo2' })).body)
@@ -173,6 +173,14 @@ describe('level aggregated', () => {
       if (matches.length > 0) linkedToGroups++
     }
     expect(linkedToGroups).toBe(COMMON)
+    // Two aggregated permits: joined on every released value, each record meets k or none.
+    const other = ndjson((await extract(await permit('aggregated'), { dataset: 'vitals', fields: 'heart_rate,spo2' })).body)
+    const key = (r: Record<string, unknown>): string => rowSummary(r, 'heart_rate') + rowSummary(r, 'spo2') + String(r.duration_min)
+    for (const r of summaries) {
+      const n = other.filter(o => key(o) === key(r)).length
+      expect(n === 0 || n >= K, `${n} records of the other permit match one`).toBe(true)
+      expect(other.some(o => o.subject === r.subject)).toBe(false)
+    }
   })
 
   it('two aggregated extracts of one permit share no subject, and the second is classified on what the first released', async () => {

@@ -19,6 +19,7 @@ import {
   isDatasetName,
   listGrants,
   listRevocations,
+  newestPublishedHead,
   normalisePermitRequest,
   openKeys,
   readAudit,
@@ -26,14 +27,16 @@ import {
   recordRevocation,
   signPermit,
   verifyAudit,
+  writeAnchor,
   type AuditEvent,
+  type SignedHead,
   type DatasetName,
   type ProtectionLevel
 } from '../streams/index.js'
 import { parseTime } from '../streams/index.js'
 import { loadConfig, type Config } from '../gateway/config.js'
 import { listUsers } from '../gateway/credentials.js'
-import { auditHeadPath, latestAnchor, openAuditLog } from '../gateway/dataspace/service.js'
+import { auditHeadPath, dataspaceOptions, influxReader, latestAnchor, openAuditLog } from '../gateway/dataspace/service.js'
 
 export interface CliIo {
   stdout: (text: string) => void
@@ -48,14 +51,17 @@ const processIo: CliIo = {
 const PERMIT_USAGE = `usage:
   ambulink permit grant --researcher NAME --datasets vitals,alerts --purpose TEXT
                         --from ISO --to ISO --expires ISO
-                        [--level anonymised|pseudonymised] [--fields heart_rate,spo2,alerts.kind,age,...]
+                        [--level anonymised|pseudonymised|aggregated] [--fields heart_rate,spo2,alerts.kind,age,...]
   ambulink permit list
   ambulink permit revoke ID [--reason TEXT]
 `
 const AUDIT_USAGE = `usage:
   ambulink audit [list] [--json]      every dataspace access and permit change, oldest first
-  ambulink audit verify [--key FILE]  exits 1 if an entry was altered, removed, rolled back or signed by nobody
-                                      (FILE: the audit public key kept outside DATA_DIR; default DATASPACE_AUDIT_PUBLIC_KEY)
+  ambulink audit verify [--key FILE] [--heads LOG]
+                                      exits 1 if an entry was altered, removed, rolled back or signed by nobody
+                                      (FILE: the audit public key kept outside DATA_DIR; default DATASPACE_AUDIT_PUBLIC_KEY;
+                                      LOG: the gateway's shipped log stream, whose "audit head signed" lines are
+                                      checked as anchors too, besides InfluxDB's)
   ambulink audit recover --reason TEXT
                                       after investigating: brings a log whose head does not check out back into
                                       service, recording what was done (and why) in the log itself
@@ -65,9 +71,19 @@ function bad (message: string): DataspaceError {
   return new DataspaceError('AMB_ERR_PERMIT_BAD_GRANT', message)
 }
 
-async function appendAudit (config: Config, event: AuditEvent): Promise<void> {
+/**
+ * The audit log as a command opens it: every head it signs goes to InfluxDB before the command
+ * returns (issue #10, item 2), so a rollback behind it is caught by the next process; without
+ * InfluxDB (or when the write fails) the gateway's periodic anchor publishes it.
+ */
+async function openCliAuditLog (config: Config): Promise<Awaited<ReturnType<typeof openAuditLog>>> {
   const keys = await openKeys(config.dataDir)
-  const { audit } = await openAuditLog(config, keys)
+  const reader = influxReader(config, dataspaceOptions(config))
+  return await openAuditLog(config, keys, undefined, reader === null ? undefined : async (head: SignedHead) => { await writeAnchor(reader, head, 2000).catch(() => {}) })
+}
+
+async function appendAudit (config: Config, event: AuditEvent): Promise<void> {
+  const { audit } = await openCliAuditLog(config)
   try {
     await audit.append(event)
   } finally {
@@ -81,7 +97,7 @@ async function insideDataDir (config: Config, path: string): Promise<boolean> {
   return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))
 }
 
-async function verify (config: Config, keyPath: string | undefined, io: CliIo): Promise<number> {
+async function verify (config: Config, keyPath: string | undefined, io: CliIo, headsPath?: string): Promise<number> {
   const path = keyPath ?? config.dataspaceAuditPublicKey
   let publicKey = null
   if (path === undefined) {
@@ -92,8 +108,15 @@ async function verify (config: Config, keyPath: string | undefined, io: CliIo): 
   } else {
     publicKey = createPublicKey(await readFile(path, 'utf8'))
   }
-  const { anchor, why } = await latestAnchor(config)
-  if (why !== null) io.stderr(`note: ${why}\n`)
+  const latest = await latestAnchor(config)
+  let anchor = latest.anchor
+  if (latest.why !== null) io.stderr(`note: ${latest.why}\n`)
+  if (headsPath !== undefined && publicKey !== null) {
+    // The log stream the gateway printed (shipped outside DATA_DIR): every head it signed.
+    const shipped = newestPublishedHead(await readFile(headsPath, 'utf8'), publicKey)
+    if (shipped === null) io.stderr(`note: ${headsPath} holds no audit head that verifies with the pinned key\n`)
+    else if (anchor === null || shipped.counter > anchor.counter) anchor = shipped
+  }
   const r = await verifyAudit({ logPath: auditLogPath(config.dataDir), headPath: auditHeadPath(config), publicKey, anchor })
   for (const n of r.notes) io.stderr(`note: ${n}\n`)
   if (r.ok) {
@@ -107,8 +130,7 @@ async function verify (config: Config, keyPath: string | undefined, io: CliIo): 
 
 async function recover (config: Config, reason: string | undefined, io: CliIo): Promise<number> {
   if (reason === undefined || reason.trim() === '') { io.stderr(`--reason is required: say what was investigated\n${AUDIT_USAGE}`); return 2 }
-  const keys = await openKeys(config.dataDir)
-  const { audit } = await openAuditLog(config, keys)
+  const { audit } = await openCliAuditLog(config)
   try {
     const r = await audit.recover(reason.trim())
     io.stderr(r.recorded === 'nothing' ? `${r.message}\n` : `recorded ${r.recorded}: ${r.message}\n${r.recorded === 'audit.anomaly' ? '`audit verify` keeps failing for this chain (the evidence stays); archive it when the investigation is closed\n' : ''}`)
@@ -234,7 +256,7 @@ export async function runPermitCli (args: string[], io: CliIo = processIo, confi
 }
 
 export async function runAuditCli (args: string[], io: CliIo = processIo, config: Config = loadConfig()): Promise<number> {
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean', default: false }, key: { type: 'string' }, reason: { type: 'string' } } })
+  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { json: { type: 'boolean', default: false }, key: { type: 'string' }, heads: { type: 'string' }, reason: { type: 'string' } } })
   const sub = positionals[0] ?? 'list'
   if (sub === 'list') {
     if (!values.json) io.stdout('seq\tat\tkind\toutcome\tstatus\tcode\tresearcher\tpermit\tdataset\trows\tsuppressed\n')
@@ -244,7 +266,7 @@ export async function runAuditCli (args: string[], io: CliIo = processIo, config
     }
     return 0
   }
-  if (sub === 'verify') return await verify(config, values.key, io)
+  if (sub === 'verify') return await verify(config, values.key, io, values.heads)
   if (sub === 'recover') return await recover(config, values.reason, io)
   io.stderr(AUDIT_USAGE)
   return 2

@@ -70,6 +70,7 @@ export const OPTIONS = {
   maxSubscriptionsPerClient: { env: 'MAX_SUBSCRIPTIONS_PER_CLIENT', kind: 'int', default: CLIENT_LIMIT_DEFAULTS.maxSubscriptions, doc: 'MQTT subscriptions one client may hold; more get SUBACK 0x80 (AMB_ERR_TOO_MANY_SUBSCRIPTIONS)' },
   maxTopicLength: { env: 'MAX_TOPIC_LENGTH', kind: 'int', default: CLIENT_LIMIT_DEFAULTS.maxTopicLength, doc: 'longest MQTT topic or topic filter, characters (AMB_ERR_TOPIC_TOO_LONG)' },
   maxInflightPerClient: { env: 'MAX_INFLIGHT_PER_CLIENT', kind: 'int', default: CLIENT_LIMIT_DEFAULTS.maxInflight, doc: 'QoS 1 messages sent to a client and not yet acknowledged before it is disconnected (AMB_ERR_TOO_MANY_INFLIGHT)' },
+  maxQueuedPerClient: { env: 'MAX_QUEUED_PER_CLIENT', kind: 'int', default: CLIENT_LIMIT_DEFAULTS.maxQueued, doc: 'QoS 1 messages kept for a persistent (clean=false) MQTT client while it is offline or has not acknowledged them; beyond it the least important are dropped, superseded and cleared alerts first, high priority last (AMB_ERR_OFFLINE_QUEUE_FULL); the smaller of this and MAX_INFLIGHT_PER_CLIENT applies, since a reconnect delivers the whole queue at once' },
   mqttQueueLimit: { env: 'MQTT_QUEUE_LIMIT', kind: 'int', default: CLIENT_LIMIT_DEFAULTS.queueLimit, doc: 'MQTT packets a client may send before its CONNECT is authenticated (aedes queueLimit); beyond it the connection closes' },
   mqttWsAllowedOrigins: { env: 'MQTT_WS_ALLOWED_ORIGINS', kind: 'string', default: '', doc: 'comma-separated browser origins (scheme://host[:port]) that may open /mqtt besides the gateway\'s own; clients sending no Origin (devices) are not affected' },
   httpRequestTimeoutMs: { env: 'HTTP_REQUEST_TIMEOUT_MS', kind: 'int', default: 30_000, doc: 'whole-request deadline for HTTP clients, ms (slow or trickling clients get 408)' },
@@ -154,6 +155,7 @@ export function loadConfig (overrides: Partial<Config> = {}, env: NodeJS.Process
     try { u = new URL(c.redisUrl) } catch { /* reported below */ }
     if (u?.protocol !== 'redis:') throw new ConfigError(`REDIS_URL must be redis://host:port[/db], got ${JSON.stringify(c.redisUrl)}`)
   }
+  if (c.maxQueuedPerClient < 1) throw new ConfigError(`MAX_QUEUED_PER_CLIENT must be at least 1, got ${c.maxQueuedPerClient}`)
   if (c.dataspaceK < 2) throw new ConfigError(`DATASPACE_K must be at least 2, got ${c.dataspaceK}`)
   if (c.dataspaceAuditPublicKey !== undefined) {
     const rel = relative(c.dataDir, resolve(c.dataspaceAuditPublicKey))

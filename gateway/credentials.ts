@@ -207,8 +207,29 @@ export async function revokeUser (dataDir: string, name: string): Promise<boolea
   })
 }
 
+/**
+ * Gives every user added before accounts had ids a fresh random account id (issue #10, item 10),
+ * under the credentials lock, written atomically (mutate: streams/storage/durable.ts). Returns how
+ * many were given one. A fresh id binds nothing old: permits without an account id are refused,
+ * and `permit grant` never issued one to such a user. Runs when the gateway opens the file and
+ * whenever a command lists the users, so nobody has to be added again.
+ */
+export async function migrateAccountIds (dataDir: string): Promise<number> {
+  const lacking = (f: CredentialsFile): UserRecord[] => Object.values(f.users).filter(u => typeof u.accountId !== 'string' || u.accountId === '')
+  if (lacking(await readCredentials(await realCredentialsPath(dataDir))).length === 0) return 0
+  return await mutate(dataDir, f => {
+    const users = lacking(f)
+    for (const u of users) u.accountId = randomUUID()
+    return users.length
+  })
+}
+
 export async function listUsers (dataDir: string): Promise<Array<{ name: string, role: Role, createdAt: string, accountId: string | null }>> {
-  const f = await readCredentials(credentialsPath(dataDir))
+  let f = await readCredentials(credentialsPath(dataDir))
+  if (Object.values(f.users).some(u => typeof u.accountId !== 'string' || u.accountId === '')) {
+    await migrateAccountIds(dataDir)
+    f = await readCredentials(credentialsPath(dataDir))
+  }
   return Object.entries(f.users).map(([name, u]) => ({ name, role: u.role, createdAt: u.createdAt, accountId: u.accountId ?? null }))
 }
 
@@ -241,8 +262,11 @@ export class CredentialStore extends EventEmitter {
     super()
   }
 
-  static async open (dataDir: string, pollMs: number): Promise<CredentialStore> {
+  /** `onMigrated`: told how many users were given an account id at open (migrateAccountIds). */
+  static async open (dataDir: string, pollMs: number, onMigrated?: (users: number) => void): Promise<CredentialStore> {
     await mkdir(dataDir, { recursive: true, mode: 0o700 })
+    const migrated = await migrateAccountIds(dataDir)
+    if (migrated > 0) onMigrated?.(migrated)
     const s = new CredentialStore(dataDir, await serverKey(dataDir))
     await s.reload()
     if (pollMs > 0) {

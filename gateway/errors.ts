@@ -17,6 +17,7 @@ export type GatewayErrorCode =
   | 'AMB_ERR_TOPIC_TOO_LONG'
   | 'AMB_ERR_TOO_MANY_SUBSCRIPTIONS'
   | 'AMB_ERR_TOO_MANY_INFLIGHT'
+  | 'AMB_ERR_OFFLINE_QUEUE_FULL'
   | 'AMB_ERR_ORIGIN_NOT_ALLOWED'
   | 'AMB_ERR_DASHBOARD_BAD_REQUEST'
   | 'AMB_ERR_FORBIDDEN_ORIGIN'
@@ -50,6 +51,7 @@ export const GATEWAY_ERRORS: Readonly<Record<GatewayErrorCode, GatewayErrorDefin
   gatewayError('AMB_ERR_TOPIC_TOO_LONG', 'topic or topic filter longer than MAX_TOPIC_LENGTH', 400),
   gatewayError('AMB_ERR_TOO_MANY_SUBSCRIPTIONS', 'the client already holds MAX_SUBSCRIPTIONS_PER_CLIENT subscriptions', 429),
   gatewayError('AMB_ERR_TOO_MANY_INFLIGHT', 'the client left MAX_INFLIGHT_PER_CLIENT QoS 1 messages unacknowledged; it is disconnected', 503),
+  gatewayError('AMB_ERR_OFFLINE_QUEUE_FULL', 'a persistent (clean=false) client\'s queue of undelivered QoS 1 messages reached MAX_QUEUED_PER_CLIENT; the least important one was dropped (superseded, cleared, status, then low before medium before high priority)', 503),
   gatewayError('AMB_ERR_ORIGIN_NOT_ALLOWED', 'a browser opened /mqtt from an Origin not in MQTT_WS_ALLOWED_ORIGINS (nor the gateway\'s own)', 403),
   gatewayError('AMB_ERR_DASHBOARD_BAD_REQUEST', 'dashboard: a malformed team view, or an unknown assignment action or unit', 400),
   gatewayError('AMB_ERR_FORBIDDEN_ORIGIN', 'dashboard: a login or live WebSocket from an Origin other than the gateway\'s own', 403),

@@ -19,10 +19,12 @@ export interface ClientLimits {
   maxInflight: number
   /** Packets a client may send before its CONNECT is authenticated (aedes queueLimit, MQTT_QUEUE_LIMIT). */
   queueLimit: number
+  /** QoS 1 messages queued for a persistent (clean=false) client, offline or not yet acknowledged (MAX_QUEUED_PER_CLIENT). */
+  maxQueued: number
 }
 
 /** Per-client MQTT limits (issue #10, item 13); gateway/config.ts reads its defaults here. */
-export const CLIENT_LIMIT_DEFAULTS: ClientLimits = { maxSubscriptions: 100, maxTopicLength: 256, maxInflight: 1000, queueLimit: 42 }
+export const CLIENT_LIMIT_DEFAULTS: ClientLimits = { maxSubscriptions: 100, maxTopicLength: 256, maxInflight: 1000, queueLimit: 42, maxQueued: 500 }
 
 /** Keys kept at most per limiter; beyond it full buckets / idle addresses are dropped first. */
 const MAX_KEYS = 65_536

@@ -41,6 +41,7 @@ export function createMetrics (defaults = true) {
     deadLetters: new Counter({ name: 'ambulink_dead_letters_total', help: 'Entries written to the dead-letter store', labelNames: ['source'], ...r }),
     deadLettersDropped: new Counter({ name: 'ambulink_dead_letters_dropped_total', help: 'Dead letters not kept because the store is at its bound', ...r }),
     mqttRefused: new Counter({ name: 'ambulink_mqtt_refused_total', help: 'MQTT connections, publishes and subscriptions refused, by reason code', labelNames: ['reason'], ...r }),
+    mqttOfflineDropped: new Counter({ name: 'ambulink_mqtt_offline_dropped_total', help: 'QoS 1 messages dropped from a persistent client\'s full queue (MAX_QUEUED_PER_CLIENT), by what they were: superseded, cleared, other, low, medium, high', labelNames: ['kind'], ...r }),
     httpRefused: new Counter({ name: 'ambulink_http_refused_total', help: 'HTTP requests refused before decoding, by reason code', labelNames: ['reason'], ...r }),
     connectedClients: new Gauge({ name: 'ambulink_mqtt_connected_clients', help: 'Connected MQTT clients', ...r, collect () { this.set(sources.connectedClients()) } }),
     alertsTotal: new Counter({ name: 'ambulink_alerts_total', help: 'Alert events (raised, updated, escalated, acknowledged, cleared) by kind and priority', labelNames: ['kind', 'priority', 'event'], ...r }),

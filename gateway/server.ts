@@ -84,7 +84,10 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
   try {
     // Patient data lives under DATA_DIR: owner-only, whatever modes an older install left.
     await secureDataDir(config.dataDir, log)
-    const credentials = await CredentialStore.open(config.dataDir, config.credentialsPollMs)
+    // Counts only: user names are not logged here.
+    const credentials = await CredentialStore.open(config.dataDir, config.credentialsPollMs, users => {
+      log.info({ users }, 'credentials: gave account ids to users added before accounts had ids (their permits can now be granted)')
+    })
     credentials.on('error', err => { log.error({ err }, 'credentials reload failed') })
     closers.push(async () => { credentials.close() })
 
@@ -205,7 +208,7 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       log: mqttLog,
       passwordThrottle,
       cluster,
-      limits: { maxSubscriptions: config.maxSubscriptionsPerClient, maxTopicLength: config.maxTopicLength, maxInflight: config.maxInflightPerClient, queueLimit: config.mqttQueueLimit }
+      limits: { maxSubscriptions: config.maxSubscriptionsPerClient, maxTopicLength: config.maxTopicLength, maxInflight: config.maxInflightPerClient, queueLimit: config.mqttQueueLimit, maxQueued: Math.min(config.maxQueuedPerClient, config.maxInflightPerClient) }
     })
     cluster?.attach(broker)
     // Every MQTT transport (TCP, TLS, WebSocket) enters through the cap and the packet guard.

@@ -18,6 +18,9 @@ import {
   DataspaceError,
   Extractor,
   Protector,
+  QUASI_IDENTIFIERS,
+  SUMMARISABLE_FIELDS,
+  SummaryExtractor,
   claimedPermitId,
   createSerializer,
   type AuditEvent,
@@ -108,12 +111,13 @@ export function registerDataspaceRoutes (app: FastifyInstance, ds: Dataspace): v
     }
 
     const protector = new Protector(ds.keys.holderSecret, permit, 'extract', options)
-    const extractor = new Extractor(ds.reader, protector, options)
+    // Level aggregated: per-encounter summaries, released in groups of k (summary-extract.ts).
+    const extractor = permit.level === 'aggregated' ? new SummaryExtractor(ds.reader, protector, options) : new Extractor(ds.reader, protector, options)
     const ac = new AbortController()
     reply.raw.once('close', () => { ac.abort() })
     let plan: ExtractPlan
     try {
-      const anonymised = permit.level === 'anonymised'
+      const anonymised = permit.level !== 'pseudonymised'
       const released = anonymised ? await ds.released.of(permit.id) : new Set<string>()
       plan = await extractor.plan({
         dataset: scope.dataset,
@@ -125,7 +129,8 @@ export function registerDataspaceRoutes (app: FastifyInstance, ds: Dataspace): v
       }, ac.signal)
       await audit.append({ ...event(), outcome: 'granted', encounters: null })
       // Before the first row leaves: later extracts of this permit are classified on these too.
-      if (anonymised) await ds.released.record(permit.id, scope.fields, released)
+      // At level aggregated the summarised fields link records too, so they are tracked as well.
+      if (anonymised) await ds.released.record(permit.id, scope.fields, released, permit.level === 'aggregated' ? [...QUASI_IDENTIFIERS, ...SUMMARISABLE_FIELDS] : QUASI_IDENTIFIERS)
     } catch (err) {
       return await refuse(reply, 'extract', asDataspaceError(err, req), event())
     }
@@ -154,7 +159,7 @@ export function registerDataspaceRoutes (app: FastifyInstance, ds: Dataspace): v
     // fewer than k people.
     let complete = false
     reply.trailer('ambulink-rows', async () => String(sum.rows))
-    if (permit.level !== 'anonymised') {
+    if (permit.level === 'pseudonymised') {
       reply.trailer('ambulink-suppressed-rows', async () => String(sum.suppressedRows + sum.suppressedCellRows))
       reply.trailer('ambulink-unassigned-rows', async () => String(sum.unassignedRows))
     }

@@ -84,7 +84,7 @@ export async function latestAnchor (c: Config): Promise<{ anchor: SignedHead | n
  * Opens the audit log with the pinned key (or, unpinned, the key under DATA_DIR) and the newest
  * anchor as its rollback floor. Used by the gateway and by every CLI command that appends.
  */
-export async function openAuditLog (c: Config, keys: DataspaceKeys, onIntegrityFailure?: (message: string) => void): Promise<{ audit: AuditLog, pinned: boolean, anchorNote: string | null }> {
+export async function openAuditLog (c: Config, keys: DataspaceKeys, onIntegrityFailure?: (message: string) => void, onHeadSigned?: (head: SignedHead) => void | Promise<void>): Promise<{ audit: AuditLog, pinned: boolean, anchorNote: string | null }> {
   const pinned = await pinnedAuditKey(c)
   const { anchor, why } = await latestAnchor(c)
   const publicKey = pinned ?? keys.auditPublicKey
@@ -95,7 +95,8 @@ export async function openAuditLog (c: Config, keys: DataspaceKeys, onIntegrityF
     publicKey,
     // An anchor that does not verify with our key is not ours: it raises no floor.
     floor: anchor !== null && headVerifies(anchor, publicKey) ? anchor : null,
-    ...(onIntegrityFailure !== undefined ? { onIntegrityFailure } : {})
+    ...(onIntegrityFailure !== undefined ? { onIntegrityFailure } : {}),
+    ...(onHeadSigned !== undefined ? { onHeadSigned } : {})
   })
   return { audit, pinned: pinned !== null, anchorNote: why }
 }
@@ -142,10 +143,12 @@ export class Dataspace {
     const options = dataspaceOptions(config)
     const metrics = createDataspaceMetrics(deps.registry)
     const keys = await openKeys(config.dataDir)
+    // Anchors needs the audit log, and the audit log hands every head it signs to Anchors.
+    let anchors: Anchors | null = null
     const { audit, pinned, anchorNote } = await openAuditLog(config, keys, message => {
       metrics.auditIntegrityFailures.inc()
       log.error({ problem: message }, 'AUDIT LOG INTEGRITY FAILURE: appends stopped, dataspace access refused (503) until an operator investigates and runs `ambulink audit recover`')
-    })
+    }, async head => { await anchors?.published(head) })
     if (!pinned) log.warn('DATASPACE_AUDIT_PUBLIC_KEY is not set: the audit log is checked with the key under DATA_DIR, which an insider can replace; pin it outside DATA_DIR')
     if (anchorNote !== null) log.warn({ reason: anchorNote }, 'audit log: no anchor read at start; rollbacks from before this start cannot be caught here')
     const revocations = await Revocations.open(config.dataDir, config.credentialsPollMs)
@@ -181,7 +184,7 @@ export class Dataspace {
     }
     const reader = influxReader(config, options)
     const catalog = new Catalog(reader, options.catalogCacheMs)
-    const anchors = new Anchors(audit, reader, log, config.dataspaceAuditAnchorMs)
+    anchors = new Anchors(audit, reader, log, config.dataspaceAuditAnchorMs)
     log.info({ k: options.k, extracts: reader !== null }, 'dataspace ready')
     return new Dataspace(config, options, keys, revocations, audit, hub, catalog, reader, metrics, log, detach, anchors, ReleasedQuasiIdentifiers.forDataDir(config.dataDir), issuers)
   }
@@ -247,15 +250,22 @@ export class Dataspace {
 }
 
 /**
- * Publishes the audit head outside DATA_DIR every `intervalMs` (when it moved): an info line in
- * the gateway's log stream (shipped off the machine by the log collector) and a point in InfluxDB.
- * A last anchor is written at close.
+ * Publishes the audit head outside DATA_DIR:
+ * - every head as it is signed (`published`, awaited before the access it records goes on): a
+ *   structured line in the gateway's log stream (`"msg":"audit head signed"`, `auditHead` with
+ *   seq, counter, hash, at, sig; stdout, shipped off the machine by the log collector) and, with
+ *   InfluxDB, a point written synchronously (bounded to 2 s; while InfluxDB fails, heads are not
+ *   waited for and the periodic anchor retries);
+ * - every `intervalMs` (when it moved) and at close: the current head again (the CLI's heads,
+ *   and any write that failed), as `"msg":"audit head anchor"` and a point in InfluxDB.
  */
 export class Anchors {
   private timer: NodeJS.Timeout
   private lastCounter = -1
   private running: Promise<void> = Promise.resolve()
   private closed = false
+  /** The last InfluxDB write failed: do not make appends wait on it until one succeeds again. */
+  private storeFailing = false
 
   constructor (private readonly audit: AuditLog, private readonly reader: InfluxReader | null, private readonly log: Logger, intervalMs: number) {
     this.timer = setInterval(() => { void this.anchor() }, intervalMs)
@@ -271,7 +281,9 @@ export class Anchors {
       if (this.reader !== null) {
         try {
           await writeAnchor(this.reader, head, timeoutMs)
+          this.storeFailing = false
         } catch (err) {
+          this.storeFailing = true
           this.log.warn({ err: (err as Error).message }, 'audit anchor not written to InfluxDB; retried at the next interval')
           return
         }
@@ -279,6 +291,20 @@ export class Anchors {
       this.lastCounter = head.counter
     })
     return this.running
+  }
+
+  /** A head just signed by this process: to the log stream at once, and to InfluxDB (issue #10, item 2). */
+  async published (head: SignedHead): Promise<void> {
+    // pino writes to stdout synchronously: the line has left the process when this returns.
+    this.log.info({ auditHead: head }, 'audit head signed')
+    if (this.reader === null || this.storeFailing) return
+    try {
+      await writeAnchor(this.reader, head, 2000)
+      if (head.counter > this.lastCounter) this.lastCounter = head.counter
+    } catch (err) {
+      this.storeFailing = true
+      this.log.warn({ err: (err as Error).message }, 'audit head not written to InfluxDB; appends no longer wait for it, the periodic anchor retries')
+    }
   }
 
   async close (): Promise<void> {

@@ -29,6 +29,7 @@ import { authorizeSubscribeHook } from './hooks/authorize-subscribe.js'
 import { createHookContext } from './hooks/context.js'
 import { logClientErrors, trackClientState } from './hooks/events.js'
 import { disconnectRevoked } from './hooks/revoked.js'
+import { boundedOffline } from './offline-queue.js'
 
 export { principalOf } from './hooks/context.js'
 
@@ -59,7 +60,7 @@ export async function createBroker (deps: BrokerDeps): Promise<Aedes> {
     // A frozen subscriber must not stall delivery for everyone (aedes docs: drainTimeout).
     drainTimeout: 10_000,
     heartbeatInterval: deps.cluster?.heartbeatIntervalMs ?? 60_000,
-    ...(deps.cluster !== undefined ? { mq: deps.cluster.mq, persistence: deps.cluster.persistence } : {}),
+    ...(deps.cluster !== undefined ? { mq: deps.cluster.mq, persistence: deps.cluster.persistence } : { persistence: boundedOffline(limits.maxQueued, metrics, refusals) }),
     connectTimeout: 10_000,
     maxClientsIdLength: 128,
     // Packets a client may pipeline before its CONNECT is authenticated.

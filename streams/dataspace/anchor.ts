@@ -1,8 +1,8 @@
 /**
  * Anchors: the audit log's signed head, published outside DATA_DIR so that an insider who rolls
  * DATA_DIR back to an older signed head (and a log cut to match) is caught (issue #10, item 2).
- * The gateway writes the head periodically to InfluxDB (measurement `audit_anchor`) and to its
- * log stream; `ambulink audit verify` reads the newest anchor back and checks the log still holds
+ * The gateway writes every head it signs to InfluxDB (measurement `audit_anchor`) and to its
+ * log stream before the access it records goes on, and the current head again periodically; `ambulink audit verify` reads the newest anchor back and checks the log still holds
  * the anchored entry and that the head is not older than it. The anchor is signed (it is the
  * head itself), so a forged anchor cannot block anything either.
  */

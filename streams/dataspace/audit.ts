@@ -173,6 +173,13 @@ export interface AuditLogOptions {
   floor?: Pick<SignedHead, 'seq' | 'hash' | 'counter'> | null
   /** Told about every refused append (for the operator's error log and a metric). */
   onIntegrityFailure?: (message: string) => void
+  /**
+   * Given every head this process signs, once the entry and the head are on disk and before
+   * `append` resolves (so before the data the entry records leaves): the caller publishes it
+   * outside DATA_DIR (the log stream, InfluxDB), closing the window in which an insider could
+   * roll the log back to a head no anchor has seen. Outside the lock; its errors are its own.
+   */
+  onHeadSigned?: (head: SignedHead) => void | Promise<void>
 }
 
 /** Where the log stands once its head checked out: what the next entry chains on. */
@@ -183,6 +190,9 @@ export class AuditLog {
   private closed = false
   /** The newest head this process signed or accepted. */
   private newest: Committed | null
+  /** The newest head this process signed and has not handed to onHeadSigned yet. */
+  private unpublished: SignedHead | null = null
+  private publishing: Promise<void> = Promise.resolve()
   private readonly keyMismatch: boolean
 
   private constructor (private readonly o: AuditLogOptions) {
@@ -211,8 +221,26 @@ export class AuditLog {
   }
 
   /** Appends one event; resolves once it (and the new head) are on disk. */
-  append (event: AuditEvent): Promise<AuditEntry> {
-    return this.locked(() => this.appendLocked(event))
+  async append (event: AuditEvent): Promise<AuditEntry> {
+    const entry = await this.locked(() => this.appendLocked(event))
+    await this.publish()
+    return entry
+  }
+
+  /**
+   * Hands the newest signed head to onHeadSigned (a newer one supersedes an older). Chained, so an
+   * append resolves only once the head it signed, or a newer one, has been handed over.
+   */
+  private publish (): Promise<void> {
+    const cb = this.o.onHeadSigned
+    if (cb === undefined) return Promise.resolve()
+    this.publishing = this.publishing.then(async () => {
+      const head = this.unpublished
+      if (head === null) return
+      this.unpublished = null
+      await cb(head)
+    }).catch(() => {})
+    return this.publishing
   }
 
   /**
@@ -221,7 +249,13 @@ export class AuditLog {
    * blessed (`audit.recovered`, naming the entries and the reason); anything else is recorded as
    * an `audit.anomaly` (verify keeps failing: the evidence stays). Either way a new head is signed.
    */
-  recover (reason: string): Promise<{ recorded: 'nothing' | 'audit.recovered' | 'audit.anomaly', message: string }> {
+  async recover (reason: string): Promise<{ recorded: 'nothing' | 'audit.recovered' | 'audit.anomaly', message: string }> {
+    const r = await this.recoverLocked(reason)
+    await this.publish()
+    return r
+  }
+
+  private recoverLocked (reason: string): Promise<{ recorded: 'nothing' | 'audit.recovered' | 'audit.anomaly', message: string }> {
     return this.locked(async () => {
       const problem = await this.check().then(() => null, (err: unknown) => err instanceof DataspaceError && err.code === 'AMB_ERR_AUDIT_INTEGRITY' ? err.message : Promise.reject(err))
       if (problem === null) return { recorded: 'nothing' as const, message: 'the log ends at its signed head: nothing to recover' }
@@ -354,6 +388,7 @@ export class AuditLog {
     await this.writeHead({ v: 2, ...next })
     const committed = { seq, hash, counter: next.counter }
     this.newest = committed
+    this.unpublished = next
     return { entry: { ...(JSON.parse(body) as Omit<AuditEntry, 'hash'>), hash }, committed }
   }
 
@@ -365,6 +400,7 @@ export class AuditLog {
   async close (): Promise<void> {
     this.closed = true
     await this.queue
+    await this.publishing
   }
 }
 
@@ -384,6 +420,8 @@ export interface VerifyResult {
  * published outside DATA_DIR), also that the log was not rolled back behind it.
  */
 export async function verifyAudit (o: { logPath: string, headPath: string, publicKey: KeyObject | null, anchor?: SignedHead | null }): Promise<VerifyResult> {
+  // `anchor` is the newest head known from outside DATA_DIR: InfluxDB's anchor, or the newest
+  // head published on the log stream (publishedHeads), whichever is newer.
   const errors: string[] = []
   const notes: string[] = []
   // The head first: an append in progress then shows as a log ending at the signed pending head.
@@ -453,4 +491,24 @@ export async function * readAudit (logPath: string): AsyncGenerator<AuditEntry> 
     const p = parseLine(line)
     if (p !== null) yield { ...p.entry, hash: p.hash }
   }
+}
+
+/**
+ * The newest head, among lines of the gateway's shipped log stream (JSON lines; `auditHead` as
+ * published at every signing, `auditAnchor` as anchored periodically), whose signature verifies
+ * with `publicKey`. Lines that are not JSON or carry neither are skipped; so is any head that does
+ * not verify (an insider cannot raise or lower the floor with forged lines).
+ */
+export function newestPublishedHead (text: string, publicKey: KeyObject): SignedHead | null {
+  let best: SignedHead | null = null
+  for (const line of text.split('\n')) {
+    if (!line.includes('"audit')) continue
+    let o: { auditHead?: unknown, auditAnchor?: unknown }
+    try { o = JSON.parse(line) as typeof o } catch { continue }
+    for (const h of [o.auditHead, o.auditAnchor]) {
+      if (!headVerifies(h, publicKey)) continue
+      if (best === null || h.counter > best.counter) best = { seq: h.seq, hash: h.hash, counter: h.counter, at: h.at, sig: h.sig }
+    }
+  }
+  return best
 }

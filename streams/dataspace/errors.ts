@@ -22,6 +22,7 @@ export type DataspaceErrorCode =
   | 'AMB_ERR_DATASPACE_WINDOW_FORBIDDEN'
   | 'AMB_ERR_DATASPACE_BAD_REQUEST'
   | 'AMB_ERR_DATASPACE_FORMAT'
+  | 'AMB_ERR_DATASPACE_LEVEL_UNSUPPORTED'
   | 'AMB_ERR_DATASPACE_NOT_WEBSOCKET'
   | 'AMB_ERR_DATASPACE_TOO_LARGE'
   | 'AMB_ERR_DATASPACE_STORE_UNAVAILABLE'
@@ -51,6 +52,7 @@ export const DATASPACE_ERRORS: Readonly<Record<DataspaceErrorCode, DataspaceErro
   createError('AMB_ERR_DATASPACE_WINDOW_FORBIDDEN', 'the requested time window reaches outside the permit\'s window', 403),
   createError('AMB_ERR_DATASPACE_BAD_REQUEST', 'unknown dataset or field, unparsable time, or from ≥ to', 400),
   createError('AMB_ERR_DATASPACE_FORMAT', 'unknown format, or a format the dataset has no mapping for (fhir is for vitals only)', 400),
+  createError('AMB_ERR_DATASPACE_LEVEL_UNSUPPORTED', 'the permit\'s level is aggregated, which serves per-encounter summaries of vitals as ndjson or csv only: no FHIR, no live stream, no other dataset, and only the summarised fields', 403),
   createError('AMB_ERR_DATASPACE_NOT_WEBSOCKET', '/dataspace/stream is a WebSocket endpoint: send an Upgrade request', 426),
   createError('AMB_ERR_DATASPACE_TOO_LARGE', 'the extract\'s first pass (encounters, position cells) exceeds its bound: ask for a shorter window', 413),
   createError('AMB_ERR_DATASPACE_STORE_UNAVAILABLE', 'no InfluxDB configured (INFLUX_URL), or it did not answer: extracts need it; retry later', 503),

@@ -150,9 +150,9 @@ export class Extractor {
    * requested value is looked up (one `LIMIT 1` query each way, per series) around the permit's
    * window: an encounter with data outside the window is withheld (a cut at the window's edge
    * would give its shift away), and with a shifted window, only encounters whose shifted span
-   * overlaps it are selected.
+   * overlaps it are selected. Also the first pass of level aggregated (summary-extract.ts).
    */
-  private async encounters (req: ExtractRequest, columns: string[], signal?: AbortSignal): Promise<Set<string>> {
+  async encounters (req: ExtractRequest, columns: string[], signal?: AbortSignal): Promise<Set<string>> {
     const ds = DATASETS[req.dataset]
     const selectable = columns.filter(f => !ds.tagFields.includes(f))
     if (ds.presenceField !== null) selectable.push(ds.presenceField)
@@ -187,7 +187,7 @@ export class Extractor {
   }
 
   /** Each encounter's last assessment around the window: the patient attributes. */
-  private async demographics (req: ExtractRequest, signal?: AbortSignal): Promise<Map<string, { age: number | null, sex: string | null }>> {
+  async demographics (req: ExtractRequest, signal?: AbortSignal): Promise<Map<string, { age: number | null, sex: string | null }>> {
     const lb = this.o.assessmentLookbackMs
     const q = `SELECT last("age_years") AS "age", last("sex") AS "sex" FROM "assessment" WHERE ${timeRange(req.fromMs - lb, req.toMs + lb)} GROUP BY "encounter"`
     const out = new Map<string, { age: number | null, sex: string | null }>()

@@ -9,11 +9,12 @@
  * researcher role) invalidates their permits.
  */
 import { randomUUID, sign, verify, type KeyObject } from 'node:crypto'
+import { aggregatedDefaultFields, aggregatedGrantProblem } from './aggregate.js'
 import { DATASET_NAMES, grantableFields, isDatasetName, type DatasetName } from './datasets.js'
 import { DataspaceError } from './errors.js'
 
-export type ProtectionLevel = 'anonymised' | 'pseudonymised'
-export const LEVELS: readonly ProtectionLevel[] = ['anonymised', 'pseudonymised']
+export type ProtectionLevel = 'anonymised' | 'pseudonymised' | 'aggregated'
+export const LEVELS: readonly ProtectionLevel[] = ['anonymised', 'pseudonymised', 'aggregated']
 
 export interface Permit {
   /** Permit id (`jti`). */
@@ -76,10 +77,13 @@ export function normalisePermitRequest (r: PermitRequest): Permit {
   const now = r.nowMs ?? Date.now()
   if (r.datasets.length === 0) throw bad(`--datasets must name at least one of ${DATASET_NAMES.join(', ')}`)
   for (const d of r.datasets) if (!isDatasetName(d)) throw bad(`unknown dataset ${JSON.stringify(d)}; datasets are ${DATASET_NAMES.join(', ')}`)
+  const aggregated = r.level === 'aggregated'
+  const problem = aggregated ? aggregatedGrantProblem(r.datasets, r.fields) : null
+  if (problem !== null) throw bad(problem)
   const fields: Partial<Record<DatasetName, string[]>> = {}
   for (const d of r.datasets) {
     const allowed = grantableFields(d)
-    const asked = r.fields?.[d] ?? [...allowed]
+    const asked = r.fields?.[d] ?? (aggregated ? aggregatedDefaultFields() : [...allowed])
     for (const f of asked) if (!allowed.includes(f)) throw bad(`dataset ${d} has no field ${JSON.stringify(f)}; fields are ${allowed.join(', ')}`)
     if (asked.length === 0) throw bad(`no field granted on ${d}`)
     fields[d] = [...new Set(asked)]

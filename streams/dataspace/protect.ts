@@ -58,7 +58,7 @@ export class Protector {
       if (this.perEncounter.size >= CACHE_MAX) this.perEncounter.clear()
       const subject = uuid8(createHmac('sha256', this.pseudonymKey).update('encounter\0').update(encounter).digest())
       let shiftUs = 0
-      if (this.level === 'anonymised') {
+      if (this.level !== 'pseudonymised') {
         // Uniform to the microsecond within ±maxShiftDays (issue #10, item 5: a shift in whole
         // seconds keeps the sub-second part of every real instant). Every interval within the
         // encounter is unchanged; only the encounter's position in time moves. 64 bits modulo a
@@ -76,7 +76,7 @@ export class Protector {
   /** The encounter's pseudonym under this permit (a UUID). */
   subject (encounter: string): string { return this.encounter(encounter).subject }
 
-  /** Microseconds to add to the encounter's timestamps (0 at level pseudonymised). */
+  /** Microseconds to add to the encounter's timestamps (0 at level pseudonymised; at aggregated it only places the encounter for shifted windows). */
   shiftUs (encounter: string): number { return this.encounter(encounter).shiftUs }
 
   /** Pseudonym for another identifier (an alert's id), in the same key space. */
@@ -90,6 +90,7 @@ export class Protector {
     // a paramedic who did not enter an age: 0 reads as unknown.
     const known = years !== null && Number.isFinite(years) && years > 0
     if (this.level === 'pseudonymised') return known ? years : null
+    // Bands at level anonymised and aggregated.
     if (!known) return 'unknown'
     return ageBand(years, this.o.ageBandYears, this.o.topAgeYears)
   }

@@ -44,9 +44,13 @@ export class ReleasedQuasiIdentifiers {
     return out
   }
 
-  /** Records that `fields` (quasi-identifiers among them) were released under the permit. */
-  async record (permitId: string, fields: readonly string[], already: ReadonlySet<string>): Promise<void> {
-    const fresh = fields.filter(f => QUASI_IDENTIFIERS.includes(f) && !already.has(f))
+  /**
+   * Records that `fields` (quasi-identifiers among them) were released under the permit. At level
+   * aggregated every summarised field is a quasi-identifier too (its binned summary is what links
+   * records), so the caller passes those in `quasi`.
+   */
+  async record (permitId: string, fields: readonly string[], already: ReadonlySet<string>, quasi: readonly string[] = QUASI_IDENTIFIERS): Promise<void> {
+    const fresh = fields.filter(f => quasi.includes(f) && !already.has(f))
     if (fresh.length === 0) return
     const p = this.queue.then(async () => {
       const fh = await open(this.path, 'a', 0o600)

@@ -3,6 +3,7 @@
  * whether the permit covers them (EHDS Art. 66(1): only what the permit allows). Unknown names
  * and unparsable values are 400s; anything outside the permit is a 403 that says what.
  */
+import { AGGREGATED_DATASETS, SUMMARISABLE_FIELDS } from './aggregate.js'
 import { DATASET_NAMES, DATASETS, grantableFields, isDatasetName, type DatasetName } from './datasets.js'
 import { DataspaceError } from './errors.js'
 import { FORMAT_NAMES, type FormatName } from './formats/index.js'
@@ -59,7 +60,7 @@ export function resolveScope (q: ScopeQuery, permit: Permit, opts: { live?: bool
     if (unknown.length > 0) throw badRequest(`dataset ${name} has no field ${unknown.join(', ')}; fields are ${known.join(', ')}`)
   }
   const given = (q.from !== undefined && q.from !== '') || (q.to !== undefined && q.to !== '')
-  const shifted = permit.level === 'anonymised' && opts.live !== true && given
+  const shifted = permit.level !== 'pseudonymised' && opts.live !== true && given
   // In shifted time an open end reaches as far as any shift can carry the permit's window.
   const slack = shifted ? opts.maxShiftMs ?? 0 : 0
   const fromMs = q.from === undefined || q.from === '' ? permit.fromMs - slack : parseTime(q.from, 'from')
@@ -70,7 +71,10 @@ export function resolveScope (q: ScopeQuery, permit: Permit, opts: { live?: bool
     throw new DataspaceError('AMB_ERR_DATASPACE_DATASET_FORBIDDEN', `permit ${permit.id} does not cover dataset ${name} (it covers ${permit.datasets.join(', ')})`)
   }
   const granted = permit.fields[name] ?? []
-  const fields = requested ?? granted
+  if (permit.level === 'aggregated') checkAggregated(name, format, requested, opts.live === true)
+  // At level aggregated the default is what the level can summarise (an access body's permit
+  // may grant more; those fields are then simply not served).
+  const fields = requested ?? (permit.level === 'aggregated' ? granted.filter(f => SUMMARISABLE_FIELDS.includes(f) || f === 'age' || f === 'sex') : granted)
   const outside = fields.filter(f => !granted.includes(f))
   if (outside.length > 0) {
     throw new DataspaceError('AMB_ERR_DATASPACE_FIELD_FORBIDDEN', `permit ${permit.id} does not grant ${outside.join(', ')} on ${name} (it grants ${granted.join(', ')})`)
@@ -82,4 +86,15 @@ export function resolveScope (q: ScopeQuery, permit: Permit, opts: { live?: bool
     throw new DataspaceError('AMB_ERR_DATASPACE_FORMAT', `format fhir maps vital signs only; use ndjson or csv for ${name}`)
   }
   return { dataset: name, fields, fromMs, toMs, format, shifted }
+}
+
+/** Level aggregated (issue #10, item 7): summaries of vitals as ndjson or csv, nothing else. */
+function checkAggregated (dataset: DatasetName, format: FormatName, requested: string[] | null, live: boolean): void {
+  const no = (why: string): DataspaceError => new DataspaceError('AMB_ERR_DATASPACE_LEVEL_UNSUPPORTED', `level aggregated: ${why}`)
+  // Live data arrive in real time with their exact values: nothing of that can be summarised.
+  if (live) throw no('no live stream (it would release exact values at their real time); use extracts')
+  if (!AGGREGATED_DATASETS.includes(dataset)) throw no(`${dataset} is not summarised; only ${AGGREGATED_DATASETS.join(', ')}`)
+  if (format === 'fhir') throw no('no FHIR: a summary is not an Observation of a measurement; use ndjson or csv')
+  const bad = (requested ?? []).filter(f => !SUMMARISABLE_FIELDS.includes(f) && f !== 'age' && f !== 'sex')
+  if (bad.length > 0) throw no(`no summary of ${bad.join(', ')}; summarised fields are ${SUMMARISABLE_FIELDS.join(', ')}`)
 }

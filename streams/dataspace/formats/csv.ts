@@ -10,7 +10,9 @@ function cell (v: string | number | null | undefined): string {
 
 export function csvSerializer (ctx: SerializerContext): Serializer {
   const { plan } = ctx
-  const header = ['subject', 'time']
+  // Level aggregated releases no time (per-encounter summaries, aggregate.ts).
+  const timed = ctx.level !== 'aggregated'
+  const header = timed ? ['subject', 'time'] : ['subject']
   if (plan.withAge) header.push(ageColumn(ctx.level))
   if (plan.withSex) header.push('sex')
   header.push(...plan.columns)
@@ -21,7 +23,7 @@ export function csvSerializer (ctx: SerializerContext): Serializer {
     batch (records) {
       let out = ''
       for (const r of records) {
-        let line = r.subject + ',' + formatUs(r.timeUs)
+        let line = timed ? r.subject + ',' + formatUs(r.timeUs) : r.subject
         if (plan.withAge) line += ',' + cell(r.age)
         if (plan.withSex) line += ',' + cell(r.sex)
         for (const v of r.values) line += ',' + cell(v)

@@ -5,6 +5,8 @@ import { ageColumn, type Serializer, type SerializerContext } from './serializer
 export function ndjsonSerializer (ctx: SerializerContext): Serializer {
   const { plan } = ctx
   const keys = plan.columns.map(c => `,${JSON.stringify(c)}:`)
+  // Level aggregated releases no time (per-encounter summaries, aggregate.ts).
+  const timed = ctx.level !== 'aggregated'
   const ageKey = `,${JSON.stringify(ageColumn(ctx.level))}:`
   return {
     contentType: 'application/x-ndjson; charset=utf-8',
@@ -13,7 +15,7 @@ export function ndjsonSerializer (ctx: SerializerContext): Serializer {
     batch (records) {
       let out = ''
       for (const r of records) {
-        let line = `{"subject":"${r.subject}","time":"${formatUs(r.timeUs)}"`
+        let line = timed ? `{"subject":"${r.subject}","time":"${formatUs(r.timeUs)}"` : `{"subject":"${r.subject}"`
         if (plan.withAge && r.age !== null) line += ageKey + JSON.stringify(r.age)
         if (plan.withSex && r.sex !== null) line += `,"sex":"${r.sex}"`
         for (let i = 0; i < keys.length; i++) {

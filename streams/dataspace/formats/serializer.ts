@@ -22,7 +22,7 @@ export interface SerializerContext {
   nowMs: number
 }
 
-/** The age column's name says what it holds: a band at anonymised, years at pseudonymised. */
+/** The age column's name says what it holds: years at pseudonymised, a band otherwise. */
 export function ageColumn (level: ProtectionLevel): string {
-  return level === 'anonymised' ? 'age_band' : 'age'
+  return level === 'pseudonymised' ? 'age' : 'age_band'
 }

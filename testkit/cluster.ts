@@ -70,15 +70,22 @@ export class TestDevice {
     this.client = await mqtt.connectAsync(`mqtt://127.0.0.1:${mqttPort}`, { username: this.unit, password: this.token, clientId: this.unit, reconnectPeriod: 0 })
   }
 
-  /** One frame at device time `t` with these numerics (VitalSign number → value). */
-  async send (t: number, numerics: Record<number, number>): Promise<void> {
+  /**
+   * One frame at device time `t` with these numerics (VitalSign number → value) and, with
+   * `ecgSamples`, that many ECG samples on leads I, II, III at 500 Hz.
+   */
+  async send (t: number, numerics: Record<number, number>, ecgSamples = 0): Promise<void> {
+    const seq = ++this.seq
     await this.client!.publishAsync(`units/${this.unit}/telemetry`, Buffer.from(encodeFrame({
       unitId: this.unit,
       bootId: 'boot-1',
-      seq: ++this.seq,
+      seq,
       capturedAtMs: t,
       encounterId: this.encounter,
-      numerics: Object.entries(numerics).map(([sign, value]) => ({ sign: Number(sign), value, offsetMs: 0 }))
+      numerics: Object.entries(numerics).map(([sign, value]) => ({ sign: Number(sign), value, offsetMs: 0 })),
+      waveforms: ecgSamples === 0
+        ? []
+        : [1, 2, 3].map(lead => ({ lead, sampleRateHz: 500, microvoltsPerLsb: 1, offsetMs: 0, samples: Array.from({ length: ecgSamples }, (_, i) => ((i * 7 + lead * 13 + seq) % 400) - 200) }))
     })), { qos: 1 })
   }
 

@@ -108,7 +108,7 @@ export class ClusterAssignments {
   /**
    * Shares an assignment this process took (already journalled): shown on this process' pages at
    * once, on every other process' within Redis' pub/sub latency. Resolves whether Redis has it
-   * (false: kept and retried every 2 s; this process' pages have it anyway).
+   * or a newer one (false: kept and retried every 2 s; this process' pages have it anyway).
    */
   async share (a: Assignment): Promise<boolean> {
     this.apply(a, JSON.stringify(a), false)

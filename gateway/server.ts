@@ -324,7 +324,7 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
  * Cluster mode: which process holds which unit (heartbeats in Redis), and signal-loss watch of
  * a dead process' units by the survivor that takes them (gateway/cluster/roster.ts).
  */
-async function startRoster (link: ClusterLink, ingest: Ingest, wiring: { engine: AlertEngine, clusterAlerts: { unitArrived: (unit: string) => void } | null, takeOverUnit: (unit: string) => Promise<void> }, relay: { dropProcess: (p: string) => void } | null, log: Logger): Promise<Roster> {
+async function startRoster (link: ClusterLink, ingest: Ingest, wiring: { engine: AlertEngine, clusterAlerts: { unitArrived: (unit: string) => void, ownsUnit: (unit: string) => boolean } | null, takeOverUnit: (unit: string) => Promise<void> }, relay: { dropProcess: (p: string) => void } | null, log: Logger): Promise<Roster> {
   /** Gateway time of each unit's last frame here; forgotten after an hour of silence. */
   const lastSeen = new Map<string, number>()
   const FORGET_MS = 3_600_000
@@ -351,6 +351,7 @@ async function startRoster (link: ClusterLink, ingest: Ingest, wiring: { engine:
     roster.seen(f.unitId)
   })
   await roster.start()
+  if (wiring.clusterAlerts !== null) wiring.clusterAlerts.ownsUnit = unit => roster.owns(unit)
   return roster
 }
 

@@ -10,6 +10,8 @@
 //   and acknowledged with the same id, and no `raised` event goes out again.
 // - A unit of the dead process that never reconnects raises signal loss on the survivor within
 //   SIGNAL_LOSS_MS + the death-detection time (gateway/cluster/roster.ts).
+// - The incoming board: an assignment made on a page served by one process shows on a page of
+//   the other within a second, and stays on the board after the process that took it died.
 import { mkdir, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
@@ -116,7 +118,8 @@ describe('a cluster of two gateway processes behind HAProxy', () => {
       const dataDir = join(dir, name)
       await mkdir(dataDir, { recursive: true, mode: 0o700 })
       await symlink(join(shared, 'credentials.json'), join(dataDir, 'credentials.json'))
-      return await startGatewayProcess({ dataDir, env })
+      // Generous: the machine running the tests may be loaded.
+      return await startGatewayProcess({ dataDir, env, startTimeoutMs: 60_000 })
     }))
     lb = await startHaproxy({
       config: await haproxyConfigFromDocs(),
@@ -126,7 +129,7 @@ describe('a cluster of two gateway processes behind HAProxy', () => {
       ]))
     })
     browser = await launchChromium()
-  }, 120_000)
+  }, 180_000)
 
   afterAll(async () => {
     for (const d of devices) d.stop()
@@ -203,6 +206,45 @@ describe('a cluster of two gateway processes behind HAProxy', () => {
     await waitFor(async () => (await row.locator('button.ack').textContent())?.includes('alice') === true, { timeoutMs: 10_000, what: 'the acknowledgement shown' })
     expect(websockets, 'one live socket all along: no reconnect loop').toBe(1)
 
+    // The incoming board, cluster-wide: a page on the holder assigns AMB-B (held by the
+    // survivor); a page on the survivor shows it within a second; after the holder's death the
+    // page through the balancer still shows it.
+    const direct = async (gw: GatewayProcess): Promise<Page> => {
+      const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 } })
+      const p = await ctx.newPage()
+      await p.goto(`http://127.0.0.1:${gw.ports.http}/#/incoming`)
+      await p.fill('input[name=name]', 'alice')
+      await p.fill('input[name=password]', password)
+      await p.click('button[type=submit]')
+      await p.waitForSelector('.conn.live')
+      await p.waitForSelector('.irow[data-unit="AMB-B"] button[data-action="acknowledged"]', { timeout: 20_000 })
+      return p
+    }
+    const onHolder = await direct(holder)
+    const onSurvivor = await direct(survivor)
+    // When each page shows it: the holder's once it is journalled (fsync'd) there, the survivor's
+    // once it crossed Redis. The cluster's share is the difference.
+    for (const p of [onHolder, onSurvivor]) {
+      await p.evaluate(() => {
+        const w = window as unknown as { seenAt: number }
+        w.seenAt = 0
+        const seen = (): boolean => document.querySelector('.irow[data-unit="AMB-B"] .iassigned')?.textContent?.includes('Acknowledged') === true
+        new MutationObserver((_m, obs) => { if (seen()) { w.seenAt = Date.now(); obs.disconnect() } }).observe(document.body, { subtree: true, childList: true, characterData: true })
+      })
+    }
+    const clickedAt = await onHolder.evaluate(() => {
+      document.querySelector<HTMLButtonElement>('.irow[data-unit="AMB-B"] button[data-action="acknowledged"]')!.click()
+      return Date.now()
+    })
+    const seenAt = async (p: Page): Promise<number> => await p.evaluate(() => (window as unknown as { seenAt: number }).seenAt)
+    await expect.poll(async () => Math.min(await seenAt(onHolder), await seenAt(onSurvivor)), { timeout: 10_000 }).toBeGreaterThan(0)
+    const holderSeenMs = await seenAt(onHolder) - clickedAt
+    const assignSeenMs = await seenAt(onSurvivor) - clickedAt
+    expect(assignSeenMs - holderSeenMs, 'on the other process\' page within 1 s of its own').toBeLessThan(1000)
+    expect(await onSurvivor.locator('.irow[data-unit="AMB-B"] .iassigned').textContent()).toContain('alice')
+    await onHolder.context().close()
+    await onSurvivor.context().close()
+
     // Observers of the cluster's alert stream through the balancer (one per process, round-robin).
     const cookie = (await context.cookies()).map(c => `${c.name}=${c.value}`).join('; ')
     const observers = [await observe(lbHttp, cookie), await observe(lbHttp, cookie)]
@@ -248,6 +290,10 @@ describe('a cluster of two gateway processes behind HAProxy', () => {
     await same.waitFor({ timeout: 15_000 })
     expect(await same.locator('button.ack').textContent()).toContain('alice')
     await page.locator('.banner .alert', { hasText: /signal/i }).first().waitFor({ timeout: 15_000 })
+    // The assignment taken on the dead process is still on the board.
+    await page.goto(`${lbHttp}/#/incoming`)
+    await page.waitForFunction(() => document.querySelector('.irow[data-unit="AMB-B"] .iassigned')?.textContent?.includes('Acknowledged') === true, undefined, { timeout: 15_000 })
+    console.log(JSON.stringify({ assignment: { takingPageMsAfterClick: holderSeenMs, otherProcessPageMsAfterClick: assignSeenMs } }))
     await context.close()
   }, 240_000)
 })

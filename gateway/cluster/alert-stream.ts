@@ -20,6 +20,14 @@
  *
  * If Redis does not answer within `publishTimeoutMs`, the event is delivered by this process
  * alone (local dashboards, MQTT, spool): a duplicate is preferred to a missed alert.
+ *
+ * A Redis that comes back empty (restarted without persistence) has lost the units' sequences
+ * and the cluster book. Each process finds out when its link is ready again (the instance
+ * marker `ambulink:instance` is gone or new): it forgets the sequences it had seen (else every
+ * page would drop the new, lower-numbered events as repeats), and when it next claims one of
+ * its units (the unit's next frame) it writes its engine's open alerts of that unit back into
+ * the book (only slots still empty, only while it owns the unit), so a failover after the
+ * restart still takes them over, acknowledgements included.
  */
 import { EventEmitter } from 'node:events'
 import { randomBytes } from 'node:crypto'
@@ -134,6 +142,27 @@ redis.call('PUBLISH', chan, cjson.encode({ seq = seq, type = 'cleared', alert = 
 return 1
 `
 
+/**
+ * ARGV me, unit, then slot, alert JSON pairs → slots written. After Redis lost its data: this
+ * process' open alerts of a unit it owns go back into the empty slots of the cluster book.
+ */
+const RESYNC = `
+local P = '${PREFIX}'
+local me, unit = ARGV[1], ARGV[2]
+local owner = redis.call('GET', P .. 'owner:' .. unit)
+if owner and owner ~= me then return 0 end
+local book = P .. 'open:' .. unit
+local n = 0
+for i = 3, #ARGV, 2 do
+  if redis.call('HSETNX', book, ARGV[i], ARGV[i + 1]) == 1 then
+    redis.call('HSET', book, ARGV[i] .. '#p', me)
+    n = n + 1
+  end
+end
+return n
+`
+const INSTANCE = `${PREFIX}instance`
+
 export interface ClusterAlertsOptions {
   link: ClusterLink
   engine: AlertEngine
@@ -163,6 +192,13 @@ export class ClusterAlerts extends EventEmitter<{ alert: [AlertEvent], published
   private chain: Promise<void> = Promise.resolve()
   private closed = false
   private readonly now: () => number
+  /** The Redis instance marker as this process last saw it (a new one: Redis lost its data). */
+  private instance: string | null = null
+  /** After Redis lost its data: units whose open alerts this process has not yet written back. */
+  private resyncDue: Set<string> | null = null
+  private readonly onReady = (): void => { void this.checkInstance() }
+  /** Whether this process owns the unit (roster.ts; set once the roster runs). */
+  ownsUnit: (unit: string) => boolean = () => false
 
   private constructor (private readonly o: ClusterAlertsOptions) {
     super()
@@ -175,8 +211,49 @@ export class ClusterAlerts extends EventEmitter<{ alert: [AlertEvent], published
     await o.link.listen(ACK, m => { c.ackAsked(m) })
     await o.link.listen(ackReply(o.link.processId), m => { c.ackAnswered(m) })
     await c.loadBook()
+    await c.checkInstance()
+    o.link.cmd.on('ready', c.onReady)
     o.engine.on('alert', c.onLocal)
     return c
+  }
+
+  /** Reads the instance marker (creating it when absent); a changed one means Redis lost its data. */
+  private async checkInstance (): Promise<void> {
+    const cmd = this.o.link.cmd
+    try {
+      await within(this.o.publishTimeoutMs ?? 2000, cmd.set(INSTANCE, `${this.o.link.processId}.${this.now()}`, 'NX'))
+      const now = await within(this.o.publishTimeoutMs ?? 2000, cmd.get(INSTANCE))
+      if (now === undefined || now === null || now === this.instance) return
+      const lost = this.instance !== null
+      this.instance = now
+      if (!lost) return
+      this.o.log.warn('Redis came back without its data: alert sequences restart, open alerts are written back to the cluster book as their units are claimed')
+      this.lastSeq.clear()
+      this.resyncDue = new Set(this.o.engine.openAlerts().map(a => a.unit))
+      // Units still owned here (their owner key came back with this process' first event) now;
+      // the others at their claim, on their next frame here (unitArrived).
+      for (const unit of this.resyncDue) {
+        if (!this.ownsUnit(unit)) continue
+        this.chain = this.chain.then(() => this.resync(unit)).catch((err: Error) => { this.o.log.warn({ err: err.message, unit }, 'could not write open alerts back') })
+      }
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'could not read the Redis instance marker')
+    }
+  }
+
+  /** After Redis lost its data, the unit's open alerts in this engine back into the book (once, at its claim). */
+  private async resync (unit: string): Promise<void> {
+    if (this.resyncDue?.delete(unit) !== true) return
+    const clusterIdOf = new Map<string, string>()
+    for (const [cid, lid] of this.localIdOf) clusterIdOf.set(lid, cid)
+    const args: string[] = []
+    for (const a of this.o.engine.alertsFor(unit)) {
+      if (a.clearedAt !== null) continue
+      args.push(slotOf(a), JSON.stringify({ ...a, id: clusterIdOf.get(a.id) ?? a.id }))
+    }
+    if (args.length === 0) return
+    const n = await within(this.o.publishTimeoutMs ?? 2000, this.o.link.cmd.eval(RESYNC, 0, this.o.link.processId, unit, ...args))
+    this.o.log.info({ unit, written: n ?? null }, 'open alerts written back to the cluster book')
   }
 
   private async loadBook (): Promise<void> {
@@ -235,7 +312,8 @@ export class ClusterAlerts extends EventEmitter<{ alert: [AlertEvent], published
     try { p = JSON.parse(msg.toString()) as Published } catch { return }
     if (typeof p.seq !== 'number' || typeof p.alert?.unit !== 'string') return
     const last = this.lastSeq.get(p.alert.unit) ?? 0
-    if (p.seq <= last) return
+    // Sequence 1 after others: the unit's sequence started again (Redis lost its data).
+    if (p.seq <= last && p.seq !== 1) return
     this.lastSeq.set(p.alert.unit, p.seq)
     this.deliver(p)
   }
@@ -262,6 +340,7 @@ export class ClusterAlerts extends EventEmitter<{ alert: [AlertEvent], published
       if (this.closed) return
       // Bounded: alert events queue behind this.
       await within(this.o.publishTimeoutMs ?? 2000, this.o.link.cmd.eval(CLEAR_LOSS, 0, this.o.link.processId, CHANNEL, unit, String(this.now())))
+      await this.resync(unit)
     }).catch((err: Error) => { this.o.log.warn({ err: err.message, unit }, 'could not clear another process\' signal loss') })
   }
 
@@ -326,6 +405,7 @@ export class ClusterAlerts extends EventEmitter<{ alert: [AlertEvent], published
   async close (): Promise<void> {
     if (this.closed) return
     this.o.engine.off('alert', this.onLocal)
+    this.o.link.cmd.off('ready', this.onReady)
     // Each publication gives up after publishTimeoutMs; an arrival's clean-up is not waited for.
     await within((this.o.publishTimeoutMs ?? 2000) + 1000, this.chain)
     this.closed = true

@@ -11,7 +11,9 @@
  * per unit wins: coalesced, so the pending set is bounded by the number of units); one writer
  * drains it in pipelined batches, each bounded by `writeTimeoutMs`. With Redis down the local
  * journal still works (a single process restarts as before); pending snapshots are kept (newest
- * per unit) and written once Redis answers.
+ * per unit) and written once Redis answers. No write is issued while the link is down (ioredis
+ * would queue it, one batch a second for the whole outage): the pending set is the only buffer,
+ * and the writer starts again when the link is ready.
  */
 import type { Logger } from 'pino'
 import { JournalStateStore, type Alert, type AlertStateStore, type UnitSnapshot } from '../../streams/index.js'
@@ -42,7 +44,11 @@ export class RedisStateStore implements AlertStateStore {
   /** Batches written, and the last batch's time, for the loadtest/tests. */
   written = 0
 
-  constructor (private readonly o: RedisStateStoreOptions) {}
+  private readonly onReady = (): void => { this.kick() }
+
+  constructor (private readonly o: RedisStateStoreOptions) {
+    o.link.cmd.on('ready', this.onReady)
+  }
 
   /** At start: the local journal's units (those this process held before its restart). */
   async loadAll (): Promise<UnitSnapshot[]> { return await this.o.local.loadAll() }
@@ -71,6 +77,11 @@ export class RedisStateStore implements AlertStateStore {
   private async drain (): Promise<void> {
     // Let the current burst of saves coalesce first.
     await new Promise(resolve => setImmediate(resolve))
+    if (this.o.link.cmd.status !== 'ready') {
+      if (!this.failing) this.o.log.warn({ units: this.pending.size }, 'unit state not written to Redis: the link is down (kept locally; written when it is back)')
+      this.failing = true
+      return
+    }
     const take: Array<[string, UnitSnapshot | null]> = []
     for (const entry of this.pending) {
       take.push(entry)
@@ -123,6 +134,7 @@ export class RedisStateStore implements AlertStateStore {
     // The engine's last saves go out if Redis answers within the bound; the local journal has them anyway.
     await within((this.o.writeTimeoutMs ?? 1000) * 2, this.flushed())
     this.closed = true
+    this.o.link.cmd.off('ready', this.onReady)
     await this.o.local.close()
   }
 }

@@ -19,6 +19,8 @@ export interface BoardRouteDeps {
   log: Logger
   now: () => number
   onRefused: (route: 'view' | 'assign') => void
+  /** Cluster mode: shares an assignment (shows it here too); resolves whether Redis has it (gateway/cluster/assignments-redis.ts). */
+  share?: (a: Assignment) => Promise<boolean>
 }
 
 /** The view a user's dashboard opens on: their own choice, else the admin's default, else the ED's. */
@@ -74,8 +76,14 @@ export function boardRoutes (app: FastifyInstance, deps: BoardRouteDeps): void {
     const a: Assignment = { unit: req.params.unit, encounter, action: action as AssignmentAction, by: req.session!.user, at: deps.now() }
     // Durable first: what every dashboard is told has happened must survive a crash.
     await journal.append({ type: 'assign', assignment: a })
-    hub.pushAssignment(a)
-    log.info({ unit: a.unit, action: a.action, by: a.by }, 'incoming patient assigned')
-    return reply.send({ assignment: a })
+    if (deps.share === undefined) {
+      hub.pushAssignment(a)
+      log.info({ unit: a.unit, action: a.action, by: a.by }, 'incoming patient assigned')
+      return reply.send({ assignment: a })
+    }
+    // Cluster: on every process' board; `shared: false` when Redis did not answer (retried).
+    const shared = await deps.share(a)
+    log.info({ unit: a.unit, action: a.action, by: a.by, shared }, 'incoming patient assigned')
+    return reply.send({ assignment: a, shared })
   })
 }

@@ -19,6 +19,7 @@ import type { CredentialStore } from '../credentials.js'
 import type { PasswordThrottle } from '../limits.js'
 import type { Ingest } from '../ingest.js'
 import type { Metrics } from '../metrics.js'
+import { ClusterAssignments } from '../cluster/assignments-redis.js'
 import { LiveRelay, clusterEpoch } from '../cluster/live-relay.js'
 import type { ClusterLink } from '../cluster/redis.js'
 import { RedisSessionStore } from '../cluster/sessions-redis.js'
@@ -88,6 +89,8 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
   new Gauge({ name: 'ambulink_live_units', help: 'Units in the live hub', ...r, collect () { this.set(hub.unitCount) } })
 
   await relay?.start(hub)
+  // Cluster: the incoming board's assignments are shared (Redis), the local journal kept.
+  const assignments = link !== undefined ? await ClusterAssignments.open(link, hub, journal, log) : null
   const sessions: SessionStore = link !== undefined
     ? await RedisSessionStore.open(link, { ttlMs: opts.sessionTtlMs, log })
     : new MemorySessionStore({ ttlMs: opts.sessionTtlMs })
@@ -172,7 +175,7 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
     scope.get('/app.js.map', async (_req, reply) => reply.type('application/json').send((await dashboardBundle()).map))
     authRoutes(scope, { sessions, credentials: deps.credentials, passwordThrottle: deps.passwordThrottle, auth, onLogin: outcome => { logins.inc({ outcome }) } })
     liveRoutes(scope, { hub, sessions, alerts: () => alerts, auth, log, bySession })
-    boardRoutes(scope, { hub, journal, credentials: deps.credentials, auth, log, now: Date.now, onRefused: route => { badRequests.inc({ route }) } })
+    boardRoutes(scope, { hub, journal, credentials: deps.credentials, auth, log, now: Date.now, onRefused: route => { badRequests.inc({ route }) }, share: assignments === null ? undefined : async a => await assignments.share(a) })
     ecgRoutes(scope, { alerts: () => alerts, auth, log })
   })
   // Bundle now, so the first page load does not wait and a broken bundle shows in the start log.
@@ -192,6 +195,7 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
       if (news2Timer !== null) clearImmediate(news2Timer)
       if (recheck !== null) clearInterval(recheck)
       await relay?.close()
+      await assignments?.close()
       await hub.close()
       await sessions.close()
       await journal.close()

@@ -311,7 +311,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
   private save (u: UnitState, nowMs: number): void {
     u.dirty = false
     u.savedGw = nowMs
-    this.store!.save(snapshotOf(u))
+    this.store!.save(snapshotOf(this.core, u))
   }
 
   private housekeeping (nowMs: number): void {

@@ -15,6 +15,7 @@ import { GroupCommitFile } from '../storage/group-commit.js'
 import { AlertError } from './errors.js'
 import { writeFileDurably } from './journal.js'
 import type { Reading } from './news2.js'
+import type { WindowState } from './window.js'
 
 /** One unit's durable state. Times are Unix ms; no patient identifiers beyond the pseudonymous encounter. */
 export interface UnitSnapshot {
@@ -33,6 +34,16 @@ export interface UnitSnapshot {
   ageYears: number | null
   /** Whether the unit has streamed ECG in this encounter (for lead-off detection). */
   hadEcg: boolean
+  /**
+   * Rule windows (how long each condition has held, window.ts), by threshold rule sign, so a
+   * condition part-way through its duration goes on from there after a restart or a failover.
+   * Absent in snapshots written before they were kept (the windows then start empty).
+   */
+  windows?: Record<string, WindowState>
+  /** NEWS2's raise/step-down window. */
+  news2Window?: WindowState
+  /** Link gaps of the last linkWindowMs (gateway time they ended, length ms), oldest first: the degraded-link count. */
+  linkGaps?: Array<[number, number]>
 }
 
 /** Where unit snapshots live. `save` and `remove` never throw: failures go to the store's onError. */

@@ -9,6 +9,7 @@ import { strokeWindow } from './messages.js'
 import type { UnitSnapshot } from './state-store.js'
 import { setAge } from './thresholds.js'
 import type { UnitState } from './unit-state.js'
+import type { WindowState } from './window.js'
 
 /** A unit of the ward before the restart: watched again from now (signal loss if it never returns). */
 export function adoptUnit (c: EngineCore, u: UnitState, s: UnitSnapshot, t: number): void {
@@ -20,6 +21,15 @@ export function adoptUnit (c: EngineCore, u: UnitState, s: UnitSnapshot, t: numb
   u.spo2Scale = s.spo2Scale === 2 ? 2 : 1
   if (s.hadEcg) u.lastEcgGw = t
   setAge(c, u, s.ageYears)
+  // After setAge (which empties the windows when the age changes the rules).
+  const rules = c.options.rules
+  for (let i = 0; i < rules.length; i++) u.windows[i]!.restoreState(s.windows?.[rules[i]!.sign])
+  u.news2Window.restoreState(s.news2Window)
+  // The degraded-link count goes on; the steady hold-off starts again here (clearing later, never earlier).
+  const since = t - c.options.linkWindowMs
+  u.gaps = Array.isArray(s.linkGaps)
+    ? s.linkGaps.filter(g => Array.isArray(g) && Number.isFinite(g[0]) && Number.isFinite(g[1]) && g[0] >= since && g[0] <= t).map(([atGw, ms]) => ({ atGw, ms }))
+    : []
 }
 
 /** Re-creates a journaled alert, and its unit's state (`unitOf` finds or makes the unit). */
@@ -49,7 +59,7 @@ export function adoptAlert (c: EngineCore, r: JournalRecord, t: number, unitOf: 
 }
 
 /** What the state store keeps of a unit. */
-export function snapshotOf (u: UnitState): UnitSnapshot {
+export function snapshotOf (c: EngineCore, u: UnitState): UnitSnapshot {
   return {
     unit: u.unit,
     encounter: u.encounter,
@@ -59,6 +69,22 @@ export function snapshotOf (u: UnitState): UnitSnapshot {
     news2Level: u.news2Level,
     spo2Scale: u.spo2Scale,
     ageYears: u.ageYears,
-    hadEcg: u.lastEcgGw > -Infinity
+    hadEcg: u.lastEcgGw > -Infinity,
+    windows: windowsOf(c, u),
+    news2Window: u.news2Window.toState() ?? undefined,
+    linkGaps: u.gaps.slice(-MAX_GAPS).map(g => [g.atGw, g.ms])
   }
+}
+
+/** Gaps kept in a snapshot (the degraded-link rule needs a handful: linkDegradedGaps, 3). */
+const MAX_GAPS = 16
+
+function windowsOf (c: EngineCore, u: UnitState): Record<string, WindowState> {
+  const out: Record<string, WindowState> = {}
+  const rules = c.options.rules
+  for (let i = 0; i < rules.length; i++) {
+    const w = u.windows[i]!.toState()
+    if (w !== null) out[rules[i]!.sign] = w
+  }
+  return out
 }

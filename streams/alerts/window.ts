@@ -17,6 +17,14 @@ export const NO_DATA = 0
 /** Longest gap (s) a sample's state is carried over to the seconds before it. */
 const FILL_SEC = 5
 
+/**
+ * A window as it travels in a unit snapshot (state-store.ts): the newest second of sample time
+ * (`s`, Unix s) and one digit per second (`b`, oldest first, the last one is second `s`), at
+ * most as many as the window holds (max(raise, clear) seconds: ≤ 300 by rules.ts' bound);
+ * leading seconds without data are left out.
+ */
+export interface WindowState { s: number, b: string }
+
 export class StateWindow {
   private readonly ring: Uint8Array
   /** Counts per state over the last raiseSec / clearSec buckets (index 0 unused). */
@@ -25,7 +33,7 @@ export class StateWindow {
   private lastSec = -1
   private lastState = NO_DATA
 
-  constructor (readonly raiseSec: number, readonly clearSec: number, states: number) {
+  constructor (readonly raiseSec: number, readonly clearSec: number, private readonly states: number) {
     this.ring = new Uint8Array(Math.max(raiseSec, clearSec))
     this.raiseCounts = new Uint16Array(states)
     this.clearCounts = new Uint16Array(states)
@@ -82,6 +90,39 @@ export class StateWindow {
     this.clearCounts.fill(0)
     this.lastSec = -1
     this.lastState = NO_DATA
+  }
+
+  /** What a snapshot keeps of the window (null when it holds nothing). Off the hot path. */
+  toState (): WindowState | null {
+    if (this.lastSec < 0) return null
+    const size = this.ring.length
+    let b = ''
+    // Seconds without data before the first one with data are left out (restoring reads them as no data).
+    for (let s = Math.max(0, this.lastSec - size + 1); s <= this.lastSec; s++) {
+      const state = this.ring[s % size]!
+      if (b !== '' || state !== NO_DATA) b += String.fromCharCode(48 + state)
+    }
+    return b === '' ? null : { s: this.lastSec, b }
+  }
+
+  /**
+   * Continues from a snapshot's window (another process', or this one's before a restart): the
+   * window is as if its seconds had been added here. A window of another size (the rules
+   * changed) keeps the newest seconds that fit. Anything malformed leaves the window empty
+   * (the condition then starts its duration again: later, never falsely).
+   */
+  restoreState (w: WindowState | null | undefined): void {
+    this.reset()
+    if (w === null || typeof w !== 'object' || !Number.isSafeInteger(w.s) || typeof w.b !== 'string') return
+    const n = Math.min(w.b.length, this.ring.length)
+    if (n === 0 || w.s - n + 1 < 0) return
+    for (let i = w.b.length - n; i < w.b.length; i++) {
+      const state = w.b.charCodeAt(i) - 48
+      if (!(state >= 0 && state < this.states)) { this.reset(); return }
+    }
+    for (let i = w.b.length - n, s = w.s - n + 1; i < w.b.length; i++, s++) this.push(s, w.b.charCodeAt(i) - 48)
+    this.lastSec = w.s
+    this.lastState = w.b.charCodeAt(w.b.length - 1) - 48
   }
 
   /** Share (0..1) of the raise window whose state is in [from, to]. */

@@ -205,8 +205,8 @@ export class LiveHub {
     this.broadcast(JSON.stringify({ type: 'assignment', assignment: a } satisfies ServerMessage), KEEP)
   }
 
-  /** The unit's current encounter ('' before dispatch assigns one); null when the unit is not in the hub. */
-  encounterOf (unit: string): string | null { return this.units.get(unit)?.encounter ?? null }
+  /** The unit's current encounter ('' before dispatch assigns one); null when the unit is not on the board (here or, in a cluster, on another process). */
+  encounterOf (unit: string): string | null { return this.units.get(unit)?.encounter ?? this.remote.get(unit)?.encounter ?? null }
 
   /** Assignments as the hub holds them (the latest per unit). */
   assignmentList (): Assignment[] { return [...this.assignments.values()] }

@@ -107,6 +107,7 @@ export const OPTIONS = {
   dataspacePermitIssuers: { env: 'DATASPACE_PERMIT_ISSUERS', kind: 'path', default: undefined, doc: 'JSON file of trusted permit issuers (health data access bodies): iss, JWKS file or URL, revocation list, researcher map (docs/dataspace.md); unset = only local permits' },
   dataspaceIssuerPollMs: { env: 'DATASPACE_ISSUER_POLL_MS', kind: 'int', default: 60_000, doc: 'how often issuers\' revocation lists are polled, ms (a failing list backs off up to 32 polls)' },
   dataspaceJwksCooldownMs: { env: 'DATASPACE_JWKS_COOLDOWN_MS', kind: 'int', default: 30_000, doc: 'least time between two fetches of an issuer\'s JWKS URL when a permit names an unknown key id, ms' },
+  dataspaceDspTokenTtlMs: { env: 'DATASPACE_DSP_TOKEN_TTL_MS', kind: 'int', default: 600_000, doc: 'lifetime of a Dataspace Protocol pull token (the transfer\'s bearer token for the extract), ms; never past the permit\'s expiry' },
   // Scale-out (gateway/cluster.ts, the README (Scale-out)).
   redisUrl: { env: 'REDIS_URL', kind: 'string', default: undefined, doc: 'redis://host:port[/db]: share MQTT routing, sessions and retained messages with other gateway processes (unset = one process)' },
   logLevel: { env: 'LOG_LEVEL', kind: 'level', default: 'info', values: LEVELS, doc: 'pino log level' }
@@ -161,6 +162,7 @@ export function loadConfig (overrides: Partial<Config> = {}, env: NodeJS.Process
     if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) throw new ConfigError(`DATASPACE_AUDIT_PUBLIC_KEY must be outside DATA_DIR (${c.dataDir}), got ${c.dataspaceAuditPublicKey}`)
   }
   if (c.dataspaceAuditAnchorMs < 1000) throw new ConfigError(`DATASPACE_AUDIT_ANCHOR_MS must be at least 1000 ms, got ${c.dataspaceAuditAnchorMs}`)
+  if (c.dataspaceDspTokenTtlMs < 1000) throw new ConfigError(`DATASPACE_DSP_TOKEN_TTL_MS must be at least 1000 ms, got ${c.dataspaceDspTokenTtlMs}`)
   if (c.dataspacePublicUrl !== undefined) {
     let u: URL | undefined
     try { u = new URL(c.dataspacePublicUrl) } catch { /* reported below */ }

@@ -101,6 +101,9 @@ export const OPTIONS = {
   dataspacePublicUrl: { env: 'DATASPACE_PUBLIC_URL', kind: 'string', default: undefined, doc: 'public base URL the catalogue gives for extracts and streams, e.g. https://gateway.example.org (unset = relative URLs; never taken from the request)' },
   dataspacePublisher: { env: 'DATASPACE_PUBLISHER', kind: 'string', default: 'Ambulink data holder', doc: 'publisher named in the dataspace catalogue' },
   dataspaceContact: { env: 'DATASPACE_CONTACT', kind: 'string', default: 'dataspace@example.org', doc: 'contact e-mail in the dataspace catalogue' },
+  dataspaceHdabName: { env: 'DATASPACE_HDAB_NAME', kind: 'string', default: undefined, doc: 'name of the health data access body that grants permits for these datasets (HealthDCAT-AP healthdcatap:hdab in the catalogue)' },
+  dataspaceHdabUrl: { env: 'DATASPACE_HDAB_URL', kind: 'string', default: undefined, doc: 'home page of that health data access body (http(s) URL)' },
+  dataspaceCountry: { env: 'DATASPACE_COUNTRY', kind: 'string', default: undefined, doc: 'ISO 3166-1 alpha-3 code of the country the data come from, e.g. FRA (dct:spatial in the catalogue)' },
   dataspaceAuditHead: { env: 'DATASPACE_AUDIT_HEAD', kind: 'path', default: undefined, doc: 'signed head of the audit log (unset = DATA_DIR/dataspace/audit.head.json); put it on other storage' },
   dataspaceAuditPublicKey: { env: 'DATASPACE_AUDIT_PUBLIC_KEY', kind: 'path', default: undefined, doc: 'the audit key\'s Ed25519 public key (PEM), pinned OUTSIDE DATA_DIR: every append and `audit verify` check the head with it (unset = trust the key under DATA_DIR, with a warning)' },
   dataspaceAuditAnchorMs: { env: 'DATASPACE_AUDIT_ANCHOR_MS', kind: 'int', default: 60_000, doc: 'how often the audit log\'s signed head is anchored outside DATA_DIR (InfluxDB measurement audit_anchor, and the log), in ms' },
@@ -163,6 +166,8 @@ export function loadConfig (overrides: Partial<Config> = {}, env: NodeJS.Process
   }
   if (c.dataspaceAuditAnchorMs < 1000) throw new ConfigError(`DATASPACE_AUDIT_ANCHOR_MS must be at least 1000 ms, got ${c.dataspaceAuditAnchorMs}`)
   if (c.dataspaceDspTokenTtlMs < 1000) throw new ConfigError(`DATASPACE_DSP_TOKEN_TTL_MS must be at least 1000 ms, got ${c.dataspaceDspTokenTtlMs}`)
+  if (c.dataspaceCountry !== undefined && !/^[A-Z]{3}$/.test(c.dataspaceCountry)) throw new ConfigError(`DATASPACE_COUNTRY must be an ISO 3166-1 alpha-3 code such as FRA, got ${JSON.stringify(c.dataspaceCountry)}`)
+  if (c.dataspaceHdabUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(c.dataspaceHdabUrl)) throw new ConfigError(`DATASPACE_HDAB_URL must be an http(s) URL, got ${JSON.stringify(c.dataspaceHdabUrl)}`)
   if (c.dataspacePublicUrl !== undefined) {
     let u: URL | undefined
     try { u = new URL(c.dataspacePublicUrl) } catch { /* reported below */ }

@@ -9,6 +9,7 @@ import {
   DSP_CONTEXT, DspState, agreement, allOffers, dspCatalog, dspDataset, notCovered, parseOfferId, productDspValidator, type DspMessageType, type Negotiation, type Permit, type Transfer
 } from '../streams/dataspace/index.js'
 import { assertDsp, expandDsp } from '../testkit/dsp-consumer.js'
+import { preferredCatalog } from '../gateway/dataspace/catalog-route.js'
 
 const FIXTURES = new URL('./fixtures/dsp/', import.meta.url)
 const RUNTIME = new URL('../streams/dataspace/dsp/schemas/', import.meta.url)
@@ -119,4 +120,11 @@ describe('durable state', () => {
     // The termination at open was itself written: a third start reads it back.
     expect((await DspState.open(path)).negotiations.get('n2')?.state).toBe('TERMINATED')
   })
+})
+
+describe('catalogue content negotiation', () => {
+  it.each([
+    [undefined, 'jsonld'], ['', 'jsonld'], ['text/turtle', 'turtle'], ['application/ld+json', 'jsonld'], ['*/*', 'jsonld'],
+    ['application/ld+json;q=0.5, text/turtle', 'turtle'], ['text/turtle;q=0.2, application/json', 'jsonld'], ['text/turtle;q=0', 'jsonld'], ['text/html', 'jsonld']
+  ] as const)('Accept %j → %s', (accept, want) => { expect(preferredCatalog(accept)).toBe(want) })
 })

@@ -15,6 +15,8 @@ import { connect, createServer as createTcpServer, type AddressInfo, type Server
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose'
+import jsonld from 'jsonld'
+import { DataFactory, Parser, Store } from 'n3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
 import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
@@ -156,7 +158,12 @@ beforeAll(async () => {
     influxApi: 'v1',
     influxDb: DB,
     dataspacePermitIssuers: join(dir, 'issuers.json'),
-    dataspaceIssuerPollMs: 200
+    dataspaceIssuerPollMs: 200,
+    dataspaceHdabName: 'Health Data Access Body (test)',
+    dataspaceHdabUrl: 'https://hdab.example/',
+    dataspaceCountry: 'FRA',
+    dataspacePublisher: 'Hôpital test',
+    dataspaceContact: 'data@hospital.example'
   })
   const tokens: Record<string, string> = {}
   for (const u of UNITS) tokens[u] = await tg.addDevice(u)
@@ -341,5 +348,81 @@ describe('DSP 2025-1 provider, end to end', () => {
     expect((await consumer.call('GET', `/transfers/${encodeURIComponent(tr.providerPid)}`)).body!.state).toBe('COMPLETED')
     expect((await pull(`${tr.endpoint}&format=ndjson`, token2)).status).toBe(401)
     expect(consumer.received.filter(r => r.type === 'INVALID')).toEqual([])
+  })
+})
+
+describe('HealthDCAT-AP catalogue for a national harvester', () => {
+  const NS = {
+    rdf: 'http://www.w3.org/1999/02/22-rdf-syntax-ns#',
+    dcat: 'http://www.w3.org/ns/dcat#',
+    dct: 'http://purl.org/dc/terms/',
+    dcatap: 'http://data.europa.eu/r5r/',
+    hd: 'http://healthdataportal.eu/ns/health#',
+    dpv: 'https://w3id.org/dpv#',
+    foaf: 'http://xmlns.com/foaf/0.1/',
+    xsd: 'http://www.w3.org/2001/XMLSchema#'
+  }
+  const nn = DataFactory.namedNode
+
+  /** The properties a harvester needs (DCAT-AP 3 and HealthDCAT-AP mandatory, plus the ones the EHDS catalogue shows). */
+  function checkGraph (store: Store, label: string): void {
+    const catalogs = store.getSubjects(nn(NS.rdf + 'type'), nn(NS.dcat + 'Catalog'), null)
+    expect(catalogs, label).toHaveLength(1)
+    const datasets = store.getObjects(catalogs[0]!, nn(NS.dcat + 'dataset'), null)
+    expect(datasets, label).toHaveLength(4)
+    const one = (s: Parameters<Store['getObjects']>[0], p: string): ReturnType<Store['getObjects']> => store.getObjects(s, nn(p), null)
+    for (const d of datasets) {
+      expect(store.has(DataFactory.quad(d as never, nn(NS.rdf + 'type'), nn(NS.dcat + 'Dataset'))), label).toBe(true)
+      const id = one(d, NS.dct + 'identifier')[0]?.value
+      for (const p of [NS.dct + 'title', NS.dct + 'description', NS.dct + 'publisher', NS.dct + 'identifier', NS.dct + 'issued', NS.dct + 'modified',
+        NS.dcat + 'distribution', NS.dcat + 'contactPoint', NS.dct + 'accessRights', NS.dct + 'spatial', NS.dct + 'temporal', NS.dcat + 'theme', NS.dcat + 'keyword',
+        NS.hd + 'healthCategory', NS.hd + 'numberOfRecords', NS.hd + 'numberOfUniqueIndividuals', NS.hd + 'hdab', NS.dpv + 'hasPurpose', NS.dpv + 'hasLegalBasis',
+        NS.dcatap + 'applicableLegislation', NS.dct + 'provenance', NS.hd + 'hasStructuredData']) {
+        expect(one(d, p).length, `${label}: ${String(id)} lacks ${p}`).toBeGreaterThan(0)
+      }
+      expect(one(d, NS.dct + 'accessRights')[0]!.value).toBe('http://publications.europa.eu/resource/authority/access-right/RESTRICTED')
+      expect(one(d, NS.dcat + 'theme')[0]!.value).toBe('http://publications.europa.eu/resource/authority/data-theme/HEAL')
+      expect(one(d, NS.dct + 'spatial')[0]!.value).toBe('http://publications.europa.eu/resource/authority/country/FRA')
+      expect(store.getObjects(one(d, NS.hd + 'hdab')[0]!, nn(NS.foaf + 'name'), null)[0]?.value).toBe('Health Data Access Body (test)')
+      const records = one(d, NS.hd + 'numberOfRecords')[0]!
+      expect((records as { datatype?: { value: string } }).datatype?.value).toBe(NS.xsd + 'nonNegativeInteger')
+      const dists = one(d, NS.dcat + 'distribution')
+      for (const dist of dists) {
+        const url = store.getObjects(dist, nn(NS.dcat + 'accessURL'), null)[0]?.value ?? ''
+        // Public URLs from configuration only.
+        expect(url.startsWith(tg.httpUrl) || url.startsWith(tg.httpUrl.replace('http', 'ws')), url).toBe(true)
+        expect(store.getObjects(dist, nn(NS.dcatap + 'applicableLegislation'), null).length).toBeGreaterThan(0)
+      }
+      expect(dists.some(x => store.getObjects(x, nn(NS.dcat + 'mediaType'), null).length > 0), label).toBe(true)
+      expect(dists.some(x => store.getObjects(x, nn(NS.dcat + 'accessURL'), null)[0]?.value === `${tg.httpUrl}/dsp/2025-1`), label).toBe(true)
+    }
+    const vitals = datasets.find(d => one(d, NS.dct + 'identifier')[0]?.value === 'vitals')!
+    expect(Number(one(vitals, NS.hd + 'numberOfRecords')[0]!.value)).toBe(encounters.length * VITALS_PER_ENCOUNTER + 2)
+    expect(Number(one(vitals, NS.hd + 'numberOfUniqueIndividuals')[0]!.value)).toBe(encounters.length)
+  }
+
+  it('serves JSON-LD and Turtle by content negotiation; both parse as the same RDF with every property a harvester needs', async () => {
+    const asJsonLd = await fetch(`${tg.httpUrl}/dataspace/catalog`, { headers: { accept: 'application/ld+json' } })
+    expect(asJsonLd.headers.get('content-type')).toMatch(/^application\/ld\+json/)
+    expect(asJsonLd.headers.get('vary')).toMatch(/accept/i)
+    const doc = await asJsonLd.json() as object
+    const nquads = await jsonld.toRDF(doc as jsonld.JsonLdDocument, { format: 'application/n-quads' }) as unknown as string
+    const fromJsonLd = new Store(new Parser({ format: 'N-Quads' }).parse(nquads))
+    checkGraph(fromJsonLd, 'JSON-LD')
+
+    const asTurtle = await fetch(`${tg.httpUrl}/dataspace/catalog`, { headers: { accept: 'application/ld+json;q=0.5, text/turtle' } })
+    expect(asTurtle.status).toBe(200)
+    expect(asTurtle.headers.get('content-type')).toMatch(/^text\/turtle/)
+    const ttl = await asTurtle.text()
+    expect(ttl).toMatch(/@prefix healthdcatap: <http:\/\/healthdataportal\.eu\/ns\/health#>/)
+    const fromTurtle = new Store(new Parser({ format: 'text/turtle' }).parse(ttl))
+    checkGraph(fromTurtle, 'Turtle')
+    // The same graph (blank nodes aside).
+    const ground = (s: Store): number => s.getQuads(null, null, null, null).filter(q => q.subject.termType !== 'BlankNode' && q.object.termType !== 'BlankNode').length
+    expect(ground(fromTurtle)).toBe(ground(fromJsonLd))
+    expect(fromTurtle.size).toBe(fromJsonLd.size)
+
+    // A client that asks for nothing in particular gets JSON-LD.
+    expect((await fetch(`${tg.httpUrl}/dataspace/catalog`)).headers.get('content-type')).toMatch(/^application\/ld\+json/)
   })
 })

@@ -371,6 +371,49 @@ describe('DSP 2025-1 provider, end to end', () => {
   })
 })
 
+describe('DSP 2025-1 provider: the rest of the state machines', () => {
+  it('answers application/ld+json too, refuses catalogue filters, lets the consumer terminate, and ends a process whose callback does not acknowledge', async () => {
+    consumer.permit = (await permit()).token
+    const ld = await consumer.call('POST', '/catalog/request', undefined, { raw: JSON.stringify({ ...ctx, '@type': 'CatalogRequestMessage' }), type: 'application/ld+json', token: null })
+    expect(ld.status).toBe(200)
+    assertDsp('Catalog', ld.body)
+    const filtered = await consumer.call('POST', '/catalog/request', { ...ctx, '@type': 'CatalogRequestMessage', filter: [{ 'dct:identifier': 'vitals' }] }, { token: null })
+    expect(filtered.status).toBe(400)
+    assertDsp('CatalogError', filtered.body)
+    const missing = await consumer.call('GET', `/catalog/datasets/${encodeURIComponent('urn:ambulink:dataset:patients')}`, undefined, { token: null })
+    expect(missing.status).toBe(404)
+    assertDsp('CatalogError', missing.body)
+
+    // The consumer terminates an AGREED negotiation; accepting an offer the provider never made is a state error.
+    const consumerPid = consumer.newPid()
+    const offer = { '@id': 'urn:ambulink:offer:vitals:anonymised', '@type': 'Offer', target: 'urn:ambulink:dataset:vitals', permission: [{ action: 'use' }] }
+    const ack = await consumer.call('POST', '/negotiations/request', { ...ctx, '@type': 'ContractRequestMessage', consumerPid, offer, callbackAddress: consumer.callbackAddress })
+    const providerPid = ack.body!.providerPid as string
+    await consumer.waitFor(r => r.type === 'ContractAgreementMessage' && r.body.consumerPid === consumerPid)
+    await waitFor(async () => (await consumer.call('GET', `/negotiations/${encodeURIComponent(providerPid)}`)).body?.state === 'AGREED' ? true : undefined, { timeoutMs: 10_000, intervalMs: 50, what: 'AGREED' })
+    const accept = await consumer.call('POST', `/negotiations/${encodeURIComponent(providerPid)}/events`, { ...ctx, '@type': 'ContractNegotiationEventMessage', providerPid, consumerPid, eventType: 'ACCEPTED' })
+    expect(accept.status).toBe(400)
+    expect(accept.body!.code).toBe('AMB_ERR_DSP_STATE')
+    const stop = await consumer.call('POST', `/negotiations/${encodeURIComponent(providerPid)}/termination`, { ...ctx, '@type': 'ContractNegotiationTerminationMessage', providerPid, consumerPid, code: 'CHANGED_MIND', reason: ['no longer needed'] })
+    expect(stop.status).toBe(200)
+    expect((await consumer.call('GET', `/negotiations/${encodeURIComponent(providerPid)}`)).body!.state).toBe('TERMINATED')
+
+    // The consumer terminates a started transfer: its token stops working.
+    const { agreement } = await negotiate(consumer, offer['@id'], offer.target)
+    const tr = await startTransfer(consumer, agreement['@id'] as string)
+    const end = await consumer.call('POST', `/transfers/${encodeURIComponent(tr.providerPid)}/termination`, { ...ctx, '@type': 'TransferTerminationMessage', providerPid: tr.providerPid, consumerPid: tr.consumerPid })
+    expect(end.status).toBe(200)
+    expect((await consumer.call('GET', `/transfers/${encodeURIComponent(tr.providerPid)}`)).body!.state).toBe('TERMINATED')
+    expect((await pull(`${tr.endpoint}&format=ndjson`, tr.token)).status).toBe(401)
+
+    // A callback address nobody answers at: the agreement is not acknowledged, the negotiation ends.
+    const closed = await freePort()
+    const lost = await consumer.call('POST', '/negotiations/request', { ...ctx, '@type': 'ContractRequestMessage', consumerPid: consumer.newPid(), offer, callbackAddress: `http://127.0.0.1:${closed}/cb` })
+    expect(lost.status).toBe(201)
+    await waitFor(async () => (await consumer.call('GET', `/negotiations/${encodeURIComponent(lost.body!.providerPid as string)}`)).body?.state === 'TERMINATED' ? true : undefined, { timeoutMs: 15_000, intervalMs: 100, what: 'TERMINATED after a lost callback' })
+  })
+})
+
 describe('HealthDCAT-AP catalogue for a national harvester', () => {
   const NS = {
     rdf: 'http://www.w3.org/1999/02/22-rdf-syntax-ns#',

@@ -1,7 +1,7 @@
 // The DSP provider's pure parts: the vendored schemas (the product's runtime copy equals the
 // fixtures, the official examples validate, broken messages do not), every offer and agreement
 // the provider builds against the official schemas, and the durable state across a restart.
-import { mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -10,6 +10,8 @@ import {
 } from '../streams/dataspace/index.js'
 import { assertDsp, expandDsp } from '../testkit/dsp-consumer.js'
 import { preferredCatalog } from '../gateway/dataspace/catalog-route.js'
+import { Catalog, InfluxReader } from '../streams/dataspace/index.js'
+import { startInfluxDB } from '../testkit/influxdb.js'
 
 const FIXTURES = new URL('./fixtures/dsp/', import.meta.url)
 const RUNTIME = new URL('../streams/dataspace/dsp/schemas/', import.meta.url)
@@ -120,6 +122,19 @@ describe('durable state', () => {
     // The termination at open was itself written: a third start reads it back.
     expect((await DspState.open(path)).negotiations.get('n2')?.state).toBe('TERMINATED')
   })
+
+  it('a state that cannot be written is refused as AMB_ERR_DSP_STATE_STORE (retry later), so nothing is acknowledged', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'amb-dsp-state-'))
+    const s = await DspState.open(join(dir, 'dataspace', 'dsp-state.json'))
+    // The state's folder becomes a file: every write fails (root ignores file modes, so no chmod here).
+    await writeFile(join(dir, 'dataspace'), 'not a folder')
+    const err = await s.save().then(() => null, (e: unknown) => e as { code: string, statusCode: number, canRetry: () => boolean })
+    expect(err?.code).toBe('AMB_ERR_DSP_STATE_STORE')
+    expect(err?.statusCode).toBe(503)
+    expect(err?.canRetry()).toBe(true)
+    // And a state that cannot be read stops the start with the same code, rather than starting empty.
+    await expect(DspState.open(join(dir, 'dataspace', 'dsp-state.json'))).rejects.toMatchObject({ code: 'AMB_ERR_DSP_STATE_STORE' })
+  })
 })
 
 describe('catalogue content negotiation', () => {
@@ -127,4 +142,26 @@ describe('catalogue content negotiation', () => {
     [undefined, 'jsonld'], ['', 'jsonld'], ['text/turtle', 'turtle'], ['application/ld+json', 'jsonld'], ['*/*', 'jsonld'],
     ['application/ld+json;q=0.5, text/turtle', 'turtle'], ['text/turtle;q=0.2, application/json', 'jsonld'], ['text/turtle;q=0', 'jsonld'], ['text/html', 'jsonld']
   ] as const)('Accept %j → %s', (accept, want) => { expect(preferredCatalog(accept)).toBe(want) })
+})
+
+describe('HealthDCAT-AP individuals count on a real InfluxDB', () => {
+  it('publishes distinct encounters only when there are none or at least k of them', async () => {
+    const influx = await startInfluxDB()
+    try {
+      await influx.createDatabase('amb_cat')
+      const t = Date.now() - 60_000
+      await influx.write('amb_cat', [`vitals,unit=U1,encounter=E1 heart_rate=70 ${t}`, `vitals,unit=U1,encounter=E2 heart_rate=71 ${t + 1}`, `vitals,unit=U1 heart_rate=72 ${t + 2}`], 'ms')
+      const reader = new InfluxReader({ url: influx.url, db: 'amb_cat', chunkRows: 100, timeoutMs: 5000 })
+      const info = { baseUrl: 'https://gw.example', publisher: 'p', contactEmail: 'c@example.org' }
+      const vitals = async (k: number): Promise<Record<string, unknown>> => ((await new Catalog(reader, 0).document({ ...info, k }))['dcat:dataset'] as Array<Record<string, unknown>>)[0]!
+      // Two encounters (the frame without one belongs to nobody): below k = 5, not published.
+      expect(await vitals(5)).not.toHaveProperty(['healthdcatap:numberOfUniqueIndividuals'])
+      expect((await vitals(2))['healthdcatap:numberOfUniqueIndividuals']).toEqual({ '@value': '2', '@type': 'xsd:nonNegativeInteger' })
+      // Nobody at all is said out loud: 0 discloses no one (ecg has no data here).
+      const ecg = ((await new Catalog(reader, 0).document({ ...info, k: 5 }))['dcat:dataset'] as Array<Record<string, unknown>>)[1]!
+      expect(ecg['healthdcatap:numberOfUniqueIndividuals']).toEqual({ '@value': '0', '@type': 'xsd:nonNegativeInteger' })
+    } finally {
+      await influx.stop()
+    }
+  }, 60_000)
 })

@@ -308,6 +308,8 @@ describe('DSP 2025-1 provider, end to end', () => {
       offer: { '@id': 'urn:ambulink:offer:ecg:anonymised', '@type': 'Offer', target: 'urn:ambulink:dataset:ecg', permission: [{ action: 'use' }] }
     })
     expect((await consumer.waitFor(r => r.type === 'ContractNegotiationTerminationMessage' && r.body.consumerPid === pid2)).body.code).toBe('AMB_ERR_DSP_OFFER_NOT_COVERED')
+    const log = await readFile(join(tg.dataDir, 'dataspace', 'audit.log'), 'utf8')
+    expect(log).toMatch(/"kind":"dsp\.negotiation"[^\n]*"outcome":"refused"[^\n]*AMB_ERR_DSP_OFFER_NOT_COVERED/)
   })
 
   it('refuses bad messages with schema-valid DSP errors, hides other permits\' processes, and enforces the state machine', async () => {

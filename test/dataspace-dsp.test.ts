@@ -24,6 +24,7 @@ import { UNITS, VITALS_PER_ENCOUNTER, identifiers, publishSeed, seedEncounters, 
 import { DSP_CONTEXT, DspConsumer, assertDsp, expandDsp, type Received } from '../testkit/dsp-consumer.js'
 import { freePort } from '../testkit/ports.js'
 import { waitFor } from '../testkit/proc.js'
+import { runPermitCli } from '../cli/dataspace.js'
 
 const DB = 'amb_dsp'
 const HOUR = 3_600_000
@@ -285,6 +286,21 @@ describe('DSP 2025-1 provider, end to end', () => {
     const log = await readFile(join(tg.dataDir, 'dataspace', 'audit.log'), 'utf8')
     expect(log).toMatch(/"kind":"dsp\.negotiation"[^\n]*"outcome":"granted"/)
     expect(log).toMatch(/"kind":"dsp\.transfer"[^\n]*"outcome":"closed"[^\n]*AMB_ERR_PERMIT_EXPIRED/)
+  })
+
+  it('a local permit (`ambulink permit grant`) negotiates and pulls too, the agreement assigned to the local researcher', async () => {
+    let out = ''
+    const code = await runPermitCli(['grant', '--researcher', 'dr-ana', '--datasets', 'vitals', '--purpose', 'Local DSP check',
+      '--from', new Date(T0 - HOUR).toISOString(), '--to', new Date(T0 + HOUR).toISOString(), '--expires', new Date(Date.now() + HOUR).toISOString()],
+    { stdout: t => { out += t }, stderr: () => {} }, tg.gw.config)
+    expect(code).toBe(0)
+    consumer.permit = out.trim()
+    const { agreement } = await negotiate(consumer, 'urn:ambulink:offer:vitals:anonymised', 'urn:ambulink:dataset:vitals')
+    expect(agreement.assignee).toBe('urn:ambulink:researcher:dr-ana')
+    const tr = await startTransfer(consumer, agreement['@id'] as string)
+    const got = await pull(`${tr.endpoint}&format=csv`, tr.token)
+    expect(got.status, got.body).toBe(200)
+    expect(got.body.split('\n')[0]).toMatch(/^subject,time/)
   })
 
   it('a permit that does not cover the offer ends the negotiation TERMINATED with a reason', async () => {

@@ -270,14 +270,14 @@ describe('DSP 2025-1 provider, end to end', () => {
 
   it('the permit\'s expiry bounds the pull token and terminates the transfer when it comes', async () => {
     // Expires in a few seconds: long enough to negotiate, short enough to wait for.
-    const expS = Math.floor(Date.now() / 1000) + 6
+    const expS = Math.floor(Date.now() / 1000) + 15
     consumer.permit = (await permit({ exp: expS })).token
     const { agreement } = await negotiate(consumer, 'urn:ambulink:offer:vitals:anonymised', 'urn:ambulink:dataset:vitals')
     const tr = await startTransfer(consumer, agreement['@id'] as string)
     const expiresAt = (tr.start.body.dataAddress as { endpointProperties: Array<{ name: string, value: string }> }).endpointProperties.find(p => p.name === 'expiresAt')!.value
     // The token never outlives the permit (DATASPACE_DSP_TOKEN_TTL_MS is 10 min here).
     expect(Date.parse(expiresAt)).toBe(expS * 1000)
-    const term = await consumer.waitFor(r => r.type === 'TransferTerminationMessage' && r.body.consumerPid === tr.consumerPid, 20_000)
+    const term = await consumer.waitFor(r => r.type === 'TransferTerminationMessage' && r.body.consumerPid === tr.consumerPid, 40_000)
     expect(term.body.code).toBe('AMB_ERR_PERMIT_EXPIRED')
     const after = await pull(`${tr.endpoint}&format=ndjson`, tr.token)
     expect(after.status).toBe(401)

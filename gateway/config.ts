@@ -102,12 +102,16 @@ export const OPTIONS = {
   dataspacePublicUrl: { env: 'DATASPACE_PUBLIC_URL', kind: 'string', default: undefined, doc: 'public base URL the catalogue gives for extracts and streams, e.g. https://gateway.example.org (unset = relative URLs; never taken from the request)' },
   dataspacePublisher: { env: 'DATASPACE_PUBLISHER', kind: 'string', default: 'Ambulink data holder', doc: 'publisher named in the dataspace catalogue' },
   dataspaceContact: { env: 'DATASPACE_CONTACT', kind: 'string', default: 'dataspace@example.org', doc: 'contact e-mail in the dataspace catalogue' },
+  dataspaceHdabName: { env: 'DATASPACE_HDAB_NAME', kind: 'string', default: undefined, doc: 'name of the health data access body that grants permits for these datasets (HealthDCAT-AP healthdcatap:hdab in the catalogue)' },
+  dataspaceHdabUrl: { env: 'DATASPACE_HDAB_URL', kind: 'string', default: undefined, doc: 'home page of that health data access body (http(s) URL)' },
+  dataspaceCountry: { env: 'DATASPACE_COUNTRY', kind: 'string', default: undefined, doc: 'ISO 3166-1 alpha-3 code of the country the data come from, e.g. FRA (dct:spatial in the catalogue)' },
   dataspaceAuditHead: { env: 'DATASPACE_AUDIT_HEAD', kind: 'path', default: undefined, doc: 'signed head of the audit log (unset = DATA_DIR/dataspace/audit.head.json); put it on other storage' },
   dataspaceAuditPublicKey: { env: 'DATASPACE_AUDIT_PUBLIC_KEY', kind: 'path', default: undefined, doc: 'the audit key\'s Ed25519 public key (PEM), pinned OUTSIDE DATA_DIR: every append and `audit verify` check the head with it (unset = trust the key under DATA_DIR, with a warning)' },
   dataspaceAuditAnchorMs: { env: 'DATASPACE_AUDIT_ANCHOR_MS', kind: 'int', default: 60_000, doc: 'how often the audit log\'s signed head is anchored outside DATA_DIR (InfluxDB measurement audit_anchor, and the log), in ms' },
   dataspacePermitIssuers: { env: 'DATASPACE_PERMIT_ISSUERS', kind: 'path', default: undefined, doc: 'JSON file of trusted permit issuers (health data access bodies): iss, JWKS file or URL, revocation list, researcher map (docs/dataspace.md); unset = only local permits' },
   dataspaceIssuerPollMs: { env: 'DATASPACE_ISSUER_POLL_MS', kind: 'int', default: 60_000, doc: 'how often issuers\' revocation lists are polled, ms (a failing list backs off up to 32 polls)' },
   dataspaceJwksCooldownMs: { env: 'DATASPACE_JWKS_COOLDOWN_MS', kind: 'int', default: 30_000, doc: 'least time between two fetches of an issuer\'s JWKS URL when a permit names an unknown key id, ms' },
+  dataspaceDspTokenTtlMs: { env: 'DATASPACE_DSP_TOKEN_TTL_MS', kind: 'int', default: 600_000, doc: 'lifetime of a Dataspace Protocol pull token (the transfer\'s bearer token for the extract), ms; never past the permit\'s expiry' },
   // Scale-out (gateway/cluster.ts, the README (Scale-out)).
   redisUrl: { env: 'REDIS_URL', kind: 'string', default: undefined, doc: 'redis://host:port[/db]: share MQTT routing, sessions and retained messages with other gateway processes (unset = one process)' },
   logLevel: { env: 'LOG_LEVEL', kind: 'level', default: 'info', values: LEVELS, doc: 'pino log level' }
@@ -163,6 +167,9 @@ export function loadConfig (overrides: Partial<Config> = {}, env: NodeJS.Process
     if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) throw new ConfigError(`DATASPACE_AUDIT_PUBLIC_KEY must be outside DATA_DIR (${c.dataDir}), got ${c.dataspaceAuditPublicKey}`)
   }
   if (c.dataspaceAuditAnchorMs < 1000) throw new ConfigError(`DATASPACE_AUDIT_ANCHOR_MS must be at least 1000 ms, got ${c.dataspaceAuditAnchorMs}`)
+  if (c.dataspaceDspTokenTtlMs < 1000) throw new ConfigError(`DATASPACE_DSP_TOKEN_TTL_MS must be at least 1000 ms, got ${c.dataspaceDspTokenTtlMs}`)
+  if (c.dataspaceCountry !== undefined && !/^[A-Z]{3}$/.test(c.dataspaceCountry)) throw new ConfigError(`DATASPACE_COUNTRY must be an ISO 3166-1 alpha-3 code such as FRA, got ${JSON.stringify(c.dataspaceCountry)}`)
+  if (c.dataspaceHdabUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(c.dataspaceHdabUrl)) throw new ConfigError(`DATASPACE_HDAB_URL must be an http(s) URL, got ${JSON.stringify(c.dataspaceHdabUrl)}`)
   if (c.dataspacePublicUrl !== undefined) {
     let u: URL | undefined
     try { u = new URL(c.dataspacePublicUrl) } catch { /* reported below */ }

@@ -26,6 +26,8 @@ import { CredentialStore } from './credentials.js'
 import { startDashboard } from './dashboard/index.js'
 import { Dataspace } from './dataspace/service.js'
 import { registerDataspaceRoutes } from './dataspace/routes.js'
+import { DspProvider } from './dataspace/dsp-provider.js'
+import { registerDspRoutes } from './dataspace/dsp-routes.js'
 import { createHttp } from './http.js'
 import { Ingest } from './ingest.js'
 import { ConnectionLimiter, PasswordThrottle } from './limits.js'
@@ -95,6 +97,8 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
     // their start-up work does not delay listening; routes and live sources are wired below.
     const dataspace = await Dataspace.open({ config, credentials, registry: metrics.registry, log: log.child({ component: 'dataspace' }) })
     closers.push(() => dataspace.close())
+    const dsp = await DspProvider.open(dataspace, credentials, log.child({ component: 'dsp' }), { tokenTtlMs: config.dataspaceDspTokenTtlMs, callbackTimeoutMs: 5000, sweepMs: 1000 })
+    closers.push(() => dsp.close())
 
     const spool = await Spool.open({
       dir: join(config.dataDir, 'spool'),
@@ -305,6 +309,7 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
     // Dataspace: routes registered before the app listens; live streams get frames and alerts.
     dataspace.attachFrames(ingest)
     dataspace.attachAlerts(alerts)
+    registerDspRoutes(http, dsp)
     registerDataspaceRoutes(http, dataspace)
     if (config.httpPort !== null) {
       await http.listen({ port: config.httpPort, host: config.host })

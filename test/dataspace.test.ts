@@ -132,6 +132,13 @@ describe('catalogue', () => {
     // No DATASPACE_PUBLIC_URL: relative URLs, never a host taken from the request.
     expect(urls.every(u => u.startsWith('/dataspace/'))).toBe(true)
   })
+
+  it('refuses Turtle without DATASPACE_PUBLIC_URL (RDF needs absolute IRIs), and still serves JSON-LD', async () => {
+    const r = await fetch(`${tg.httpUrl}/dataspace/catalog`, { headers: { accept: 'text/turtle' } })
+    expect(r.status).toBe(400)
+    expect(await r.json()).toMatchObject({ code: 'AMB_ERR_DATASPACE_FORMAT' })
+    expect((await fetch(`${tg.httpUrl}/dataspace/catalog`, { headers: { accept: 'application/ld+json' } })).status).toBe(200)
+  })
 })
 
 describe('extracts', () => {

@@ -9,7 +9,7 @@ import { FRAME_ERRORS } from '../decoders/index.js'
 import { CONFIG_ERRORS, OPTIONS, optionsMarkdown } from '../gateway/config.js'
 import { GATEWAY_ERRORS } from '../gateway/errors.js'
 import { SIMULATOR_ERRORS } from '../simulator/index.js'
-import { ALERT_ERRORS, DATASPACE_ERRORS, DURABLE_ERRORS, STREAM_ERRORS } from '../streams/index.js'
+import { ALERT_ERRORS, DATASPACE_ERRORS, DSP_ERRORS, DURABLE_ERRORS, STREAM_ERRORS } from '../streams/index.js'
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
 const doc = (name: string): string => readFileSync(new URL(`../docs/${name}`, import.meta.url), 'utf8')
@@ -20,7 +20,7 @@ describe('docs', () => {
     expect(doc('configuration.md')).toContain('`' + env + '`')
   })
   // Every catalogue built with createError (decoders/errors-factory.ts), configuration included.
-  const catalogues = { FRAME_ERRORS, GATEWAY_ERRORS, CONFIG_ERRORS, STREAM_ERRORS, DURABLE_ERRORS, ALERT_ERRORS, DATASPACE_ERRORS, SIMULATOR_ERRORS, REPLAY_ERRORS }
+  const catalogues = { FRAME_ERRORS, GATEWAY_ERRORS, CONFIG_ERRORS, STREAM_ERRORS, DURABLE_ERRORS, ALERT_ERRORS, DATASPACE_ERRORS, DSP_ERRORS, SIMULATOR_ERRORS, REPLAY_ERRORS }
   const allCodes = Object.entries(catalogues).flatMap(([name, cat]) => Object.keys(cat).map(code => [code, name]))
   it.each(allCodes)('documents %s (%s)', code => {
     expect(errorsDoc).toContain('`' + code + '`')

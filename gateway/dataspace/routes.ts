@@ -29,6 +29,7 @@ import {
   type Permit
 } from '../../streams/index.js'
 import { resolveScope, type Scope, type ScopeQuery } from '../../streams/index.js'
+import { sendCatalog } from './catalog-route.js'
 import type { Dataspace } from './service.js'
 
 function bearer (req: FastifyRequest): string | undefined {
@@ -86,13 +87,8 @@ export function registerDataspaceRoutes (app: FastifyInstance, ds: Dataspace): v
     return reply.type('application/jwk-set+json').header('cache-control', 'public, max-age=300').send(JSON.stringify({ keys: [{ ...jwk, kid, alg: 'EdDSA', use: 'sig' }] }))
   })
 
-  app.get('/dataspace/catalog', async (_req, reply) => {
-    // From configuration only (issue #10, item 16): a Host header is the client's to choose, and
-    // a cached catalogue built from it would point everyone at the attacker's host.
-    const baseUrl = ds.config.dataspacePublicUrl?.replace(/\/$/, '') ?? ''
-    const doc = await ds.catalog.document({ baseUrl, publisher: ds.config.dataspacePublisher, contactEmail: ds.config.dataspaceContact, k: options.k })
-    return reply.type('application/ld+json; charset=utf-8').header('cache-control', 'public, max-age=60').send(JSON.stringify(doc))
-  })
+  // HealthDCAT-AP as JSON-LD or Turtle by content negotiation (catalog-route.ts).
+  app.get('/dataspace/catalog', async (req, reply) => await sendCatalog(ds, req, reply))
 
   app.get<{ Querystring: ScopeQuery }>('/dataspace/extract', async (req, reply) => {
     const started = Date.now()

@@ -117,8 +117,12 @@ export function influxReader (c: Config, o: DataspaceOptions): InfluxReader | nu
   })
 }
 
+/** Resolves a credential other than a permit (a DSP transfer token) to the permit it stands for; null: not its kind. */
+export type TokenResolver = (token: string, nowMs: number) => Promise<Permit | null>
+
 export class Dataspace {
   private closed = false
+  private readonly tokenResolvers: TokenResolver[] = []
 
   private constructor (
     readonly config: Config,
@@ -189,6 +193,9 @@ export class Dataspace {
     return new Dataspace(config, options, keys, revocations, audit, hub, catalog, reader, metrics, log, detach, anchors, ReleasedQuasiIdentifiers.forDataDir(config.dataDir), issuers)
   }
 
+  /** Accepts another kind of bearer credential on the extract (the DSP provider's transfer tokens). */
+  addTokenResolver (r: TokenResolver): void { this.tokenResolvers.push(r) }
+
   /** Sends ingested frames (Ingest's `frame` events) to live subscribers of `vitals`. */
   attachFrames (source: FrameSource): void { this.hub.attachFrames(source) }
 
@@ -201,6 +208,11 @@ export class Dataspace {
    */
   async authenticate (token: string | undefined, nowMs = Date.now()): Promise<Permit> {
     if (token === undefined || token === '') throw new DataspaceError('AMB_ERR_PERMIT_MISSING', 'send the data permit as `Authorization: Bearer <permit>`')
+    for (const r of this.tokenResolvers) {
+      let p: Permit | null
+      try { p = await r(token, nowMs) } catch (err) { throw new DataspaceError('AMB_ERR_PERMIT_INVALID', (err as Error).message, { cause: err }) }
+      if (p !== null) return p
+    }
     // A token naming an issuer (`iss`) is an access body's; local permits carry none.
     if (TrustedIssuers.claimsIssuer(token)) {
       if (this.issuers === null) throw new DataspaceError('AMB_ERR_PERMIT_UNKNOWN_ISSUER', 'this gateway trusts no outside permit issuer (DATASPACE_PERMIT_ISSUERS)')

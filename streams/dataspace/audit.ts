@@ -34,7 +34,7 @@ import { LockTimeoutError, withFileLock, writeFileAtomic } from '../storage/dura
 import { DataspaceError } from './errors.js'
 import { dataspaceDir } from './keys.js'
 
-export type AuditKind = 'extract' | 'stream' | 'permit.grant' | 'permit.revoke' | 'audit.recovered' | 'audit.anomaly'
+export type AuditKind = 'extract' | 'stream' | 'dsp.negotiation' | 'dsp.transfer' | 'permit.grant' | 'permit.revoke' | 'audit.recovered' | 'audit.anomaly'
 export type AuditOutcome = 'granted' | 'refused' | 'completed' | 'aborted' | 'closed' | 'recorded'
 
 /** What is recorded. Never patient identifiers, tokens or secrets. */

@@ -16,15 +16,25 @@ export interface CatalogInfo {
   publisher: string
   contactEmail: string
   k: number
+  /** The health data access body that grants permits for these datasets (HealthDCAT-AP `healthdcatap:hdab`). */
+  hdab?: { name?: string | undefined, url?: string | undefined }
+  /** ISO 3166-1 alpha-3 code of the country the data come from (`dct:spatial`), e.g. FRA. */
+  country?: string | undefined
+  /** This connector's Dataspace Protocol endpoint (`<public>/dsp/2025-1`), given as the datasets' access service. */
+  dspEndpoint?: string | undefined
 }
 
-interface DatasetStats { records: number, firstUs: number | null, lastUs: number | null }
+interface DatasetStats { records: number, firstUs: number | null, lastUs: number | null, encounters: number | null }
 type Stats = { known: true, at: number, byDataset: Record<DatasetName, DatasetStats> } | { known: false, reason: string }
 
 const EHDS_ELI = 'http://data.europa.eu/eli/reg/2025/327/oj'
 const ACCESS_RESTRICTED = 'http://publications.europa.eu/resource/authority/access-right/RESTRICTED'
 const FILE_TYPE = 'http://publications.europa.eu/resource/authority/file-type/'
 const IANA = 'https://www.iana.org/assignments/media-types/'
+/** EU data theme "Health" (DCAT-AP's mandatory dcat:theme vocabulary). */
+const THEME_HEALTH = 'http://publications.europa.eu/resource/authority/data-theme/HEAL'
+const COUNTRY = 'http://publications.europa.eu/resource/authority/country/'
+const DSP_SPEC = 'https://eclipse-dataspace-protocol-base.github.io/DataspaceProtocol/2025-1/'
 
 const CONTEXT = {
   dcat: 'http://www.w3.org/ns/dcat#',
@@ -35,6 +45,7 @@ const CONTEXT = {
   foaf: 'http://xmlns.com/foaf/0.1/',
   vcard: 'http://www.w3.org/2006/vcard/ns#',
   rdfs: 'http://www.w3.org/2000/01/rdf-schema#',
+  skos: 'http://www.w3.org/2004/02/skos/core#',
   xsd: 'http://www.w3.org/2001/XMLSchema#'
 }
 
@@ -93,7 +104,7 @@ export class Catalog {
         const first = await reader.all(`SELECT * FROM ${m} ORDER BY time ASC LIMIT 1`)
         const last = await reader.all(`SELECT * FROM ${m} ORDER BY time DESC LIMIT 1`)
         const t = (s: typeof first): number | null => typeof s[0]?.values[0]?.[0] === 'number' ? s[0].values[0][0] as number : null
-        byDataset[name] = { records, firstUs: t(first), lastUs: t(last) }
+        byDataset[name] = { records, firstUs: t(first), lastUs: t(last), encounters: await encounterCount(reader, m) }
       }
       return { known: true, at: this.now(), byDataset }
     } catch (err) {
@@ -107,6 +118,8 @@ export class Catalog {
     const base = info.baseUrl
     const publisher = { '@type': ['foaf:Agent', 'foaf:Organization'], 'foaf:name': info.publisher }
     const contact = { '@type': 'vcard:Kind', 'vcard:fn': info.publisher, 'vcard:hasEmail': { '@id': `mailto:${info.contactEmail}` } }
+    const hdab: Record<string, unknown> = { '@type': 'foaf:Agent', 'foaf:name': info.hdab?.name ?? 'not configured (DATASPACE_HDAB_NAME)' }
+    if (info.hdab?.url !== undefined) hdab['foaf:homepage'] = { '@id': info.hdab.url }
     const datasets = DATASET_NAMES.map(name => {
       const ds = DATASETS[name]
       const st = stats.known ? stats.byDataset[name] : null
@@ -129,12 +142,36 @@ export class Catalog {
         'dpv:hasLegalBasis': { '@type': 'dpv:LegalBasis', 'dct:description': en(LEGAL_BASIS) },
         'dct:publisher': publisher,
         'dcat:contactPoint': contact,
-        'dcat:distribution': distributions
+        'dcat:distribution': distributions,
+        'dcat:theme': { '@id': THEME_HEALTH },
+        'healthdcatap:healthCategory': HEALTH_CATEGORY,
+        'healthdcatap:hdab': hdab,
+        'healthdcatap:hasStructuredData': { '@value': 'true', '@type': 'xsd:boolean' },
+        'dct:provenance': { '@type': 'dct:ProvenanceStatement', 'rdfs:label': en('Recorded by ambulance monitors and defibrillators, received and validated by the Ambulink gateway of the data holder, stored in its time-series database.') }
+      }
+      if (info.country !== undefined) out['dct:spatial'] = { '@id': COUNTRY + info.country }
+      if (info.dspEndpoint !== undefined) {
+        distributions.push({
+          '@type': 'dcat:Distribution',
+          'dct:title': en(`${ds.title}: Dataspace Protocol 2025-1 (contract negotiation, HTTP pull)`),
+          'dcat:accessURL': { '@id': info.dspEndpoint },
+          'dcat:mediaType': { '@id': IANA + 'application/json' },
+          'dcatap:applicableLegislation': { '@id': EHDS_ELI },
+          'dcat:accessService': { '@type': 'dcat:DataService', 'dcat:endpointURL': { '@id': info.dspEndpoint }, 'dct:conformsTo': { '@id': DSP_SPEC } }
+        })
       }
       if (st !== null) {
         out['healthdcatap:numberOfRecords'] = { '@value': String(st.records), '@type': 'xsd:nonNegativeInteger' }
         if (st.firstUs !== null && st.lastUs !== null) {
           out['dct:temporal'] = { '@type': 'dct:PeriodOfTime', 'dcat:startDate': date(st.firstUs), 'dcat:endDate': date(st.lastUs) }
+          // Day precision, as the coverage: first data published, last data added.
+          out['dct:issued'] = date(st.firstUs)
+          out['dct:modified'] = date(st.lastUs)
+        }
+        // Encounters (an upper bound on individuals). A count of people from 1 to k-1 is never
+        // published, as for extracts: "how many were transported" can itself disclose someone.
+        if (st.encounters !== null && (st.encounters === 0 || st.encounters >= info.k)) {
+          out['healthdcatap:numberOfUniqueIndividuals'] = { '@value': String(st.encounters), '@type': 'xsd:nonNegativeInteger' }
         }
       } else {
         out['rdfs:comment'] = en(stats.known ? 'statistics unknown' : stats.reason)
@@ -155,9 +192,28 @@ export class Catalog {
   }
 }
 
+/**
+ * The EHDS category of these datasets (Regulation (EU) 2025/327, Art. 51, minimum categories of
+ * electronic health data for secondary use): data from medical devices. A SKOS concept of its
+ * own: the HealthDCAT-AP controlled vocabulary's IRIs were not available to check against.
+ */
+const HEALTH_CATEGORY = { '@type': 'skos:Concept', 'skos:prefLabel': en('Electronic health data from medical devices (EHDS Art. 51)') }
+
+/** Distinct encounters in a measurement (exact, from the series index), or null when the store cannot say. */
+async function encounterCount (reader: InfluxReader, m: string): Promise<number | null> {
+  try {
+    const s = await reader.all(`SHOW TAG VALUES EXACT CARDINALITY FROM ${m} WITH KEY = "encounter"`)
+    const v = s[0]?.values[0]?.[0]
+    return typeof v === 'number' ? v : 0
+  } catch {
+    return null
+  }
+}
+
 function distribution (url: string, title: string, fileType: string, mediaType: string | null): Record<string, unknown> {
   const d: Record<string, unknown> = {
     '@type': 'dcat:Distribution',
+    'dcatap:applicableLegislation': { '@id': EHDS_ELI },
     'dct:title': en(title),
     'dcat:accessURL': { '@id': url },
     'dct:format': { '@id': FILE_TYPE + fileType }

@@ -18,3 +18,5 @@ export { readAnchor, writeAnchor, anchorLine, ANCHOR_MEASUREMENT } from './ancho
 export { Catalog, type CatalogInfo } from './catalog.js'
 export { resolveScope, parseTime, type Scope, type ScopeQuery } from './scope.js'
 export { ReleasedQuasiIdentifiers, QUASI_IDENTIFIERS } from './released.js'
+export * from './dsp/index.js'
+export { catalogJsonLd, catalogTurtle } from './catalog-rdf.js'

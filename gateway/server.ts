@@ -26,6 +26,7 @@ import { CredentialStore } from './credentials.js'
 import { startDashboard } from './dashboard/index.js'
 import { Dataspace } from './dataspace/service.js'
 import { registerDataspaceRoutes } from './dataspace/routes.js'
+import { registerStatisticsRoutes } from './dataspace/stats-routes.js'
 import { createHttp } from './http.js'
 import { Ingest } from './ingest.js'
 import { ConnectionLimiter, PasswordThrottle } from './limits.js'
@@ -303,6 +304,7 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
     dataspace.attachFrames(ingest)
     dataspace.attachAlerts(alerts)
     registerDataspaceRoutes(http, dataspace)
+    registerStatisticsRoutes(http, dataspace)
     if (config.httpPort !== null) {
       await http.listen({ port: config.httpPort, host: config.host })
       ports.http = (http.server.address() as AddressInfo).port

@@ -12,8 +12,9 @@ import { randomUUID, sign, verify, type KeyObject } from 'node:crypto'
 import { DATASET_NAMES, grantableFields, isDatasetName, type DatasetName } from './datasets.js'
 import { DataspaceError } from './errors.js'
 
-export type ProtectionLevel = 'anonymised' | 'pseudonymised'
-export const LEVELS: readonly ProtectionLevel[] = ['anonymised', 'pseudonymised']
+export type ProtectionLevel = 'anonymised' | 'pseudonymised' | 'statistical'
+/** `statistical`: aggregate queries only (statistics.ts), never rows or the live stream. */
+export const LEVELS: readonly ProtectionLevel[] = ['anonymised', 'pseudonymised', 'statistical']
 
 export interface Permit {
   /** Permit id (`jti`). */

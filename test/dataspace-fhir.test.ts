@@ -13,6 +13,7 @@ import {
 } from '../testkit/dataspace-seed.js'
 import { waitFor } from '../testkit/proc.js'
 import { fhirErrors, fhirValidator } from './fhir-schema.js'
+import { alertIssue, ecgObservations } from '../streams/dataspace/fhir-resources.js'
 
 const DB = 'amb_dataspace_fhir'
 const HOUR = 3_600_000
@@ -175,6 +176,43 @@ describe.each(['anonymised', 'pseudonymised'] as const)('FHIR R4 at level %s', l
       const real = encounters.some(e => Date.parse(o.valueDateTime as string) === e.startMs - HOUR)
       expect(real).toBe(level === 'pseudonymised')
     }
+  })
+})
+
+describe('mappings on their own', () => {
+  const rec = (timeUs: number, values: Array<number | string | null>, subject = '00000000-0000-8000-8000-000000000001'): { subject: string, timeUs: number, age: null, sex: null, values: Array<number | string | null> } =>
+    ({ subject, timeUs, age: null, sex: null, values })
+
+  it('ecg: a gap starts a new run, a lone sample takes its encounter\'s last interval, a missing sample is E; all valid', () => {
+    const t = 1_700_000_000_000_000
+    const records = [rec(t, [10, 1]), rec(t + 4000, [20, null]), rec(t + 8000, [30, 3]), rec(t + 1_000_000, [40, 4])]
+    const obs = ecgObservations(records, ['i', 'v1'], new Map())
+    expect(obs).toHaveLength(2)
+    const sd = (o: Record<string, unknown>, lead: number): { period: number, data: string } =>
+      (o.component as Array<{ valueSampledData: { period: number, data: string } }>)[lead]!.valueSampledData
+    expect(sd(obs[0]!, 0)).toMatchObject({ period: 4, data: '10 20 30' })
+    expect(sd(obs[0]!, 1)).toMatchObject({ period: 4, data: '1 E 3' })
+    expect(sd(obs[1]!, 0)).toMatchObject({ period: 4, data: '40' })
+    expect((obs[0]!.component as Array<{ code: { coding: Array<{ code: string }> } }>).map(c => c.code.coding[0]!.code)).toEqual(['131329', '131331'])
+    // No interval known for the encounter yet: the contract's 500 Hz.
+    expect(sd(ecgObservations([rec(t, [5, null])], ['i', 'v1'], new Map())[0]!, 0).period).toBe(2)
+    for (const o of obs) expect(fhirErrors(o)).toEqual([])
+  })
+
+  it('alerts: STEMI and stroke pre-notifications carry SNOMED CT, a threshold alert its value as LOINC-coded evidence; all valid', () => {
+    const cols = ['event', 'kind', 'key', 'priority', 'value']
+    const stemi = alertIssue(rec(1e15, ['raised', 'stemi', null, 'high', null]), cols, CODES)
+    expect((stemi.code as { coding: Array<{ system: string, code: string }> }).coding).toEqual(expect.arrayContaining([expect.objectContaining({ system: 'http://snomed.info/sct', code: '401303003' })]))
+    const stroke = alertIssue(rec(1e15, ['raised', 'stroke', null, 'medium', null]), cols, CODES)
+    expect((stroke.code as { coding: Array<{ code: string }> }).coding.map(c => c.code)).toContain('230690007')
+    expect(stroke.severity).toBe('moderate')
+    const hr = alertIssue(rec(1e15, ['escalated', 'threshold', 'heart_rate', 'high', 152]), cols, CODES)
+    const contained = (hr.contained as Array<Record<string, unknown>>)[0]!
+    expect(contained.valueQuantity).toEqual({ value: 152, unit: 'bpm', system: 'http://unitsofmeasure.org', code: '/min' })
+    expect((contained.code as { coding: Array<{ code: string }> }).coding[0]!.code).toBe('8867-4')
+    expect((hr.meta as { tag: Array<{ code: string }> }).tag[0]!.code).toBe('event-escalated')
+    const odd = alertIssue(rec(1e15, ['other', 'other', 'other', 'low', 3]), cols, CODES)
+    for (const r of [stemi, stroke, hr, odd]) expect(fhirErrors(r), JSON.stringify(r)).toEqual([])
   })
 })
 

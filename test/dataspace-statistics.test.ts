@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runPermitCli } from '../cli/dataspace.js'
-import { PrivacyBudget, auditLogPath, isoWeek, laplace, quantileOf, readAudit, weeksOf, type AuditEntry } from '../streams/dataspace/index.js'
+import { DATASPACE_DEFAULTS, Extractor, InfluxReader, PrivacyBudget, Protector, StatisticsEngine, auditLogPath, isoWeek, laplace, quantileOf, readAudit, weeksOf, type AuditEntry } from '../streams/dataspace/index.js'
 import { startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
 import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
 import { get, openLive } from '../testkit/dataspace-client.js'
@@ -57,6 +57,18 @@ describe('pure parts', () => {
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
+  })
+
+  it('refuses before touching InfluxDB: more than 20 000 cells (TOO_LARGE); a statistical permit in the extractor itself (LEVEL_FORBIDDEN)', async () => {
+    // Nothing listens on port 1: a query that reached InfluxDB would fail with another code.
+    const reader = new InfluxReader({ url: 'http://127.0.0.1:1', db: 'none', chunkRows: 10, timeoutMs: 1000 })
+    const engine = new StatisticsEngine(reader, DATASPACE_DEFAULTS, 'laplace')
+    const tenYears = { fromMs: Date.parse('2015-01-01T00:00:00Z'), toMs: Date.parse('2025-01-01T00:00:00Z') }
+    const query = { sign: 'heart_rate', statistic: 'count' as const, by: ['age_band' as const, 'sex' as const, 'week' as const], ...tenYears, lo: 0, hi: 350, bins: 10, quantiles: [0.5], epsilon: 0.1 }
+    await expect(engine.run(query)).rejects.toMatchObject({ code: 'AMB_ERR_DATASPACE_TOO_LARGE' })
+    const permit = { id: 'p-1', level: 'statistical' as const }
+    const extractor = new Extractor(reader, new Protector(Buffer.alloc(32, 1), permit, 'extract', DATASPACE_DEFAULTS), DATASPACE_DEFAULTS)
+    await expect(extractor.plan({ dataset: 'vitals', fields: ['heart_rate'], ...tenYears })).rejects.toMatchObject({ code: 'AMB_ERR_DATASPACE_LEVEL_FORBIDDEN' })
   })
 
   it('quantiles read off a histogram, linear within the bin', () => {
@@ -250,8 +262,8 @@ describe('with differential privacy (the default)', () => {
   })
 })
 
-describe('when InfluxDB cannot answer', () => {
-  it('the query is refused and spends nothing', async () => {
+describe('refusals that spend nothing', () => {
+  it('InfluxDB cannot answer, a malformed question, a question outside the permit', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ambulink-stats-down-'))
     dirs.push(dir)
     // Port 1 on loopback: nothing listens, the connection is refused at once.
@@ -263,6 +275,25 @@ describe('when InfluxDB cannot answer', () => {
     expect(r.status).toBeGreaterThanOrEqual(500)
     expect(['AMB_ERR_DATASPACE_QUERY_FAILED', 'AMB_ERR_DATASPACE_STORE_UNAVAILABLE']).toContain(r.body.code)
     const id = (JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { jti: string }).jti
+    expect(await PrivacyBudget.forDataDir(dir, 1).spent(id)).toBe(0)
+
+    // Malformed questions are 400, questions outside the permit 403, all before InfluxDB or the budget.
+    const cases: Array<[Record<string, string>, number, string]> = [
+      [{}, 400, 'AMB_ERR_DATASPACE_BAD_REQUEST'],
+      [{ sign: 'unit' }, 400, 'AMB_ERR_DATASPACE_BAD_REQUEST'],
+      [{ sign: 'heart_rate', by: 'encounter' }, 400, 'AMB_ERR_DATASPACE_BAD_REQUEST'],
+      [{ sign: 'heart_rate', statistic: 'max' }, 400, 'AMB_ERR_DATASPACE_BAD_REQUEST'],
+      [{ sign: 'heart_rate', epsilon: '0' }, 400, 'AMB_ERR_DATASPACE_BAD_REQUEST'],
+      [{ sign: 'heart_rate', q: '2' }, 400, 'AMB_ERR_DATASPACE_BAD_REQUEST'],
+      [{ sign: 'heart_rate', lo: '10', hi: '5' }, 400, 'AMB_ERR_DATASPACE_BAD_REQUEST'],
+      [{ sign: 'spo2' }, 403, 'AMB_ERR_DATASPACE_FIELD_FORBIDDEN'],
+      [{ sign: 'heart_rate', by: 'age_band' }, 403, 'AMB_ERR_DATASPACE_FIELD_FORBIDDEN'],
+      [{ sign: 'heart_rate', from: iso(WINDOW.from - 1) }, 403, 'AMB_ERR_DATASPACE_WINDOW_FORBIDDEN']
+    ]
+    for (const [q, status, code] of cases) {
+      const res = await stats(tg, token, q)
+      expect([res.status, res.body.code], JSON.stringify(q)).toEqual([status, code])
+    }
     expect(await PrivacyBudget.forDataDir(dir, 1).spent(id)).toBe(0)
   })
 })

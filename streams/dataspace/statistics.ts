@@ -76,6 +76,8 @@ export interface StatsResult {
   suppressedCells: number
 }
 
+/** Smallest epsilon one query may spend. */
+export const MIN_EPSILON = 0.001
 /** Most cells one query may ask for (dimensions multiply). */
 export const MAX_CELLS = 20_000
 const WEEK_MS = 7 * 86_400_000
@@ -143,7 +145,8 @@ export function checkStatsQuery (q: StatsQuery): void {
   if (!(Number.isFinite(q.lo) && Number.isFinite(q.hi) && q.lo < q.hi)) bad('lo and hi must be numbers with lo < hi')
   if (!(Number.isInteger(q.bins) && q.bins >= 1 && q.bins <= 100)) bad('bins must be an integer 1..100')
   if (q.quantiles.length === 0 || q.quantiles.length > 20 || q.quantiles.some(p => !(p > 0 && p < 1))) bad('q is a comma list of 1..20 quantiles, each in (0, 1)')
-  if (!(Number.isFinite(q.epsilon) && q.epsilon > 0)) bad('epsilon must be a positive number')
+  // Below 0.001 the noise scales reach the range of floats where rounding stops meaning anything.
+  if (!(Number.isFinite(q.epsilon) && q.epsilon >= MIN_EPSILON)) bad(`epsilon must be a number ≥ ${MIN_EPSILON}`)
   if (!(q.fromMs < q.toMs)) bad('from must be before to')
 }
 
@@ -268,9 +271,12 @@ export class StatisticsEngine {
   }
 }
 
-/** Suppressed: 1..k-1 encounters (exact), or a noisy count below k (noise on; 0 is hidden too, as noise cannot tell it from 1). */
+/**
+ * Suppressed: 1..k-1 encounters (exact), or, noise on, a noisy count that rounds to below k (the
+ * count as it would be released; 0 is hidden too, as noise cannot tell it from 1).
+ */
 function hidden (count: number, k: number, dp: boolean): boolean {
-  return dp ? count < k : count > 0 && count < k
+  return dp ? Math.round(count) < k : count > 0 && count < k
 }
 
 function round1 (v: number): number { return Math.round(v * 10) / 10 }

@@ -323,6 +323,16 @@ describe('without noise (DATASPACE_STATS_NOISE=none)', () => {
     expect(h.body.cells.find(c => c.sex === 'male')!.histogram).toEqual([0, null, null, null, 0, 0, 0, 0])
   })
 
+  it('by ISO week: one cell per week the window touches, each encounter in the week of its first sample', async () => {
+    const r = await stats(tg, token, { sign: 'heart_rate', statistic: 'count', by: 'week' })
+    expect(r.status, JSON.stringify(r.body)).toBe(200)
+    expect(r.body.cells.map(c => c.week)).toEqual(weeksOf(WINDOW.from, WINDOW.to))
+    for (const c of r.body.cells) {
+      const n = encounters.filter(e => isoWeek(e.startMs) === c.week).length
+      expect(c, c.week).toEqual(n > 0 && n < 5 ? { week: c.week, suppressed: true } : { week: c.week, suppressed: false, count: n })
+    }
+  })
+
   it('the differencing attack: suppression when the target\'s cell falls under k, but two cells of k or more disclose the difference (documented)', async () => {
     const mean = async (from: number, to: number): Promise<Answer> => (await stats(tg, token, { sign: 'heart_rate', statistic: 'mean', by: 'age_band,sex', from: iso(from), to: iso(to) })).body
     // Women 60-69 are exactly k = 5: leaving out encounter 10 (the last of them, and the 90+ one

@@ -51,7 +51,7 @@ const processIo: CliIo = {
 const PERMIT_USAGE = `usage:
   ambulink permit grant --researcher NAME --datasets vitals,alerts --purpose TEXT
                         --from ISO --to ISO --expires ISO
-                        [--level anonymised|pseudonymised|aggregated] [--fields heart_rate,spo2,alerts.kind,age,...]
+                        [--level anonymised|pseudonymised|aggregated|statistical] [--fields heart_rate,spo2,alerts.kind,age,...]
   ambulink permit list
   ambulink permit revoke ID [--reason TEXT]
 `

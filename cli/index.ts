@@ -22,7 +22,7 @@ const USAGE = `ambulink <command>
   bench [--quick] [--units N] [--gateways N]         benchmark against InfluxDB and Mosquitto
                                      (private servers on 127.0.0.1; JSON on stdout; --help)
   permit grant --researcher NAME --datasets vitals,alerts --purpose TEXT --from ISO --to ISO
-               --expires ISO [--level anonymised|pseudonymised|aggregated] [--fields f1,f2]
+               --expires ISO [--level anonymised|pseudonymised|aggregated|statistical] [--fields f1,f2]
                                      issue a data permit; prints its token (the README (Dataspace))
   permit list | permit revoke <id>
   audit [list] | audit verify | audit recover   the dataspace access log; verify exits 1 if it was tampered with

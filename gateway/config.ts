@@ -11,7 +11,7 @@ import { catalogue, CodedError, createError, type ErrorDefinition } from '../dec
 import { LIVE_HUB_DEFAULTS } from '../streams/index.js'
 import { ALERT_ENGINE_DEFAULTS } from '../streams/index.js'
 import { SPOOL_DEFAULTS } from '../streams/index.js'
-import { DATASPACE_DEFAULTS } from '../streams/index.js'
+import { DATASPACE_DEFAULTS, DEFAULT_LOCAL_CODE_SYSTEM } from '../streams/index.js'
 import { CLIENT_LIMIT_DEFAULTS } from './limits.js'
 import { SESSION_DEFAULTS } from './sessions.js'
 
@@ -110,6 +110,10 @@ export const OPTIONS = {
   dataspaceAuditAnchorMs: { env: 'DATASPACE_AUDIT_ANCHOR_MS', kind: 'int', default: 60_000, doc: 'how often the audit log\'s signed head is anchored outside DATA_DIR (InfluxDB measurement audit_anchor, and the log), in ms' },
   dataspacePermitIssuers: { env: 'DATASPACE_PERMIT_ISSUERS', kind: 'path', default: undefined, doc: 'JSON file of trusted permit issuers (health data access bodies): iss, JWKS file or URL, revocation list, researcher map (docs/dataspace.md); unset = only local permits' },
   dataspaceIssuerPollMs: { env: 'DATASPACE_ISSUER_POLL_MS', kind: 'int', default: 60_000, doc: 'how often issuers\' revocation lists are polled, ms (a failing list backs off up to 32 polls)' },
+  dataspaceFhirCodeSystem: { env: 'DATASPACE_FHIR_CODE_SYSTEM', kind: 'string', default: DEFAULT_LOCAL_CODE_SYSTEM, doc: 'URL of the local FHIR CodeSystem for findings no LOINC or SNOMED CT code states (LAMS, FAST, last known well, alert kinds, positions); set it to a URL your organisation controls' },
+  dataspaceStatsNoise: { env: 'DATASPACE_STATS_NOISE', kind: 'enum', values: ['laplace', 'none'], default: 'laplace', doc: 'statistical queries: laplace = differential privacy with a budget per permit; none = exact answers with k suppression only (differencing attacks are then possible: docs/dataspace.md)' },
+  dataspaceStatsBudget: { env: 'DATASPACE_STATS_BUDGET', kind: 'number', default: 1, doc: 'total differential-privacy epsilon each statistical permit may spend, summed over its queries' },
+  dataspaceStatsEpsilon: { env: 'DATASPACE_STATS_EPSILON', kind: 'number', default: 0.1, doc: 'epsilon a statistical query spends when it does not name one' },
   dataspaceJwksCooldownMs: { env: 'DATASPACE_JWKS_COOLDOWN_MS', kind: 'int', default: 30_000, doc: 'least time between two fetches of an issuer\'s JWKS URL when a permit names an unknown key id, ms' },
   dataspaceDspTokenTtlMs: { env: 'DATASPACE_DSP_TOKEN_TTL_MS', kind: 'int', default: 600_000, doc: 'lifetime of a Dataspace Protocol pull token (the transfer\'s bearer token for the extract), ms; never past the permit\'s expiry' },
   // Scale-out (gateway/cluster.ts, the README (Scale-out)).
@@ -166,6 +170,8 @@ export function loadConfig (overrides: Partial<Config> = {}, env: NodeJS.Process
     // A key beside the log is replaced together with it: pinning only means something outside.
     if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) throw new ConfigError(`DATASPACE_AUDIT_PUBLIC_KEY must be outside DATA_DIR (${c.dataDir}), got ${c.dataspaceAuditPublicKey}`)
   }
+  if (!(c.dataspaceStatsBudget > 0 && Number.isFinite(c.dataspaceStatsBudget))) throw new ConfigError(`DATASPACE_STATS_BUDGET must be a positive number, got ${c.dataspaceStatsBudget}`)
+  if (!(c.dataspaceStatsEpsilon > 0 && c.dataspaceStatsEpsilon <= c.dataspaceStatsBudget)) throw new ConfigError(`DATASPACE_STATS_EPSILON must be positive and at most DATASPACE_STATS_BUDGET, got ${c.dataspaceStatsEpsilon}`)
   if (c.dataspaceAuditAnchorMs < 1000) throw new ConfigError(`DATASPACE_AUDIT_ANCHOR_MS must be at least 1000 ms, got ${c.dataspaceAuditAnchorMs}`)
   if (c.dataspaceDspTokenTtlMs < 1000) throw new ConfigError(`DATASPACE_DSP_TOKEN_TTL_MS must be at least 1000 ms, got ${c.dataspaceDspTokenTtlMs}`)
   if (c.dataspaceCountry !== undefined && !/^[A-Z]{3}$/.test(c.dataspaceCountry)) throw new ConfigError(`DATASPACE_COUNTRY must be an ISO 3166-1 alpha-3 code such as FRA, got ${JSON.stringify(c.dataspaceCountry)}`)

@@ -28,6 +28,7 @@ import { Dataspace } from './dataspace/service.js'
 import { registerDataspaceRoutes } from './dataspace/routes.js'
 import { DspProvider } from './dataspace/dsp-provider.js'
 import { registerDspRoutes } from './dataspace/dsp-routes.js'
+import { registerStatisticsRoutes } from './dataspace/stats-routes.js'
 import { createHttp } from './http.js'
 import { Ingest } from './ingest.js'
 import { ConnectionLimiter, PasswordThrottle } from './limits.js'
@@ -311,6 +312,7 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
     dataspace.attachAlerts(alerts)
     registerDspRoutes(http, dsp)
     registerDataspaceRoutes(http, dataspace)
+    registerStatisticsRoutes(http, dataspace)
     if (config.httpPort !== null) {
       await http.listen({ port: config.httpPort, host: config.host })
       ports.http = (http.server.address() as AddressInfo).port

@@ -165,10 +165,12 @@ describe('permits', () => {
       [{ dataset: 'vitals', from: 'soon' }, 'AMB_ERR_DATASPACE_BAD_REQUEST'],
       [{ dataset: 'vitals', from: String(p.toMs), to: String(p.fromMs) }, 'AMB_ERR_DATASPACE_BAD_REQUEST'],
       [{}, 'AMB_ERR_DATASPACE_BAD_REQUEST'],
-      [{ dataset: 'vitals', format: 'parquet' }, 'AMB_ERR_DATASPACE_FORMAT'],
-      [{ dataset: 'alerts', format: 'fhir' }, 'AMB_ERR_DATASPACE_FORMAT']
+      [{ dataset: 'vitals', format: 'parquet' }, 'AMB_ERR_DATASPACE_FORMAT']
     ]
     for (const [q, c] of cases) expect(code(() => resolveScope(q, pp)), JSON.stringify(q)).toBe(c)
+    // A statistical permit never gets rows nor the live stream, whatever it asks for.
+    const sp = { ...p, level: 'statistical' as const }
+    for (const opts of [{}, { live: true }]) expect(code(() => resolveScope({ dataset: 'vitals' }, sp, opts))).toBe('AMB_ERR_DATASPACE_LEVEL_FORBIDDEN')
   })
 })
 

@@ -51,7 +51,7 @@ const iso = (ms: number): string => new Date(ms).toISOString()
 const WINDOW = { from: T0 - HOUR, to: T0 + 3 * HOUR }
 
 async function grant (researcher: string, extra: string[] = []): Promise<string> {
-  const r = await cli(runPermitCli, ['grant', '--researcher', researcher, '--datasets', 'vitals,ecg,alerts,position',
+  const r = await cli(runPermitCli, ['grant', '--researcher', researcher, '--datasets', 'vitals,ecg,alerts,position,assessment',
     '--purpose', 'Pre-hospital STEMI triage study', '--from', iso(WINDOW.from), '--to', iso(WINDOW.to), '--expires', iso(Date.now() + HOUR), ...extra])
   expect(r.code, r.stderr).toBe(0)
   expect(r.stdout.trim().split('\n')).toHaveLength(1)
@@ -115,7 +115,7 @@ describe('catalogue', () => {
     expect(doc['@type']).toBe('dcat:Catalog')
     expect((doc['@context'] as Record<string, string>).healthdcatap).toBe('http://healthdataportal.eu/ns/health#')
     const datasets = doc['dcat:dataset'] as Array<Record<string, unknown>>
-    expect(datasets.map(d => d['dct:identifier'])).toEqual(['vitals', 'ecg', 'alerts', 'position'])
+    expect(datasets.map(d => d['dct:identifier'])).toEqual(['vitals', 'ecg', 'alerts', 'position', 'assessment'])
     for (const d of datasets) {
       expect(d['@type']).toBe('dcat:Dataset')
       for (const p of ['dct:title', 'dct:description', 'dcat:keyword', 'dct:accessRights', 'dpv:hasPurpose', 'dpv:hasLegalBasis', 'dcat:contactPoint', 'dct:publisher', 'dcat:distribution', 'dct:temporal', 'healthdcatap:numberOfRecords']) {
@@ -367,7 +367,7 @@ describe('refusals', () => {
     await expectRefused(narrow, { dataset: 'vitals', from: 'yesterday' }, 400, 'AMB_ERR_DATASPACE_BAD_REQUEST')
     await expectRefused(narrow, { dataset: 'vitals', format: 'xml' }, 400, 'AMB_ERR_DATASPACE_FORMAT')
     const all = await grant('dr-ana')
-    await expectRefused(all, { dataset: 'ecg', format: 'fhir' }, 400, 'AMB_ERR_DATASPACE_FORMAT')
+    await expectRefused(all, { dataset: 'ecg', format: 'hl7v2' }, 400, 'AMB_ERR_DATASPACE_FORMAT')
 
     // The live stream refuses at the upgrade, with the same codes.
     const refusedLive = async (token: string | undefined, q: string): Promise<number> => {
@@ -471,8 +471,9 @@ describe('protection', () => {
     // One more pass over every dataset in every format and level, so nothing is left out.
     const both = [await grant('dr-ana'), await grant('dr-ana', ['--level', 'pseudonymised'])]
     for (const token of both) {
-      for (const dataset of ['vitals', 'ecg', 'alerts', 'position']) {
-        for (const format of dataset === 'vitals' ? ['ndjson', 'csv', 'fhir'] : ['ndjson', 'csv']) {
+      // FHIR too for every dataset: ECG SampledData, DetectedIssue alerts, positions, assessment.
+      for (const dataset of Object.keys(DATASETS)) {
+        for (const format of ['ndjson', 'csv', 'fhir']) {
           const r = await extract(token, { dataset, format })
           expect(r.status, `${dataset} ${format}: ${r.body}`).toBe(200)
         }

@@ -133,7 +133,7 @@ export function registerDataspaceRoutes (app: FastifyInstance, ds: Dataspace): v
     metrics.accesses.inc({ endpoint: 'extract', outcome: 'granted' })
 
     const sum = plan.summary
-    const serializer = createSerializer(scope.format, { plan, level: permit.level, nowMs: started })
+    const serializer = createSerializer(scope.format, { plan, level: permit.level, nowMs: started, codeSystem: ds.config.dataspaceFhirCodeSystem })
     reply
       .type(serializer.contentType)
       .header('cache-control', 'no-store')

@@ -34,7 +34,7 @@ import { LockTimeoutError, withFileLock, writeFileAtomic } from '../storage/dura
 import { DataspaceError } from './errors.js'
 import { dataspaceDir } from './keys.js'
 
-export type AuditKind = 'extract' | 'stream' | 'dsp.negotiation' | 'dsp.transfer' | 'permit.grant' | 'permit.revoke' | 'audit.recovered' | 'audit.anomaly'
+export type AuditKind = 'extract' | 'stream' | 'dsp.negotiation' | 'dsp.transfer' | 'statistics' | 'permit.grant' | 'permit.revoke' | 'audit.recovered' | 'audit.anomaly'
 export type AuditOutcome = 'granted' | 'refused' | 'completed' | 'aborted' | 'closed' | 'recorded'
 
 /** What is recorded. Never patient identifiers, tokens or secrets. */
@@ -60,6 +60,8 @@ export interface AuditEvent {
   bytes?: number
   durationMs?: number
   ip?: string
+  /** Statistical queries (statistics.ts): what was asked and what it cost. */
+  statistics?: { sign: string, statistic: string, by: string[], epsilon: number | null, budgetLeft: number | null, cells: number, suppressedCells: number }
 }
 
 export interface AuditEntry extends AuditEvent {

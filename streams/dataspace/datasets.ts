@@ -9,8 +9,8 @@
  */
 import { LEAD_FIELDS, VITAL_SIGNS } from '../../decoders/index.js'
 
-export type DatasetName = 'vitals' | 'ecg' | 'alerts' | 'position'
-export const DATASET_NAMES: readonly DatasetName[] = Object.freeze(['vitals', 'ecg', 'alerts', 'position'])
+export type DatasetName = 'vitals' | 'ecg' | 'alerts' | 'position' | 'assessment'
+export const DATASET_NAMES: readonly DatasetName[] = Object.freeze(['vitals', 'ecg', 'alerts', 'position', 'assessment'])
 
 /** Patient attributes from the assessment, available on every dataset. */
 export const DEMOGRAPHIC_FIELDS: readonly string[] = Object.freeze(['age', 'sex'])
@@ -31,7 +31,7 @@ export interface DatasetInfo {
   readonly presenceField: string | null
   /** Served on /dataspace/stream. */
   readonly live: boolean
-  /** Has a FHIR mapping (vital-signs Observations). */
+  /** Has a FHIR mapping (formats/fhir.ts, fhir-resources.ts). */
   readonly fhir: boolean
 }
 
@@ -70,7 +70,7 @@ export const DATASETS: Readonly<Record<DatasetName, DatasetInfo>> = Object.freez
     vocabularies: {},
     presenceField: null,
     live: false,
-    fhir: false
+    fhir: true
   },
   alerts: {
     name: 'alerts',
@@ -84,7 +84,7 @@ export const DATASETS: Readonly<Record<DatasetName, DatasetInfo>> = Object.freez
     // An alert without a value (a STEMI pre-notification) has only its message as a field.
     presenceField: 'message',
     live: true,
-    fhir: false
+    fhir: true
   },
   position: {
     name: 'position',
@@ -97,9 +97,25 @@ export const DATASETS: Readonly<Record<DatasetName, DatasetInfo>> = Object.freez
     vocabularies: {},
     presenceField: null,
     live: false,
-    fhir: false
+    fhir: true
+  },
+  assessment: {
+    name: 'assessment',
+    measurement: 'assessment',
+    title: 'Paramedic assessment',
+    description: 'The paramedic\'s findings during transport: suspected STEMI, Los Angeles Motor Scale (LAMS, 0-5), FAST stroke screen, and the time the patient was last known well (shifted like every time at level anonymised).',
+    keywords: ['STEMI', 'stroke', 'LAMS', 'FAST', 'last known well', 'ambulance', 'pre-hospital'],
+    valueFields: ['stemi_suspected', 'lams_score', 'fast_positive', 'last_known_well_ms'],
+    tagFields: [],
+    vocabularies: {},
+    presenceField: null,
+    live: false,
+    fhir: true
   }
 })
+
+/** Fields holding an instant (Unix ms): shifted with the encounter at level anonymised. */
+export const INSTANT_FIELDS: ReadonlySet<string> = new Set(['last_known_well_ms'])
 
 export function isDatasetName (s: string): s is DatasetName {
   return (DATASET_NAMES as readonly string[]).includes(s)

@@ -29,6 +29,8 @@ export type DataspaceErrorCode =
   | 'AMB_ERR_DATASPACE_QUERY_FAILED'
   | 'AMB_ERR_DATASPACE_SLOW_CONSUMER'
   | 'AMB_ERR_DATASPACE_KEYS'
+  | 'AMB_ERR_DATASPACE_LEVEL_FORBIDDEN'
+  | 'AMB_ERR_DATASPACE_BUDGET_EXHAUSTED'
   | 'AMB_ERR_AUDIT_UNAVAILABLE'
   | 'AMB_ERR_AUDIT_TAMPERED'
   | 'AMB_ERR_AUDIT_INTEGRITY'
@@ -51,7 +53,7 @@ export const DATASPACE_ERRORS: Readonly<Record<DataspaceErrorCode, DataspaceErro
   createError('AMB_ERR_DATASPACE_FIELD_FORBIDDEN', 'a requested field is not granted by the permit for that dataset', 403),
   createError('AMB_ERR_DATASPACE_WINDOW_FORBIDDEN', 'the requested time window reaches outside the permit\'s window', 403),
   createError('AMB_ERR_DATASPACE_BAD_REQUEST', 'unknown dataset or field, unparsable time, or from ≥ to', 400),
-  createError('AMB_ERR_DATASPACE_FORMAT', 'unknown format, or a format the dataset has no mapping for (fhir is for vitals only)', 400),
+  createError('AMB_ERR_DATASPACE_FORMAT', 'unknown format (ndjson, csv, fhir)', 400),
   createError('AMB_ERR_DATASPACE_LEVEL_UNSUPPORTED', 'the permit\'s level is aggregated, which serves per-encounter summaries of vitals as ndjson or csv only: no FHIR, no live stream, no other dataset, and only the summarised fields', 403),
   createError('AMB_ERR_DATASPACE_NOT_WEBSOCKET', '/dataspace/stream is a WebSocket endpoint: send an Upgrade request', 426),
   createError('AMB_ERR_DATASPACE_TOO_LARGE', 'the extract\'s first pass (encounters, position cells) exceeds its bound: ask for a shorter window', 413),
@@ -59,6 +61,8 @@ export const DATASPACE_ERRORS: Readonly<Record<DataspaceErrorCode, DataspaceErro
   createError('AMB_ERR_DATASPACE_QUERY_FAILED', 'InfluxDB refused or broke off an extract query', 502),
   createError('AMB_ERR_DATASPACE_SLOW_CONSUMER', 'live stream: the client read too slowly and its send buffer passed DATASPACE_LIVE_MAX_BUFFER_BYTES; the connection was cut (ingest never waits for it)', 4008),
   createError('AMB_ERR_DATASPACE_KEYS', 'a dataspace key file under DATA_DIR/dataspace is unreadable, malformed or readable by others (must be 0600)', 500),
+  createError('AMB_ERR_DATASPACE_LEVEL_FORBIDDEN', 'the permit\'s protection level does not allow this endpoint: a `statistical` permit gets aggregate queries only (never extracts or the live stream), and /dataspace/statistics serves only `statistical` permits', 403),
+  createError('AMB_ERR_DATASPACE_BUDGET_EXHAUSTED', 'the statistical query would spend more differential-privacy budget (epsilon) than the permit has left; nothing was answered or spent', 403),
   createError('AMB_ERR_AUDIT_UNAVAILABLE', 'the access could not be written to the audit log, so no data was released', 503),
   createError('AMB_ERR_AUDIT_INTEGRITY', 'the audit log\'s head did not check out before an append (signature with the pinned key, rollback behind a newer head or anchor, entries past the head that nobody signed): nothing is appended and nothing released until an operator investigates and runs `ambulink audit recover`', 503),
   createError('AMB_ERR_AUDIT_TAMPERED', '`ambulink audit verify`: an entry was altered, removed or reordered, or the log no longer ends at its signed head', 500)

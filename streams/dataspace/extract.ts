@@ -12,7 +12,7 @@
  * Nothing but the columns named in DATASETS is ever selected or released: the encounter tag
  * is read to group rows and replaced by the permit's pseudonym; the unit tag is never selected.
  */
-import { DATASETS, type DatasetName } from './datasets.js'
+import { DATASETS, INSTANT_FIELDS, type DatasetName } from './datasets.js'
 import { DataspaceError } from './errors.js'
 import { ident, type InfluxReader } from './influx-reader.js'
 import { CellCounter, classify } from './k-anonymity.js'
@@ -98,6 +98,8 @@ export class Extractor {
   ) {}
 
   async plan (req: ExtractRequest, signal?: AbortSignal): Promise<ExtractPlan> {
+    // Defence in depth: the routes refuse it first (scope.ts); a statistical permit never gets rows.
+    if (this.protector.level === 'statistical') throw new DataspaceError('AMB_ERR_DATASPACE_LEVEL_FORBIDDEN', 'a permit at level statistical answers aggregate queries only')
     const ds = DATASETS[req.dataset]
     const columns = ds.valueFields.filter(f => req.fields.includes(f))
     if (columns.length === 0) throw new DataspaceError('AMB_ERR_DATASPACE_BAD_REQUEST', `ask for at least one of ${ds.valueFields.join(', ')}`)
@@ -239,6 +241,7 @@ export class Extractor {
     const speedCol = plan.columns.indexOf('speed_mps')
     const headingCol = plan.columns.indexOf('heading_deg')
     const vocabs = plan.columns.map(c => ds.vocabularies[c] ?? null)
+    const instants = plan.columns.map(c => INSTANT_FIELDS.has(c))
 
     for await (const series of this.reader.stream(q, signal)) {
       const enc = series.tags.encounter ?? ''
@@ -262,7 +265,9 @@ export class Extractor {
           const v = idx[i]! >= 0 ? row[idx[i]!] : null
           // Words from a closed vocabulary, or numbers: nothing else can carry text out.
           const vs = vocabs[i]!
-          const clean = vs !== null ? vocab(v, vs) : num(v)
+          let clean = vs !== null ? vocab(v, vs) : num(typeof v === 'boolean' ? Number(v) : v)
+          // An instant (last known well) moves with the encounter's shift; 0 is proto3's unset.
+          if (instants[i] === true && clean !== null) clean = (clean as number) > 0 ? (clean as number) + shift / 1000 : null
           values[i] = clean
           if (clean !== null) hasValue = true
         }

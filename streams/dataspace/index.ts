@@ -20,3 +20,6 @@ export { resolveScope, parseTime, type Scope, type ScopeQuery } from './scope.js
 export { ReleasedQuasiIdentifiers, QUASI_IDENTIFIERS } from './released.js'
 export * from './dsp/index.js'
 export { catalogJsonLd, catalogTurtle } from './catalog-rdf.js'
+export { StatisticsEngine, checkStatsQuery, isoWeek, weeksOf, laplace, quantileOf, STATISTICS, GROUP_KEYS, type Statistic, type GroupKey, type NoiseMechanism, type StatsQuery, type StatsResult, type StatsCell } from './statistics.js'
+export { PrivacyBudget } from './privacy-budget.js'
+export { DEFAULT_LOCAL_CODE_SYSTEM } from './fhir-codes.js'

@@ -13,8 +13,9 @@ import { aggregatedDefaultFields, aggregatedGrantProblem } from './aggregate.js'
 import { DATASET_NAMES, grantableFields, isDatasetName, type DatasetName } from './datasets.js'
 import { DataspaceError } from './errors.js'
 
-export type ProtectionLevel = 'anonymised' | 'pseudonymised' | 'aggregated'
-export const LEVELS: readonly ProtectionLevel[] = ['anonymised', 'pseudonymised', 'aggregated']
+export type ProtectionLevel = 'anonymised' | 'pseudonymised' | 'aggregated' | 'statistical'
+/** `aggregated`: per-encounter binned summaries (aggregate.ts); `statistical`: aggregate queries only (statistics.ts), never rows or the live stream. */
+export const LEVELS: readonly ProtectionLevel[] = ['anonymised', 'pseudonymised', 'aggregated', 'statistical']
 
 export interface Permit {
   /** Permit id (`jti`). */

@@ -46,6 +46,7 @@ export function parseTime (raw: string, name: string): number {
  * permit grants; `live` restricts datasets to those served on the stream.
  */
 export function resolveScope (q: ScopeQuery, permit: Permit, opts: { live?: boolean, maxShiftMs?: number } = {}): Scope {
+  if (permit.level === 'statistical') throw new DataspaceError('AMB_ERR_DATASPACE_LEVEL_FORBIDDEN', `permit ${permit.id} is at level statistical: it answers aggregate queries (/dataspace/statistics) only, never rows or the live stream`)
   const name = q.dataset
   if (name === undefined || name === '') throw badRequest(`dataset is required: one of ${DATASET_NAMES.join(', ')}`)
   if (!isDatasetName(name)) throw badRequest(`unknown dataset ${JSON.stringify(name.slice(0, 40))}; datasets are ${DATASET_NAMES.join(', ')}`)

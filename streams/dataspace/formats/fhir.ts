@@ -1,6 +1,7 @@
 /**
  * FHIR R4 Bundle (type collection), streamed: the head opens `entry: [`, each batch appends
- * entries, the tail closes the array. Vital signs become Observations on the core vital-signs
+ * entries, the tail closes the array. ECG, alerts, positions and the assessment are mapped in
+ * ../fhir-resources.ts. Vital signs become Observations on the core vital-signs
  * profile, coded with the LOINC codes of decoders/vitals.ts and UCUM units; a sign without a LOINC
  * code (supplemental O2) has no faithful FHIR coding and is left out. Each encounter becomes a
  * Patient entry whose id is the permit's pseudonym, referenced as `urn:uuid:<pseudonym>`; its age
@@ -11,6 +12,8 @@
 import { randomUUID } from 'node:crypto'
 import { VITAL_SIGNS, type VitalSignInfo } from '../../../decoders/index.js'
 import type { ExtractRecord } from '../extract.js'
+import { DEFAULT_LOCAL_CODE_SYSTEM } from '../fhir-codes.js'
+import { alertIssue, assessmentObservations, ecgObservations, positionObservation, type Resource } from '../fhir-resources.js'
 import { formatUs } from '../protect.js'
 import type { Serializer, SerializerContext } from './serializer.js'
 
@@ -72,6 +75,26 @@ export function fhirSerializer (ctx: SerializerContext): Serializer {
     return out
   }
 
+  const codeSystem = ctx.codeSystem ?? DEFAULT_LOCAL_CODE_SYSTEM
+  const dataset = plan.request.dataset
+  const periods = new Map<string, number>()
+  const resources = (rs: Resource[]): string => {
+    let out = ''
+    for (const res of rs) out += entry(res, `urn:uuid:${String(res.id)}`)
+    return out
+  }
+  /** The other datasets: one or more resources per record (per run of samples for ECG). */
+  const mapped = (records: readonly ExtractRecord[]): string => {
+    if (dataset === 'ecg') return resources(ecgObservations(records, plan.columns, periods))
+    let out = ''
+    for (const r of records) {
+      if (dataset === 'alerts') out += resources([alertIssue(r, plan.columns, codeSystem)])
+      else if (dataset === 'position') { const o = positionObservation(r, plan.columns, codeSystem); if (o !== null) out += resources([o]) }
+      else if (dataset === 'assessment') out += resources(assessmentObservations(r, plan.columns, codeSystem))
+    }
+    return out
+  }
+
   return {
     contentType: 'application/fhir+json; fhirVersion=4.0; charset=utf-8',
     head: () => `{"resourceType":"Bundle","id":"${randomUUID()}","meta":${JSON.stringify({ security })},"type":"collection","timestamp":"${new Date(ctx.nowMs).toISOString()}","entry":[`,
@@ -83,6 +106,9 @@ export function fhirSerializer (ctx: SerializerContext): Serializer {
           seen.add(r.subject)
           out += patient(r)
         }
+      }
+      if (dataset !== 'vitals') return out + mapped(records)
+      for (const r of records) {
         const when = formatUs(r.timeUs)
         for (let i = 0; i < coded.length; i++) {
           const info = coded[i]

@@ -20,6 +20,8 @@ export interface SerializerContext {
   plan: ExtractPlan
   level: ProtectionLevel
   nowMs: number
+  /** URL of the local FHIR CodeSystem for findings no standard code states (DATASPACE_FHIR_CODE_SYSTEM). */
+  codeSystem?: string
 }
 
 /** The age column's name says what it holds: years at pseudonymised, a band otherwise. */

@@ -10,6 +10,7 @@
  * are this project's IRIs (`urn:ambulink:odrl:*`), documented in docs/dataspace.md.
  */
 import { DATASET_NAMES, isDatasetName, type DatasetName } from '../datasets.js'
+import { AGGREGATED_DATASETS } from '../aggregate.js'
 import { LEVELS, type Permit, type ProtectionLevel } from '../permit.js'
 
 export const ODRL_REIDENTIFY = 'urn:ambulink:odrl:reidentify'
@@ -42,7 +43,7 @@ export function offerId (name: DatasetName, level: ProtectionLevel): string { re
 
 export function parseOfferId (id: string): { dataset: DatasetName, level: ProtectionLevel } | null {
   const m = /^urn:ambulink:offer:([a-z]+):([a-z]+)$/.exec(id)
-  if (m === null || !isDatasetName(m[1]!) || !(LEVELS as readonly string[]).includes(m[2]!)) return null
+  if (m === null || !isDatasetName(m[1]!) || !(pullLevelsOf(m[1]) as readonly string[]).includes(m[2]!)) return null
   return { dataset: m[1], level: m[2] as ProtectionLevel }
 }
 
@@ -65,8 +66,16 @@ export function offer (name: DatasetName, level: ProtectionLevel): OdrlPolicy {
   }
 }
 
-/** Every offer of a dataset: one per protection level. */
-export function offersOf (name: DatasetName): OdrlPolicy[] { return LEVELS.map(l => offer(name, l)) }
+/**
+ * The levels an HTTP-pull transfer can serve for a dataset: `statistical` permits get aggregate
+ * queries only (never an extract), and `aggregated` summarises vitals only (aggregate.ts).
+ */
+export function pullLevelsOf (name: DatasetName): ProtectionLevel[] {
+  return LEVELS.filter(l => l !== 'statistical' && (l !== 'aggregated' || AGGREGATED_DATASETS.includes(name)))
+}
+
+/** Every offer of a dataset: one per protection level a transfer can serve. */
+export function offersOf (name: DatasetName): OdrlPolicy[] { return pullLevelsOf(name).map(l => offer(name, l)) }
 
 export function allOffers (): OdrlPolicy[] { return DATASET_NAMES.flatMap(offersOf) }
 

@@ -42,6 +42,14 @@ export interface BenchOptions {
    * discards the rest, which a 10 s saturation makes minutes long.
    */
   sinkSeconds: number
+  /**
+   * Catch-up (issue 12, goal 6): units streaming (full run; the quick run uses its real-time
+   * step's units), seconds InfluxDB is down, and the most seconds the backlog may take to drain
+   * after it is back (the step's bound). outageS 0: no catch-up.
+   */
+  catchupUnits: number
+  outageS: number
+  catchupMaxS: number
   scryptN: number
   cpuProfDir?: string
   skipReferences: boolean
@@ -70,6 +78,9 @@ export const BENCH_DEFAULTS: Readonly<Record<'quick' | 'full', Omit<BenchOptions
     gateways: 1,
     drainTimeoutS: 60,
     sinkSeconds: 15,
+    catchupUnits: 100,
+    outageS: 20,
+    catchupMaxS: 60,
     scryptN: PRODUCTION_SCRYPT_N,
     skipReferences: false,
     keep: false
@@ -95,6 +106,9 @@ export const BENCH_DEFAULTS: Readonly<Record<'quick' | 'full', Omit<BenchOptions
     gateways: 1,
     drainTimeoutS: 300,
     sinkSeconds: 0,
+    catchupUnits: 200,
+    outageS: 600,
+    catchupMaxS: 900,
     scryptN: PRODUCTION_SCRYPT_N,
     skipReferences: false,
     keep: false
@@ -105,8 +119,9 @@ export const BENCH_USAGE = `usage: ambulink bench [--quick] [options]
 
 Starts a private InfluxDB and gateway(s) on 127.0.0.1, streams a simulated fleet into them,
 measures the references (raw InfluxDB ingest, Mosquitto) in the same run, and prints one JSON
-object on stdout (progress on stderr). --quick takes under 2 minutes; the full run searches the
-most units sustained with lost = 0 and stable lag (10-15 minutes).
+object on stdout (progress on stderr). --quick takes under 3 minutes; the full run searches the
+most units sustained with lost = 0 and stable lag, then streams 200 units through a 10-minute
+InfluxDB outage and its catch-up (30-45 minutes in all).
 
   --quick                 short run at --units
   --units N               real-time units, alert probes included (default 100)
@@ -127,6 +142,11 @@ most units sustained with lost = 0 and stable lag (10-15 minutes).
   --drain-timeout S       longest wait for the spools to drain (quick 60, full 300)
   --sink-seconds S        measure the sink over this much draining, then discard the rest
                           (quick 15; full 0 = drain it all and count it in InfluxDB)
+  --catchup-units N       full run: units streaming through the InfluxDB outage (200); the
+                          quick run's real-time step goes on into the outage at --units
+  --outage S              seconds InfluxDB is down in the catch-up step (quick 20, full 600;
+                          0 = no catch-up step)
+  --catchup-max S         most seconds the backlog may take to drain after it (quick 60, full 900)
   --gateway-env NAME=V    extra gateway environment, repeatable (e.g. INFLUX_CONCURRENCY=3)
   --scrypt-n N            scrypt cost of the bench credentials (default ${PRODUCTION_SCRYPT_N}, production)
   --cpu-prof DIR          write each gateway's V8 CPU profile to DIR
@@ -156,6 +176,9 @@ const INT_OPTIONS: Record<string, keyof BenchOptions> = {
   gateways: 'gateways',
   'drain-timeout': 'drainTimeoutS',
   'sink-seconds': 'sinkSeconds',
+  'catchup-units': 'catchupUnits',
+  outage: 'outageS',
+  'catchup-max': 'catchupMaxS',
   'scrypt-n': 'scryptN'
 }
 
@@ -210,6 +233,7 @@ export function validateBenchOptions (o: BenchOptions): BenchOptions {
   positive('--search-step', o.searchStep)
   if (o.probes >= o.units) throw new BenchUsageError(`--probes ${o.probes} must be fewer than --units ${o.units}`)
   if (o.searchFrom <= o.probes) throw new BenchUsageError(`--search-from ${o.searchFrom} must exceed --probes ${o.probes}`)
+  if (o.mode === 'full' && o.outageS > 0 && o.catchupUnits <= o.probes) throw new BenchUsageError(`--catchup-units ${o.catchupUnits} must exceed --probes ${o.probes}`)
   if (o.searchTo < o.searchFrom) throw new BenchUsageError(`--search-to ${o.searchTo} must be ≥ --search-from ${o.searchFrom}`)
   if (o.satWarmupS >= o.satDurationS) o.satWarmupS = Math.max(0, o.satDurationS - 1)
   if (o.scryptN < 2 || (o.scryptN & (o.scryptN - 1)) !== 0) throw new BenchUsageError(`--scrypt-n must be a power of 2, got ${o.scryptN}`)

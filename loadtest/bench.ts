@@ -18,6 +18,9 @@
  * 4. Real time (bench-realtime.ts): N units stream as ambulances do; lost frames,
  *    publish→stored, publish→alert, gateway RSS. The full run repeats it with more units
  *    (search) until a step is not sustained, then bisects.
+ *    Catch-up (goal 6): the same stream with InfluxDB killed for --outage seconds; catch-up time
+ *    after its return, and publish → alert meanwhile. The quick run's one step goes on into it
+ *    after its --duration seconds; the full run has a step of its own (--catchup-units).
  * 5. The broker's references: the same saturating generator against Mosquitto, and against
  *    bare aedes (aedes-bare.ts: the gateway's broker library with an accept-all authenticate
  *    and nothing else, in a child process like the gateway).
@@ -76,6 +79,13 @@ export interface BenchReport {
   publish_to_alert_p50_ms: number
   publish_to_alert_p99_ms: number
   gateway_rss_mb: number
+  /**
+   * Catch-up (goal 6): seconds from InfluxDB's return after the outage until the spool lag is
+   * under 1 s, with real-time ingest going on; publish → alert p99 meanwhile. null: no step, or
+   * not caught up within --catchup-max.
+   */
+  catchup_s: number | null
+  publish_to_alert_p99_during_catchup_ms: number | null
   /** gateway_rss_mb ÷ units (issue 12, goal 4). */
   rss_mb_per_unit: number
   /** Gateway CPU µs per acknowledged frame at saturation, and per point written by the sink. */
@@ -98,6 +108,8 @@ export interface BenchReport {
   goals: Record<string, boolean | null>
   definitions: Record<string, string>
   realtime: RealtimeResult
+  /** The catch-up step in full (its `catchup` block has the outage figures). */
+  catchup: RealtimeResult | null
   search: Array<Pick<RealtimeResult, 'units' | 'frames_per_s' | 'lost' | 'backlog_frames_at_end' | 'publish_to_stored_ms' | 'publish_to_alert_ms' | 'sustained' | 'why_not'>>
   saturation: { gateway: GatewaySaturation, cluster: GatewaySaturation | null, sink: SinkDrain, mosquitto: MosquittoResult | null, aedes: AedesResult | null, raw_influx: RawIngestResult | null }
   options: BenchOptions
@@ -114,6 +126,8 @@ const DEFINITIONS = {
   gateway_sink_points_per_s: 'the saturated runs\' spool backlog drained into InfluxDB by gateway 1 alone after a restart with INFLUX_URL: points written/s (its counter) × ECG share',
   sink_ratio: 'gateway_sink_points_per_s ÷ influx_raw_points_per_s',
   rss_mb_per_unit: 'gateway_rss_mb ÷ units (the real-time headline step)',
+  catchup_s: 'catch-up (quick: the real-time step goes on after options.durationS; full: a step of options.catchupUnits units, InfluxDB down 20 s in): InfluxDB SIGKILLed, restarted options.outageS later on its data; seconds from its restart (listening) until every gateway\'s ambulink_spool_lag_seconds is under 1 s; null when not within options.catchupMaxS',
+  publish_to_alert_p99_during_catchup_ms: 'publish → alert p99 (as publish_to_alert) of the events received between InfluxDB\'s restart and the end of the catch-up',
   gateway_cpu_us_per_frame: 'gateway process CPU (utime + stime, all threads) per PUBACKed frame over the saturation window (embedded: decode, validate, spool + fsync, alerts, live hub)',
   gateway_cpu_us_per_point: 'gateway process CPU per point written while draining the saturation backlog into InfluxDB (spool read, line protocol, gzip, HTTP)',
   spool_bytes_per_frame_byte: 'ambulink_spool_pending_bytes of gateway 1 after the saturation run ÷ payload bytes of the frames it acknowledged (warm-up included)',
@@ -123,6 +137,9 @@ const DEFINITIONS = {
   cpu_based: 'broker: Mosquitto CPU µs per message ÷ gateway CPU µs per frame; sink: InfluxDB CPU µs per point (raw) ÷ (gateway + InfluxDB CPU µs per point while draining) — the machine\'s neighbours move these far less than rates'
 }
 
+/** Full run's catch-up step: seconds of normal streaming before InfluxDB is killed (5 s of it warm-up). */
+const CATCHUP_LEAD_S = 20
+
 const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d
 /** a ÷ b, or null when b is 0 (a reference that measured nothing). */
 const ratio = (a: number, b: number): number | null => b > 0 ? round(a / b) : null
@@ -131,7 +148,7 @@ export async function runBench (o: BenchOptions, progress: (line: string) => voi
   const loads: Record<string, number[]> = {}
   const mark = (phase: string): void => { loads[phase] = loadavg().map(x => round(x, 2)) }
   const loadStart = loadavg().map(x => round(x, 2))
-  const fleetIds = unitIds('amb', o.searchTo - o.probes)
+  const fleetIds = unitIds('amb', Math.max(o.searchTo, o.mode === 'full' ? o.catchupUnits : 0) - o.probes)
   const probeIds = unitIds('probe', o.probes)
   const satIds = unitIds('satg', o.satUnits)
   const clusterIds = o.gateways > 1 ? unitIds('satc', o.satUnits) : []
@@ -196,8 +213,11 @@ export async function runBench (o: BenchOptions, progress: (line: string) => voi
       // --gateways ≥ 2: through HAProxy with the cluster-wide live view on (bench-cluster-view.ts).
       const clusterView = o.gateways > 1 ? await startClusterView(env, { sockets: 2, watchPerSocket: 4, progress }) : undefined
       let r: RealtimeResult
+      // The quick run's one step goes on into the catch-up (InfluxDB down after --duration s).
+      const outage = o.mode === 'quick' && o.outageS > 0 ? { afterMs: o.durationS * 1000, outageMs: o.outageS * 1000, caughtUpLagS: 1 } : undefined
+      const durationMs = (o.durationS + (outage !== undefined ? o.outageS + o.catchupMaxS : 0)) * 1000
       try {
-        r = await runRealtime({ env, units: fleetIds.slice(0, units - o.probes), probes: probeIds, durationMs: o.durationS * 1000, warmupMs: Math.min(5000, o.durationS * 250), drainTimeoutMs: o.drainTimeoutS * 1000, progress, clusterView })
+        r = await runRealtime({ env, units: fleetIds.slice(0, units - o.probes), probes: probeIds, durationMs, warmupMs: Math.min(5000, o.durationS * 250), drainTimeoutMs: o.drainTimeoutS * 1000, progress, clusterView, outage })
       } finally {
         await clusterView?.stop()
       }
@@ -226,6 +246,19 @@ export async function runBench (o: BenchOptions, progress: (line: string) => voi
       }
     }
     const headline = best ?? search[0]!
+
+    // 4b. Catch-up (goal 6): the same real-time stream through an InfluxDB outage. The quick
+    // run had it inside its one real-time step (after --duration seconds of normal streaming).
+    let catchup: RealtimeResult | null = o.mode === 'quick' ? search.find(r => r.catchup !== undefined) ?? null : null
+    if (o.mode === 'full' && o.outageS > 0) {
+      await waitQuiet([env.influx!.pid], 60_000, progress)
+      mark('catchup')
+      catchup = await runRealtime({ env, units: fleetIds.slice(0, o.catchupUnits - o.probes), probes: probeIds, durationMs: (CATCHUP_LEAD_S + o.outageS + o.catchupMaxS) * 1000, warmupMs: 5000, drainTimeoutMs: o.drainTimeoutS * 1000, progress, outage: { afterMs: CATCHUP_LEAD_S * 1000, outageMs: o.outageS * 1000, caughtUpLagS: 1 } })
+    }
+    if (catchup?.catchup !== undefined) {
+      const c = catchup.catchup
+      progress(`catch-up ${catchup.units} units, ${c.outage_s} s outage: ${c.catchup_s === null ? 'NOT caught up' : `caught up in ${c.catchup_s} s`}, lost ${catchup.lost}, alert p99 ${c.publish_to_alert_during_catchup_ms.p99} ms during catch-up`)
+    }
 
     // 5. The broker's reference.
     let mosquitto: MosquittoResult | null = null
@@ -260,6 +293,8 @@ export async function runBench (o: BenchOptions, progress: (line: string) => voi
       publish_to_alert_p50_ms: headline.publish_to_alert_ms.p50,
       publish_to_alert_p99_ms: headline.publish_to_alert_ms.p99,
       gateway_rss_mb: headline.gateway_rss_mb_peak,
+      catchup_s: catchup?.catchup?.catchup_s ?? null,
+      publish_to_alert_p99_during_catchup_ms: catchup?.catchup !== undefined && catchup.catchup.publish_to_alert_during_catchup_ms.count > 0 ? catchup.catchup.publish_to_alert_during_catchup_ms.p99 : null,
       rss_mb_per_unit: round(headline.gateway_rss_mb_peak / Math.max(1, headline.units), 2),
       gateway_cpu_us_per_frame: gateway.publish.broker_cpu_us_per_frame,
       gateway_cpu_us_per_point: sink.gateway_cpu_us_per_point,
@@ -294,11 +329,14 @@ export async function runBench (o: BenchOptions, progress: (line: string) => voi
         rss_le_1mb_per_unit: headline.gateway_rss_mb_peak / Math.max(1, headline.units) <= 1,
         spool_le_1_5_bytes_per_frame_byte: o.gateways === 1 && one.bytes_acked_total > 0 ? sink.backlog_bytes / one.bytes_acked_total <= 1.5 : null,
         alert_p99_le_50ms_at_100_units: atHundred === null ? null : atHundred.publish_to_alert_ms.p99 <= 50,
+        catchup_lost_0: catchup === null ? null : catchup.lost === 0 && catchup.catchup?.catchup_s !== null,
+        catchup_alert_p99_le_50ms: catchup?.catchup === undefined || catchup.catchup.publish_to_alert_during_catchup_ms.count === 0 ? null : catchup.catchup.publish_to_alert_during_catchup_ms.p99 <= 50,
         units_ge_200_lost_0: o.mode === 'quick' && o.units < 200 ? null : search.some(r => r.units >= 200 && r.sustained),
         cluster_ratio_ge_1_6: cluster === null ? null : cluster.publish.frames_per_s / gateway.publish.frames_per_s >= 1.6
       },
       definitions: DEFINITIONS,
       realtime: headline,
+      catchup,
       search: search.map(r => ({ units: r.units, frames_per_s: r.frames_per_s, lost: r.lost, backlog_frames_at_end: r.backlog_frames_at_end, publish_to_stored_ms: r.publish_to_stored_ms, publish_to_alert_ms: r.publish_to_alert_ms, sustained: r.sustained, why_not: r.why_not })),
       saturation: { gateway, cluster, sink, mosquitto, aedes, raw_influx: raw },
       options: o
@@ -407,5 +445,5 @@ export async function runBenchCli (argv: string[]): Promise<number> {
   const report = await runBench(o, progress)
   progress(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`)
   process.stdout.write(JSON.stringify(report, null, 2) + '\n')
-  return report.lost === 0 ? 0 : 1
+  return report.lost === 0 && (report.catchup === null || report.catchup.lost === 0) ? 0 : 1
 }

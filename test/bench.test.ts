@@ -13,7 +13,7 @@ describe('ambulink bench (smoke)', () => {
       ...BENCH_DEFAULTS.quick,
       units: 5,
       probes: 2,
-      durationS: 3,
+      durationS: 5,
       searchFrom: 5,
       searchTo: 5,
       satUnits: 3,
@@ -23,6 +23,8 @@ describe('ambulink bench (smoke)', () => {
       satMaxFrames: 40,
       rawPoints: 20_000,
       drainTimeoutS: 30,
+      outageS: 3,
+      catchupMaxS: 45,
       scryptN: 1024
     }), line => { lines.push(line) })
 
@@ -53,6 +55,15 @@ describe('ambulink bench (smoke)', () => {
     // The acknowledged frames were spooled (the saturation run has no InfluxDB to drain to).
     expect(report.saturation.gateway.publish.bytes_acked_total).toBeGreaterThan(0)
     expect(report.spool_bytes_per_frame_byte!).toBeGreaterThan(0)
+    // Catch-up (goal 6): InfluxDB was killed and restarted under the quick run's stream; every
+    // acknowledged frame of the step is in InfluxDB, and the catch-up is timed from its return.
+    expect(report.catchup).toEqual(report.realtime)
+    expect(report.catchup!.lost).toBe(0)
+    expect(report.catchup!.lost_detail.checked).toBeGreaterThan(0)
+    expect(report.catchup!.catchup!.outage_s).toBeGreaterThanOrEqual(3)
+    expect(typeof report.catchup_s).toBe('number')
+    expect(report.catchup_s).toBe(report.catchup!.catchup!.catchup_s)
+    expect(report.goals.catchup_lost_0).toBe(true)
     // Machine-readable: the report survives a JSON round trip unchanged.
     expect(JSON.parse(JSON.stringify(report))).toEqual(report)
     expect(lines.some(l => l.includes('realtime'))).toBe(true)

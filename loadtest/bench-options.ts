@@ -5,6 +5,8 @@
 import { parseArgs } from 'node:util'
 import { PRODUCTION_SCRYPT_N } from './bench-credentials.js'
 
+export type BenchStore = 'influxdb' | 'victoriametrics' | 'both'
+
 export interface BenchOptions {
   mode: 'quick' | 'full'
   /** Real-time units (alert probes included); the full run searches instead, from searchFrom. */
@@ -43,6 +45,12 @@ export interface BenchOptions {
    */
   sinkSeconds: number
   /**
+   * Stores the sink phase and its raw reference run against (issue 12, goal 7), side by side
+   * on the same backlog. The real-time steps and the catch-up always write to InfluxDB (their
+   * lost counts and stored latencies are InfluxQL queries).
+   */
+  store: BenchStore
+  /**
    * Catch-up (issue 12, goal 6): units streaming (full run; the quick run uses its real-time
    * step's units), seconds InfluxDB is down, and the most seconds the backlog may take to drain
    * after it is back (the step's bound). outageS 0: no catch-up.
@@ -61,26 +69,27 @@ export const BENCH_DEFAULTS: Readonly<Record<'quick' | 'full', Omit<BenchOptions
     mode: 'quick',
     units: 100,
     probes: 4,
-    durationS: 20,
+    durationS: 15,
     searchFrom: 100,
     searchStep: 100,
     searchTo: 100,
     satUnits: 32,
     window: 8,
-    satDurationS: 10,
+    satDurationS: 8,
     satWarmupS: 3,
     satMaxFrames: 0,
     generator: 'raw',
     gatewayEnv: {},
-    rawPoints: 1_200_000,
+    rawPoints: 500_000,
     rawBatchLines: 5000,
     rawConcurrency: 3,
     gateways: 1,
     drainTimeoutS: 60,
-    sinkSeconds: 15,
+    sinkSeconds: 10,
+    store: 'influxdb',
     catchupUnits: 100,
-    outageS: 20,
-    catchupMaxS: 60,
+    outageS: 10,
+    catchupMaxS: 45,
     scryptN: PRODUCTION_SCRYPT_N,
     skipReferences: false,
     keep: false
@@ -106,6 +115,7 @@ export const BENCH_DEFAULTS: Readonly<Record<'quick' | 'full', Omit<BenchOptions
     gateways: 1,
     drainTimeoutS: 300,
     sinkSeconds: 0,
+    store: 'both',
     catchupUnits: 200,
     outageS: 600,
     catchupMaxS: 900,
@@ -126,27 +136,30 @@ InfluxDB outage and its catch-up (30-45 minutes in all).
   --quick                 short run at --units
   --units N               real-time units, alert probes included (default 100)
   --probes N              alert probe units (default 4)
-  --duration S            seconds per real-time step (quick 20, full 60)
+  --duration S            seconds per real-time step (quick 15, full 60)
   --search-from N --search-step N --search-to N   full run's unit search (100, 50, 600)
   --sat-units N           saturating clients (default 32)
   --window N              frames in flight per saturating client (default 8)
-  --sat-duration S        seconds per saturation run, warm-up included (quick 10, full 15)
+  --sat-duration S        seconds per saturation run, warm-up included (quick 8, full 15)
   --sat-warmup S          seconds of each saturation run not measured (quick 3, full 4)
   --sat-max-frames N      most frames per saturating client (default 0: time only)
   --generator raw|mqttjs  saturating clients: hand-encoded QoS 1 (default) or mqtt.js
-  --raw-points N          points for the raw InfluxDB reference (quick 1200000, full 3000000;
+  --raw-points N          points for the raw InfluxDB reference (quick 500000, full 3000000;
                           prepared and gzipped before the clock starts)
   --raw-batch N           lines per raw write (default 5000)
   --raw-concurrency N     raw writes in flight (default 3)
   --gateways N            gateway processes sharing a Redis (default 1)
   --drain-timeout S       longest wait for the spools to drain (quick 60, full 300)
   --sink-seconds S        measure the sink over this much draining, then discard the rest
-                          (quick 15; full 0 = drain it all and count it in InfluxDB)
+                          (quick 10; full 0 = drain it all and count it in InfluxDB)
+  --store S               influxdb (quick), victoriametrics or both (full): the sink phase and
+                          its raw reference per store, on the same backlog (the VictoriaMetrics
+                          sink writes through the v2 API); real time and catch-up use InfluxDB
   --catchup-units N       full run: units streaming through the InfluxDB outage (200); the
                           quick run's real-time step goes on into the outage at --units
-  --outage S              seconds InfluxDB is down in the catch-up step (quick 20, full 600;
+  --outage S              seconds InfluxDB is down in the catch-up step (quick 10, full 600;
                           0 = no catch-up step)
-  --catchup-max S         most seconds the backlog may take to drain after it (quick 60, full 900)
+  --catchup-max S         most seconds the backlog may take to drain after it (quick 45, full 900)
   --gateway-env NAME=V    extra gateway environment, repeatable (e.g. INFLUX_CONCURRENCY=3)
   --scrypt-n N            scrypt cost of the bench credentials (default ${PRODUCTION_SCRYPT_N}, production)
   --cpu-prof DIR          write each gateway's V8 CPU profile to DIR
@@ -189,6 +202,7 @@ export function parseBenchArgs (argv: string[]): BenchOptions {
     keep: { type: 'boolean' },
     'cpu-prof': { type: 'string' },
     generator: { type: 'string' },
+    store: { type: 'string' },
     'gateway-env': { type: 'string', multiple: true },
     help: { type: 'boolean' }
   }
@@ -214,6 +228,10 @@ export function parseBenchArgs (argv: string[]): BenchOptions {
   if (values.generator !== undefined) {
     if (values.generator !== 'raw' && values.generator !== 'mqttjs') throw new BenchUsageError(`--generator must be raw or mqttjs, got ${JSON.stringify(values.generator)}`)
     o.generator = values.generator
+  }
+  if (values.store !== undefined) {
+    if (values.store !== 'influxdb' && values.store !== 'victoriametrics' && values.store !== 'both') throw new BenchUsageError(`--store must be influxdb, victoriametrics or both, got ${JSON.stringify(values.store)}`)
+    o.store = values.store
   }
   o.skipReferences = values['skip-references'] === true
   o.keep = values.keep === true

@@ -32,6 +32,11 @@ export interface RawIngestOptions {
   /** For InfluxDB's CPU per point. */
   influxPid?: number
   db: string
+  /**
+   * v1 (default): `/write?db=` after CREATE DATABASE; v2: `/api/v2/write?org=&bucket=<db>`
+   * (VictoriaMetrics, which has no CREATE DATABASE).
+   */
+  api?: 'v1' | 'v2'
   /** Points to prepare (the run stops when they are written or at maxSeconds). */
   points: number
   batchLines: number
@@ -87,10 +92,10 @@ async function prepareBatches (o: RawIngestOptions): Promise<Batch[]> {
 }
 
 export async function rawInfluxIngest (o: RawIngestOptions): Promise<RawIngestResult> {
-  await createDatabase(o.influxUrl, o.db)
+  if (o.api !== 'v2') await createDatabase(o.influxUrl, o.db)
   o.progress(`influx raw: preparing ${o.points} points in batches of ${o.batchLines} lines`)
   const batches = await prepareBatches(o)
-  const url = `${o.influxUrl}/write?db=${encodeURIComponent(o.db)}&precision=u`
+  const url = o.api === 'v2' ? `${o.influxUrl}/api/v2/write?org=bench&bucket=${encodeURIComponent(o.db)}&precision=us` : `${o.influxUrl}/write?db=${encodeURIComponent(o.db)}&precision=u`
   let next = 0
   let points = 0
   let ecgPoints = 0
@@ -102,7 +107,7 @@ export async function rawInfluxIngest (o: RawIngestOptions): Promise<RawIngestRe
     while (next < batches.length && performance.now() < deadline) {
       const b = batches[next++]!
       const res = await fetch(url, { method: 'POST', body: new Uint8Array(b.body.buffer as ArrayBuffer, b.body.byteOffset, b.body.length), headers: { 'content-encoding': 'gzip', 'content-type': 'text/plain; charset=utf-8' } })
-      if (res.status !== 204) throw new Error(`InfluxDB /write HTTP ${res.status}: ${(await res.text()).slice(0, 300)}`)
+      if (res.status !== 204) throw new Error(`${o.api === 'v2' ? '/api/v2/write' : '/write'} HTTP ${res.status}: ${(await res.text()).slice(0, 300)}`)
       await res.arrayBuffer()
       points += b.points
       ecgPoints += b.ecgPoints

@@ -24,6 +24,7 @@ describe('ambulink bench (smoke)', () => {
       rawPoints: 20_000,
       drainTimeoutS: 30,
       outageS: 3,
+      store: 'both',
       catchupMaxS: 45,
       scryptN: 1024
     }), line => { lines.push(line) })
@@ -64,6 +65,19 @@ describe('ambulink bench (smoke)', () => {
     expect(typeof report.catchup_s).toBe('number')
     expect(report.catchup_s).toBe(report.catchup!.catchup!.catchup_s)
     expect(report.goals.catchup_lost_0).toBe(true)
+    // Goal 7: the same backlog drained into VictoriaMetrics (v2 write API) as into InfluxDB,
+    // all of it, and each store's raw reference measured.
+    const influx = report.stores.influxdb!
+    const vm = report.stores.victoriametrics!
+    expect(influx.sink.complete).toBe(true)
+    expect(vm.sink.complete).toBe(true)
+    expect(vm.sink.store).toBe('victoriametrics')
+    expect(vm.sink.backlog_bytes).toBe(influx.sink.backlog_bytes)
+    expect(vm.sink.points_since_restart).toBeGreaterThan(0)
+    expect(vm.sink.points_since_restart).toBe(influx.sink.points_since_restart)
+    expect(vm.raw!.points).toBeGreaterThan(0)
+    expect(vm.store_rss_mb).toBeGreaterThan(0)
+    expect(report.gateway_sink_points_per_s).toBe(influx.sink_ecg_points_per_s)
     // Machine-readable: the report survives a JSON round trip unchanged.
     expect(JSON.parse(JSON.stringify(report))).toEqual(report)
     expect(lines.some(l => l.includes('realtime'))).toBe(true)

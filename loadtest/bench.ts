@@ -121,6 +121,8 @@ export interface BenchReport {
   gateway_cpu_us_per_point: number
   /** Spooled bytes ÷ frame payload bytes acknowledged (null with --gateways ≥ 2). */
   spool_bytes_per_frame_byte: number | null
+  /** Hours of one unit's real-time stream (12-lead 250 ms frames, 4 a second) a GB of spool holds. */
+  spool_ecg_hours_per_gb: number | null
   influx_raw_points_per_s: number | null
   gateway_sink_points_per_s: number
   sink_ratio: number | null
@@ -165,6 +167,7 @@ const DEFINITIONS = {
   gateway_cpu_us_per_frame: 'gateway process CPU (utime + stime, all threads) per PUBACKed frame over the saturation window (embedded: decode, validate, spool + fsync, alerts, live hub)',
   gateway_cpu_us_per_point: 'gateway process CPU per point written while draining the saturation backlog into InfluxDB (spool read, line protocol, gzip, HTTP)',
   spool_bytes_per_frame_byte: 'ambulink_spool_pending_bytes of gateway 1 after the saturation run ÷ payload bytes of the frames it acknowledged (warm-up included)',
+  spool_ecg_hours_per_gb: 'hours of one unit streaming in real time (4 saturation-style 12-lead frames a second) that 1 GB (10^9 bytes) of spool holds: 10^9 ÷ (spooled bytes per acknowledged frame × 4) ÷ 3600',
   aedes_msgs_per_s: 'PUBACKs/s of bare aedes (loadtest/aedes-bare.ts: accept-all authenticate, no decode, no spool, in-memory QoS 1) in a child process, same generator and frames',
   ingest_vs_aedes_ratio: 'gateway_msgs_per_s ÷ aedes_msgs_per_s (cpu_based: aedes CPU µs per message ÷ gateway CPU µs per frame)',
   broker_ratio: 'gateway_msgs_per_s (saturated PUBACKs/s: decode, spool, fsync) ÷ mosquitto_msgs_per_s (same generator, frames, QoS 1, no persistence)',
@@ -386,6 +389,7 @@ export async function runBench (o: BenchOptions, progress: (line: string) => voi
       gateway_cpu_us_per_frame: gateway.publish.broker_cpu_us_per_frame,
       gateway_cpu_us_per_point: sink.gateway_cpu_us_per_point,
       spool_bytes_per_frame_byte: o.gateways === 1 ? ratio(sink.backlog_bytes, one.bytes_acked_total) : null,
+      spool_ecg_hours_per_gb: o.gateways === 1 && sink.backlog_bytes > 0 ? round(1e9 / (sink.backlog_bytes / Math.max(1, one.reports.reduce((a, r) => a + r.acked, 0)) * 4) / 3600, 1) : null,
       influx_raw_points_per_s: primaryRaw?.ecg_points_per_s ?? null,
       gateway_sink_points_per_s: sink.ecg_points_per_s,
       sink_ratio: sinkRatio,

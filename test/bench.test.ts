@@ -56,6 +56,9 @@ describe('ambulink bench (smoke)', () => {
     // The acknowledged frames were spooled (the saturation run has no InfluxDB to drain to).
     expect(report.saturation.gateway.publish.bytes_acked_total).toBeGreaterThan(0)
     expect(report.spool_bytes_per_frame_byte!).toBeGreaterThan(0)
+    // Goal 5: frames are spooled whole, not as line protocol (≤ 1.5 bytes per frame byte).
+    expect(report.spool_bytes_per_frame_byte!).toBeLessThanOrEqual(1.5)
+    expect(report.spool_ecg_hours_per_gb!).toBeGreaterThan(0)
     // Catch-up (goal 6): InfluxDB was killed and restarted under the quick run's stream; every
     // acknowledged frame of the step is in InfluxDB, and the catch-up is timed from its return.
     expect(report.catchup).toEqual(report.realtime)

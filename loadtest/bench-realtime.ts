@@ -38,7 +38,8 @@ export interface RealtimeOptions {
   /**
    * Catch-up (issue 12, goal 6): InfluxDB is killed (SIGKILL) `afterMs` into the run and
    * restarted `outageMs` later on the same data; the fleet streams on throughout, and the step
-   * ends (generation stops) 3 s after the gateways have caught up, or at durationMs. The step's
+   * ends (generation stops) 3 s after the gateways have caught up, or catchupMaxMs after the
+   * restart, or at durationMs (the caller leaves room for a slow restart). The step's
    * real-time figures (publish → stored / alert, lag growth) cover the time before the outage;
    * lost counts the whole step.
    */
@@ -48,6 +49,8 @@ export interface RealtimeOptions {
 export interface OutageSpec {
   afterMs: number
   outageMs: number
+  /** Most time the catch-up may take, counted from InfluxDB listening again (its restart can take long on a loaded machine). */
+  catchupMaxMs: number
   /** Caught up: every gateway's ambulink_spool_lag_seconds under this, s. */
   caughtUpLagS: number
 }
@@ -150,13 +153,13 @@ export async function runRealtime (o: RealtimeOptions): Promise<RealtimeResult> 
     })()
   }, 2000)
 
-  const outage = o.outage !== undefined ? runOutage(o.outage, env, t0, t0 + o.durationMs, o.progress) : null
+  const outage = o.outage !== undefined ? runOutage(o.outage, env, t0, o.progress) : null
   let backlog = 0
   try {
     const generated = Promise.all(fleets.map(f => f.whenGenerated()))
     // The catch-up step ends 3 s after the gateways caught up (real-time ingest went on meanwhile).
     const ended: Array<Promise<unknown>> = [generated]
-    if (outage !== null) ended.push(outage.then(t => t.caughtUpAt !== null ? new Promise(resolve => setTimeout(resolve, 3000)) : generated))
+    if (outage !== null) ended.push(outage.then(t => t.caughtUpAt !== null ? new Promise(resolve => setTimeout(resolve, 3000)) : undefined))
     await Promise.race(ended)
     backlog = fleets.reduce((a, f) => a + f.stats().pending, 0)
   } finally {
@@ -246,9 +249,10 @@ interface OutageTimes { downAt: number, upAt: number, caughtUpAt: number | null,
 /**
  * Kills InfluxDB `afterMs` after `t0`, restarts it `outageMs` later, then samples the gateways'
  * spool lag every 250 ms until it is under `caughtUpLagS`; caughtUpAt is null when that did not
- * happen by `untilMs` (the end of the run) or the metrics could not be read.
+ * happen within `catchupMaxMs` of the restart or the metrics could not be read (the caller then
+ * ends the run at once).
  */
-async function runOutage (spec: OutageSpec, env: BenchEnv, t0: number, untilMs: number, progress: (line: string) => void): Promise<OutageTimes> {
+async function runOutage (spec: OutageSpec, env: BenchEnv, t0: number, progress: (line: string) => void): Promise<OutageTimes> {
   const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, Math.max(0, ms)))
   const lagAndBacklog = async (): Promise<{ lag: number, bytes: number }> => {
     const ms = await Promise.all(env.httpUrls.map(u => readMetrics(u)))
@@ -266,6 +270,7 @@ async function runOutage (spec: OutageSpec, env: BenchEnv, t0: number, untilMs: 
   }
   await influx.restart()
   const upAt = wallNow()
+  const untilMs = Date.now() + spec.catchupMaxMs
   const { bytes: backlogBytesAtUp } = await lagAndBacklog().catch(() => ({ lag: 0, bytes: 0 }))
   progress(`catch-up: InfluxDB back after ${((upAt - downAt) / 1000).toFixed(1)} s with ${(backlogBytesAtUp / 1e6).toFixed(1)} MB spooled`)
   for (;;) {

@@ -162,7 +162,7 @@ const DEFINITIONS = {
   sink_ratio: 'gateway_sink_points_per_s ÷ influx_raw_points_per_s',
   rss_mb_per_unit: 'gateway_rss_mb ÷ units (the real-time headline step)',
   stores: 'per store (--store): the saturation backlog drained by gateway 1 (InfluxDB: v1 API; VictoriaMetrics: v2 API, same backlog copied before) and the raw reference on a fresh server of that store; store_cpu_us_per_point and store_rss_mb are the store process\'s own',
-  catchup_s: 'catch-up (quick: the real-time step goes on after options.durationS; full: a step of options.catchupUnits units, InfluxDB down 20 s in): InfluxDB SIGKILLed, restarted options.outageS later on its data; seconds from its restart (listening) until every gateway\'s ambulink_spool_lag_seconds is under 1 s; null when not within options.catchupMaxS',
+  catchup_s: 'catch-up (quick: the real-time step goes on after options.durationS; full: a step of options.catchupUnits units, InfluxDB down 20 s in): InfluxDB SIGKILLed, restarted options.outageS later on its data; seconds from its restart (listening) until every gateway\'s ambulink_spool_lag_seconds is under 1 s; null when not within options.catchupMaxS of the restart',
   publish_to_alert_p99_during_catchup_ms: 'publish → alert p99 (as publish_to_alert) of the events received between InfluxDB\'s restart and the end of the catch-up',
   gateway_cpu_us_per_frame: 'gateway process CPU (utime + stime, all threads) per PUBACKed frame over the saturation window (embedded: decode, validate, spool + fsync, alerts, live hub)',
   gateway_cpu_us_per_point: 'gateway process CPU per point written while draining the saturation backlog into InfluxDB (spool read, line protocol, gzip, HTTP)',
@@ -176,6 +176,8 @@ const DEFINITIONS = {
 
 /** Full run's catch-up step: seconds of normal streaming before InfluxDB is killed (5 s of it warm-up). */
 const CATCHUP_LEAD_S = 20
+/** Room in a catch-up step for InfluxDB's restart (40 s seen at a load average of 25). */
+const RESTART_SLACK_S = 90
 
 const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d
 /** a ÷ b, or null when b is 0 (a reference that measured nothing). */
@@ -303,8 +305,8 @@ export async function runBench (o: BenchOptions, progress: (line: string) => voi
       const clusterView = o.gateways > 1 ? await startClusterView(env, { sockets: 2, watchPerSocket: 4, progress }) : undefined
       let r: RealtimeResult
       // The quick run's one step goes on into the catch-up (InfluxDB down after --duration s).
-      const outage = o.mode === 'quick' && o.outageS > 0 ? { afterMs: o.durationS * 1000, outageMs: o.outageS * 1000, caughtUpLagS: 1 } : undefined
-      const durationMs = (o.durationS + (outage !== undefined ? o.outageS + o.catchupMaxS : 0)) * 1000
+      const outage = o.mode === 'quick' && o.outageS > 0 ? { afterMs: o.durationS * 1000, outageMs: o.outageS * 1000, catchupMaxMs: o.catchupMaxS * 1000, caughtUpLagS: 1 } : undefined
+      const durationMs = (o.durationS + (outage !== undefined ? o.outageS + o.catchupMaxS + RESTART_SLACK_S : 0)) * 1000
       try {
         r = await runRealtime({ env, units: fleetIds.slice(0, units - o.probes), probes: probeIds, durationMs, warmupMs: Math.min(5000, o.durationS * 250), drainTimeoutMs: o.drainTimeoutS * 1000, progress, clusterView, outage })
       } finally {
@@ -342,7 +344,7 @@ export async function runBench (o: BenchOptions, progress: (line: string) => voi
     if (o.mode === 'full' && o.outageS > 0) {
       await waitQuiet([env.influx!.pid], 60_000, progress)
       mark('catchup')
-      catchup = await runRealtime({ env, units: fleetIds.slice(0, o.catchupUnits - o.probes), probes: probeIds, durationMs: (CATCHUP_LEAD_S + o.outageS + o.catchupMaxS) * 1000, warmupMs: 5000, drainTimeoutMs: o.drainTimeoutS * 1000, progress, outage: { afterMs: CATCHUP_LEAD_S * 1000, outageMs: o.outageS * 1000, caughtUpLagS: 1 } })
+      catchup = await runRealtime({ env, units: fleetIds.slice(0, o.catchupUnits - o.probes), probes: probeIds, durationMs: (CATCHUP_LEAD_S + o.outageS + o.catchupMaxS + RESTART_SLACK_S) * 1000, warmupMs: 5000, drainTimeoutMs: o.drainTimeoutS * 1000, progress, outage: { afterMs: CATCHUP_LEAD_S * 1000, outageMs: o.outageS * 1000, catchupMaxMs: o.catchupMaxS * 1000, caughtUpLagS: 1 } })
     }
     if (catchup?.catchup !== undefined) {
       const c = catchup.catchup

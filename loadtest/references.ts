@@ -60,10 +60,10 @@ export interface RawIngestResult {
   influx_cpu_us_per_point: number | null
 }
 
-interface Batch { body: Buffer, points: number, ecgPoints: number }
+export interface Batch { body: Buffer, points: number, ecgPoints: number }
 
 /** Builds gzipped batches of line protocol from saturation-style frames. */
-async function prepareBatches (o: RawIngestOptions): Promise<Batch[]> {
+export async function prepareBatches (o: Pick<RawIngestOptions, 'units' | 'prefix' | 'points' | 'batchLines'>): Promise<Batch[]> {
   const decoder = new FrameDecoder()
   const sources = Array.from({ length: o.units }, (_, i) => new StampedFrames(`${o.prefix}-${String(i + 1).padStart(4, '0')}`, i, 2 * 3_600_000))
   const out = new LineBuffer(8 * 1024 * 1024)

@@ -1,15 +1,15 @@
 /**
- * The ingest path every frame takes, whatever its transport: decode and validate once, turn into
- * line protocol, append to the spool (durable before the caller acknowledges), then hand the
- * validated frame to live consumers. A refused frame is counted, kept in the dead letters with
+ * The ingest path every frame takes, whatever its transport: decode and validate once, append
+ * the frame as received to the spool (a frame record: durable before the caller acknowledges;
+ * its line protocol is written when the spool drains), then hand the validated frame to live
+ * consumers (the alert engine evaluates this decoded frame, here, not the spooled copy). A refused frame is counted, kept in the dead letters with
  * its reason, and never disturbs the next frame.
  */
 import { EventEmitter } from 'node:events'
 import { FrameDecoder, FrameError, type Frame } from '../decoders/index.js'
 import type { DeadLetterStore } from '../streams/index.js'
-import { LineBuffer } from '../streams/index.js'
-import { writeFrameLines } from '../streams/index.js'
-import { SPOOL_RECORD_HEADER, type Spool } from '../streams/index.js'
+import { countFrameLines, frameRecord } from '../streams/index.js'
+import { SPOOL_RECORD_FRAME, type Spool } from '../streams/index.js'
 import type { Metrics } from './metrics.js'
 
 export type IngestResult =
@@ -23,8 +23,6 @@ export interface IngestEvents {
 export class Ingest extends EventEmitter<IngestEvents> {
   /** unit → boot → highest seq seen (as bigint) to tell resends from new frames. */
   private readonly lastSeq = new Map<string, { boot: string, seq: bigint }>()
-  /** Scratch for one frame's spool record; reused, since writing it is synchronous. */
-  private readonly lines = new LineBuffer(64 * 1024, SPOOL_RECORD_HEADER)
 
   constructor (
     private readonly decoder: FrameDecoder,
@@ -51,12 +49,10 @@ export class Ingest extends EventEmitter<IngestEvents> {
       if (kept) this.metrics.deadLetters.inc({ source: 'decoder' })
       return { ok: false, error: err }
     }
-    // Line protocol is written straight after the spool record header: no string, one copy.
-    const out = this.lines
-    out.reset()
-    const lines = writeFrameLines(frame, out)
+    // The frame's bytes go into the spool record (one copy); the header counts its points.
+    const lines = countFrameLines(frame)
     const t0 = performance.now()
-    await this.spool.appendRecord(out.take(), lines.points)
+    await this.spool.appendRecord(frameRecord(unit, bytes), lines.points, SPOOL_RECORD_FRAME)
     this.metrics.spoolAppendSeconds.observe((performance.now() - t0) / 1000)
     this.metrics.framesAccepted.inc({ transport })
     this.metrics.frameBytes.inc(frame.byteLength)

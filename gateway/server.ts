@@ -14,7 +14,7 @@ import { FrameDecoder } from '../decoders/index.js'
 import { DeadLetterStore } from '../streams/index.js'
 import { InfluxSink } from '../streams/index.js'
 import type { LiveHub } from '../streams/index.js'
-import { Spool, SPOOL_DEFAULTS } from '../streams/index.js'
+import { Spool, SPOOL_DEFAULTS, spoolFrameExpander } from '../streams/index.js'
 import type { AlertEngine } from '../streams/index.js'
 import { startAlerts } from './alert-wiring.js'
 import { createBroker } from './mqtt/broker.js'
@@ -101,8 +101,15 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
     const dsp = await DspProvider.open(dataspace, credentials, log.child({ component: 'dsp' }), { tokenTtlMs: config.dataspaceDspTokenTtlMs, callbackTimeoutMs: 5000, sweepMs: 1000 })
     closers.push(() => dsp.close())
 
+    // Frame records are turned into line protocol as the spool drains; a frame the decoder
+    // refuses then goes to the dead letters (opened below, before the sink reads anything).
+    let expandFrame: ((payload: Buffer) => Promise<Buffer>) | null = null
     const spool = await Spool.open({
       dir: join(config.dataDir, 'spool'),
+      expandFrame: async payload => {
+        if (expandFrame === null) throw new Error('spool read before the dead letters were opened')
+        return await expandFrame(payload)
+      },
       maxSpoolBytes: config.maxSpoolBytes,
       segmentBytes: config.spoolSegmentBytes,
       onPressure: (high, bytes) => {
@@ -134,6 +141,10 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       }
     })
     closers.push(() => deadLetters.close())
+    expandFrame = spoolFrameExpander(deadLetters, err => {
+      metrics.deadLetters.inc({ source: 'spool' })
+      log.error({ code: err.code, err: err.message }, 'spooled frame refused when draining: kept in the dead letters')
+    })
 
     let sink: InfluxSink | null = null
     if (config.influxUrl !== undefined) {

@@ -155,9 +155,9 @@ export class AlertProbes {
     return this.probes.map(p => ({ unitId: p.link.unitId, connects: p.link.counters.connects, generated: p.link.counters.generated, acked: p.link.counters.acked }))
   }
 
-  /** Latencies in ms, of events received from `sinceMs` (wall clock) on. */
-  summary (sinceMs = 0): { p50: number, p99: number, max: number, count: number } {
-    return percentiles(this.latencies.filter((_x, i) => this.latencyAt[i]! >= sinceMs))
+  /** Latencies in ms, of events received from `sinceMs` up to `untilMs` (wall clock). */
+  summary (sinceMs = 0, untilMs = Infinity): { p50: number, p99: number, max: number, count: number } {
+    return percentiles(this.latencies.filter((_x, i) => this.latencyAt[i]! >= sinceMs && this.latencyAt[i]! <= untilMs))
   }
 
   reports (): BenchUnitReport[] {

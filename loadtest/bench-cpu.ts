@@ -31,3 +31,13 @@ export async function measureCpu<T> (pids: readonly number[], fn: () => Promise<
   const after = await Promise.all(pids.map(processCpuSeconds))
   return { result, cpuSeconds: after.map((a, i) => Math.round((a - before[i]!) * 100) / 100), selfCpuSeconds: Math.round((self.user + self.system) / 1e4) / 100 }
 }
+
+/** Resident set size of `pid` in bytes (VmRSS); 0 if the process is gone. */
+export async function processRssBytes (pid: number): Promise<number> {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'))
+    return m === null ? 0 : Number(m[1]) * 1024
+  } catch {
+    return 0
+  }
+}

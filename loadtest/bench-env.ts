@@ -7,7 +7,7 @@
  * Credentials: one credentials.json in a shared folder, linked into each gateway's DATA_DIR
  * (the layout the README (Scale-out) recommends for a cluster).
  */
-import { mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { writeBenchCredentials, type BenchCredentials } from './bench-credentials.js'
@@ -50,6 +50,14 @@ export interface BenchEnv {
   creds: BenchCredentials
   /** Restarts gateway `i` (same DATA_DIR and ports) pointed at InfluxDB; resolves once it listens. */
   connectInflux: (i: number) => Promise<void>
+  /** The gateway environment that points at this run's InfluxDB (v1 API). */
+  influxEnv: () => Record<string, string>
+  /**
+   * Restarts gateway `i` with `storeEnv` (INFLUX_URL, INFLUX_API, …). While it is stopped, its
+   * spool is first copied to `saveSpoolTo`, then replaced by a copy of `spoolFrom` (the same
+   * backlog drained into a second store).
+   */
+  connectStore: (i: number, storeEnv: Record<string, string>, spool?: { saveSpoolTo?: string, spoolFrom?: string }) => Promise<void>
   /**
    * Stops gateway `i`, deletes its spool (a benchmark backlog nobody will count) and starts it
    * again pointed at InfluxDB.
@@ -120,6 +128,19 @@ export async function startBenchEnv (o: BenchEnvOptions): Promise<BenchEnv> {
       connectInflux: async i => {
         await gateways[i]!.restart(influxEnv())
         o.log(`bench: gateway ${i + 1} restarted with INFLUX_URL (pid ${gateways[i]!.pid})`)
+      },
+      influxEnv,
+      connectStore: async (i, storeEnv, spool = {}) => {
+        const g = gateways[i]!
+        await g.stop()
+        const at = join(g.dataDir, 'spool')
+        if (spool.saveSpoolTo !== undefined) await cp(at, spool.saveSpoolTo, { recursive: true })
+        if (spool.spoolFrom !== undefined) {
+          await rm(at, { recursive: true, force: true })
+          await cp(spool.spoolFrom, at, { recursive: true })
+        }
+        await g.restart(storeEnv)
+        o.log(`bench: gateway ${i + 1} restarted with INFLUX_URL=${storeEnv.INFLUX_URL ?? '(none)'} (pid ${g.pid})`)
       },
       freshInflux: async () => {
         await env.influx?.stop()

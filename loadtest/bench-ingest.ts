@@ -1,6 +1,7 @@
 /**
  * Micro-benchmark of the gateway's per-frame CPU work (CPU time), without I/O: protobuf decode + validation,
- * frame → line protocol, and the spool's record framing (copy + crc32). These are the steps every
+ * the spool's frame record (point count, copy + crc32: what ingest does since the compact spool),
+ * frame → line protocol (what the drain does now, and ingest did before). These are the steps every
  * PUBACK waits for besides the fsync, so their sum bounds frames/s per core. Prints JSON; used
  * for the before/after numbers of hot-path changes (the README (Scale-out), report of issue 6).
  *
@@ -10,6 +11,8 @@ import { crc32 } from 'node:zlib'
 import { FrameDecoder, type Frame } from '../decoders/index.js'
 import { LineBuffer } from '../streams/storage/line-buffer.js'
 import { frameToLines, writeFrameLines } from '../streams/storage/line-protocol.js'
+import { countFrameLines } from '../streams/storage/line-protocol.js'
+import { frameRecord } from '../streams/storage/frame-record.js'
 import { SPOOL_RECORD_HEADER } from '../streams/storage/spool.js'
 import { UnitFrameSource } from '../simulator/frame-source.js'
 import { PATIENT_PROFILES } from '../simulator/vitals.js'
@@ -52,7 +55,17 @@ export function runIngestBench (seconds: number): { benchmark: string, node: str
   const steps = [
     time('decode+validate', seconds, i => { sink += decoder.decode(frames[i & 255]!, units[i & 255]!, now).waveforms.length }),
     time('frameToLines (text, for tests and tools)', seconds, i => { sink += frameToLines(decoded[i & 255]!).points }),
-    time('writeFrameLines (into the record buffer, as ingest does)', seconds, i => {
+    time('frame record: countFrameLines + frameRecord + crc32 (ingest, compact spool)', seconds, i => {
+      sink += countFrameLines(decoded[i & 255]!).points
+      const rec = frameRecord(units[i & 255]!, frames[i & 255]!)
+      sink += crc32(rec.subarray(8))
+    }),
+    time('whole ingest path (decode → frame record + crc32)', seconds, i => {
+      const f = decoder.decode(frames[i & 255]!, units[i & 255]!, now)
+      sink += countFrameLines(f).points
+      sink += crc32(frameRecord(units[i & 255]!, frames[i & 255]!).subarray(8))
+    }),
+    time('writeFrameLines (into the record buffer: the drain now, ingest before)', seconds, i => {
       out.reset()
       sink += writeFrameLines(decoded[i & 255]!, out).points
     }),
@@ -63,7 +76,7 @@ export function runIngestBench (seconds: number): { benchmark: string, node: str
       sink += crc32(rec.subarray(8))
     }),
     time('crc32 only', seconds, i => { sink += crc32(bodies[i & 255]!) }),
-    time('whole path (decode → lines → record + crc32)', seconds, i => {
+    time('whole path before the compact spool (decode → lines → record + crc32)', seconds, i => {
       const f = decoder.decode(frames[i & 255]!, units[i & 255]!, now)
       out.reset()
       writeFrameLines(f, out)

@@ -5,6 +5,8 @@
 import { parseArgs } from 'node:util'
 import { PRODUCTION_SCRYPT_N } from './bench-credentials.js'
 
+export type BenchStore = 'influxdb' | 'victoriametrics' | 'both'
+
 export interface BenchOptions {
   mode: 'quick' | 'full'
   /** Real-time units (alert probes included); the full run searches instead, from searchFrom. */
@@ -42,6 +44,20 @@ export interface BenchOptions {
    * discards the rest, which a 10 s saturation makes minutes long.
    */
   sinkSeconds: number
+  /**
+   * Stores the sink phase and its raw reference run against (issue 12, goal 7), side by side
+   * on the same backlog. The real-time steps and the catch-up always write to InfluxDB (their
+   * lost counts and stored latencies are InfluxQL queries).
+   */
+  store: BenchStore
+  /**
+   * Catch-up (issue 12, goal 6): units streaming (full run; the quick run uses its real-time
+   * step's units), seconds InfluxDB is down, and the most seconds the backlog may take to drain
+   * after it is back (the step's bound). outageS 0: no catch-up.
+   */
+  catchupUnits: number
+  outageS: number
+  catchupMaxS: number
   scryptN: number
   cpuProfDir?: string
   skipReferences: boolean
@@ -53,23 +69,27 @@ export const BENCH_DEFAULTS: Readonly<Record<'quick' | 'full', Omit<BenchOptions
     mode: 'quick',
     units: 100,
     probes: 4,
-    durationS: 20,
+    durationS: 15,
     searchFrom: 100,
     searchStep: 100,
     searchTo: 100,
     satUnits: 32,
     window: 8,
-    satDurationS: 10,
+    satDurationS: 8,
     satWarmupS: 3,
     satMaxFrames: 0,
     generator: 'raw',
     gatewayEnv: {},
-    rawPoints: 1_200_000,
+    rawPoints: 500_000,
     rawBatchLines: 5000,
     rawConcurrency: 3,
     gateways: 1,
     drainTimeoutS: 60,
-    sinkSeconds: 15,
+    sinkSeconds: 10,
+    store: 'influxdb',
+    catchupUnits: 100,
+    outageS: 10,
+    catchupMaxS: 45,
     scryptN: PRODUCTION_SCRYPT_N,
     skipReferences: false,
     keep: false
@@ -95,6 +115,10 @@ export const BENCH_DEFAULTS: Readonly<Record<'quick' | 'full', Omit<BenchOptions
     gateways: 1,
     drainTimeoutS: 300,
     sinkSeconds: 0,
+    store: 'both',
+    catchupUnits: 200,
+    outageS: 600,
+    catchupMaxS: 900,
     scryptN: PRODUCTION_SCRYPT_N,
     skipReferences: false,
     keep: false
@@ -105,28 +129,37 @@ export const BENCH_USAGE = `usage: ambulink bench [--quick] [options]
 
 Starts a private InfluxDB and gateway(s) on 127.0.0.1, streams a simulated fleet into them,
 measures the references (raw InfluxDB ingest, Mosquitto) in the same run, and prints one JSON
-object on stdout (progress on stderr). --quick takes under 2 minutes; the full run searches the
-most units sustained with lost = 0 and stable lag (10-15 minutes).
+object on stdout (progress on stderr). --quick takes under 3 minutes; the full run searches the
+most units sustained with lost = 0 and stable lag, then streams 200 units through a 10-minute
+InfluxDB outage and its catch-up (30-45 minutes in all).
 
   --quick                 short run at --units
   --units N               real-time units, alert probes included (default 100)
   --probes N              alert probe units (default 4)
-  --duration S            seconds per real-time step (quick 20, full 60)
+  --duration S            seconds per real-time step (quick 15, full 60)
   --search-from N --search-step N --search-to N   full run's unit search (100, 50, 600)
   --sat-units N           saturating clients (default 32)
   --window N              frames in flight per saturating client (default 8)
-  --sat-duration S        seconds per saturation run, warm-up included (quick 10, full 15)
+  --sat-duration S        seconds per saturation run, warm-up included (quick 8, full 15)
   --sat-warmup S          seconds of each saturation run not measured (quick 3, full 4)
   --sat-max-frames N      most frames per saturating client (default 0: time only)
   --generator raw|mqttjs  saturating clients: hand-encoded QoS 1 (default) or mqtt.js
-  --raw-points N          points for the raw InfluxDB reference (quick 1200000, full 3000000;
+  --raw-points N          points for the raw InfluxDB reference (quick 500000, full 3000000;
                           prepared and gzipped before the clock starts)
   --raw-batch N           lines per raw write (default 5000)
   --raw-concurrency N     raw writes in flight (default 3)
   --gateways N            gateway processes sharing a Redis (default 1)
   --drain-timeout S       longest wait for the spools to drain (quick 60, full 300)
   --sink-seconds S        measure the sink over this much draining, then discard the rest
-                          (quick 15; full 0 = drain it all and count it in InfluxDB)
+                          (quick 10; full 0 = drain it all and count it in InfluxDB)
+  --store S               influxdb (quick), victoriametrics or both (full): the sink phase and
+                          its raw reference per store, on the same backlog (the VictoriaMetrics
+                          sink writes through the v2 API); real time and catch-up use InfluxDB
+  --catchup-units N       full run: units streaming through the InfluxDB outage (200); the
+                          quick run's real-time step goes on into the outage at --units
+  --outage S              seconds InfluxDB is down in the catch-up step (quick 10, full 600;
+                          0 = no catch-up step)
+  --catchup-max S         most seconds the backlog may take to drain after it (quick 45, full 900)
   --gateway-env NAME=V    extra gateway environment, repeatable (e.g. INFLUX_CONCURRENCY=3)
   --scrypt-n N            scrypt cost of the bench credentials (default ${PRODUCTION_SCRYPT_N}, production)
   --cpu-prof DIR          write each gateway's V8 CPU profile to DIR
@@ -156,6 +189,9 @@ const INT_OPTIONS: Record<string, keyof BenchOptions> = {
   gateways: 'gateways',
   'drain-timeout': 'drainTimeoutS',
   'sink-seconds': 'sinkSeconds',
+  'catchup-units': 'catchupUnits',
+  outage: 'outageS',
+  'catchup-max': 'catchupMaxS',
   'scrypt-n': 'scryptN'
 }
 
@@ -166,6 +202,7 @@ export function parseBenchArgs (argv: string[]): BenchOptions {
     keep: { type: 'boolean' },
     'cpu-prof': { type: 'string' },
     generator: { type: 'string' },
+    store: { type: 'string' },
     'gateway-env': { type: 'string', multiple: true },
     help: { type: 'boolean' }
   }
@@ -192,6 +229,10 @@ export function parseBenchArgs (argv: string[]): BenchOptions {
     if (values.generator !== 'raw' && values.generator !== 'mqttjs') throw new BenchUsageError(`--generator must be raw or mqttjs, got ${JSON.stringify(values.generator)}`)
     o.generator = values.generator
   }
+  if (values.store !== undefined) {
+    if (values.store !== 'influxdb' && values.store !== 'victoriametrics' && values.store !== 'both') throw new BenchUsageError(`--store must be influxdb, victoriametrics or both, got ${JSON.stringify(values.store)}`)
+    o.store = values.store
+  }
   o.skipReferences = values['skip-references'] === true
   o.keep = values.keep === true
   return validateBenchOptions(o)
@@ -210,6 +251,7 @@ export function validateBenchOptions (o: BenchOptions): BenchOptions {
   positive('--search-step', o.searchStep)
   if (o.probes >= o.units) throw new BenchUsageError(`--probes ${o.probes} must be fewer than --units ${o.units}`)
   if (o.searchFrom <= o.probes) throw new BenchUsageError(`--search-from ${o.searchFrom} must exceed --probes ${o.probes}`)
+  if (o.mode === 'full' && o.outageS > 0 && o.catchupUnits <= o.probes) throw new BenchUsageError(`--catchup-units ${o.catchupUnits} must exceed --probes ${o.probes}`)
   if (o.searchTo < o.searchFrom) throw new BenchUsageError(`--search-to ${o.searchTo} must be ≥ --search-from ${o.searchFrom}`)
   if (o.satWarmupS >= o.satDurationS) o.satWarmupS = Math.max(0, o.satDurationS - 1)
   if (o.scryptN < 2 || (o.scryptN & (o.scryptN - 1)) !== 0) throw new BenchUsageError(`--scrypt-n must be a power of 2, got ${o.scryptN}`)

@@ -35,6 +35,38 @@ export interface RealtimeOptions {
   progress: (line: string) => void
   /** Cluster: the fleet goes through a balancer and live sockets watch units (bench-cluster-view.ts). */
   clusterView?: ClusterView
+  /**
+   * Catch-up (issue 12, goal 6): InfluxDB is killed (SIGKILL) `afterMs` into the run and
+   * restarted `outageMs` later on the same data; the fleet streams on throughout, and the step
+   * ends (generation stops) 3 s after the gateways have caught up, or catchupMaxMs after the
+   * restart, or at durationMs (the caller leaves room for a slow restart). The step's
+   * real-time figures (publish → stored / alert, lag growth) cover the time before the outage;
+   * lost counts the whole step.
+   */
+  outage?: OutageSpec
+}
+
+export interface OutageSpec {
+  afterMs: number
+  outageMs: number
+  /** Most time the catch-up may take, counted from InfluxDB listening again (its restart can take long on a loaded machine). */
+  catchupMaxMs: number
+  /** Caught up: every gateway's ambulink_spool_lag_seconds under this, s. */
+  caughtUpLagS: number
+}
+
+export interface CatchupResult {
+  outage_s: number
+  /** From InfluxDB's restart (listening again) until the spool lag is back under caughtUpLagS; null: not within the run. */
+  catchup_s: number | null
+  /** Spool backlog when InfluxDB came back, MB, and the highest spool lag seen, s. */
+  backlog_mb_at_restart: number
+  peak_lag_s: number
+  /** Publish → alert while InfluxDB was down, and from its restart until caught up. */
+  publish_to_alert_during_outage_ms: { p50: number, p99: number, max: number, count: number }
+  publish_to_alert_during_catchup_ms: { p50: number, p99: number, max: number, count: number }
+  /** Publish → PUBACK p99 of the whole step (devices must not feel the outage). */
+  ack_p99_ms: number
 }
 
 export interface RealtimeResult {
@@ -66,6 +98,8 @@ export interface RealtimeResult {
   why_not: string[]
   /** With --gateways ≥ 2: through HAProxy with the cluster-wide live view on; Redis traffic per unit. */
   cluster_view?: ClusterViewResult
+  /** With `outage`: the catch-up figures. */
+  catchup?: CatchupResult
 }
 
 /** Units whose stored timestamps are polled for publish→stored (spread over the fleet). */
@@ -119,13 +153,19 @@ export async function runRealtime (o: RealtimeOptions): Promise<RealtimeResult> 
     })()
   }, 2000)
 
+  const outage = o.outage !== undefined ? runOutage(o.outage, env, t0, o.progress) : null
   let backlog = 0
   try {
-    await Promise.all(fleets.map(f => f.whenGenerated()))
+    const generated = Promise.all(fleets.map(f => f.whenGenerated()))
+    // The catch-up step ends 3 s after the gateways caught up (real-time ingest went on meanwhile).
+    const ended: Array<Promise<unknown>> = [generated]
+    if (outage !== null) ended.push(outage.then(t => t.caughtUpAt !== null ? new Promise(resolve => setTimeout(resolve, 3000)) : undefined))
+    await Promise.race(ended)
     backlog = fleets.reduce((a, f) => a + f.stats().pending, 0)
   } finally {
     clearInterval(monitor)
   }
+  const outageTimes = outage !== null ? await outage : null
   const clusterView = await o.clusterView?.result(o.units.length + o.probes.length)
   const elapsedS = (Date.now() - t0) / 1000
   o.progress(`realtime ${total} units: generation done, draining devices (${backlog} frames unacknowledged)`)
@@ -152,14 +192,29 @@ export async function runRealtime (o: RealtimeOptions): Promise<RealtimeResult> 
   const ecg = reports.reduce((a, r) => a + r.ecgPointsAcked, 0)
   const dropped = stats.reduce((a, s) => a + s.dropped, 0)
   const generated = stats.reduce((a, s) => a + s.framesGenerated, 0) + probes.linkStats().reduce((a, r) => a + r.generated, 0)
-  const thirds = stored.thirds()
+  // With an outage, the step's real-time figures are those from before InfluxDB went down.
+  const headEnd = outageTimes?.downAt ?? Infinity
+  const thirds = stored.thirds(headEnd)
   const whyNot: string[] = []
   if (lost.lost > 0) whyNot.push(`${lost.lost} acknowledged frames missing from InfluxDB`)
   if (dropped > 0) whyNot.push(`${dropped} frames dropped by device queues`)
   if (backlog > total * 2) whyNot.push(`device backlog ${backlog} frames at the end (> 0.5 s)`)
   if (drainMs < 0) whyNot.push('spool did not drain')
-  if (thirds.last.p50 > 2 * thirds.first.p50 + 250) whyNot.push(`publish→stored lag grew: p50 ${thirds.first.p50} → ${thirds.last.p50} ms`)
+  // A catch-up step's stored lag grows by design (the outage); its own figures say how it went.
+  if (outageTimes === null && thirds.last.p50 > 2 * thirds.first.p50 + 250) whyNot.push(`publish→stored lag grew: p50 ${thirds.first.p50} → ${thirds.last.p50} ms`)
+  if (outageTimes !== null && outageTimes.caughtUpAt === null) whyNot.push('the spool lag did not come back under the catch-up bound within the run')
   const ackLatency = stats[0]!.ackLatencyMs
+  const catchup: CatchupResult | null = outageTimes === null
+    ? null
+    : {
+        outage_s: Math.round((outageTimes.upAt - outageTimes.downAt) / 100) / 10,
+        catchup_s: outageTimes.caughtUpAt === null ? null : Math.round((outageTimes.caughtUpAt - outageTimes.upAt) / 100) / 10,
+        backlog_mb_at_restart: Math.round(outageTimes.backlogBytesAtUp / 1e5) / 10,
+        peak_lag_s: Math.round(outageTimes.peakLagS * 10) / 10,
+        publish_to_alert_during_outage_ms: probes.summary(outageTimes.downAt, outageTimes.upAt),
+        publish_to_alert_during_catchup_ms: probes.summary(outageTimes.upAt, outageTimes.caughtUpAt ?? Infinity),
+        ack_p99_ms: ackLatency.p99
+      }
   return {
     units: total,
     duration_s: Math.round(elapsedS * 10) / 10,
@@ -172,9 +227,9 @@ export async function runRealtime (o: RealtimeOptions): Promise<RealtimeResult> 
     dropped_by_devices: dropped,
     backlog_frames_at_end: backlog,
     ack_latency_ms: { p50: ackLatency.p50, p99: ackLatency.p99, max: ackLatency.max },
-    publish_to_stored_ms: stored.summary(t0 + o.warmupMs),
+    publish_to_stored_ms: stored.summary(t0 + o.warmupMs, headEnd),
     publish_to_stored_thirds_ms: thirds,
-    publish_to_alert_ms: probes.summary(t0 + o.warmupMs),
+    publish_to_alert_ms: probes.summary(t0 + o.warmupMs, headEnd),
     publish_to_stored_ms_with_warmup: stored.summary(),
     publish_to_alert_ms_with_warmup: probes.summary(),
     warmup_s: o.warmupMs / 1000,
@@ -184,9 +239,64 @@ export async function runRealtime (o: RealtimeOptions): Promise<RealtimeResult> 
     gateway_rss_mb_end: Math.round(rssEnd / 1e5) / 10,
     sustained: whyNot.length === 0,
     why_not: whyNot,
-    ...(clusterView !== undefined ? { cluster_view: clusterView } : {})
+    ...(clusterView !== undefined ? { cluster_view: clusterView } : {}),
+    ...(catchup !== null ? { catchup } : {})
   }
 }
+
+interface OutageTimes { downAt: number, upAt: number, caughtUpAt: number | null, backlogBytesAtUp: number, peakLagS: number }
+
+/**
+ * Kills InfluxDB `afterMs` after `t0`, restarts it `outageMs` later, then samples the gateways'
+ * spool lag every 250 ms until it is under `caughtUpLagS`; caughtUpAt is null when that did not
+ * happen within `catchupMaxMs` of the restart or the metrics could not be read (the caller then
+ * ends the run at once).
+ */
+async function runOutage (spec: OutageSpec, env: BenchEnv, t0: number, progress: (line: string) => void): Promise<OutageTimes> {
+  const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, Math.max(0, ms)))
+  const lagAndBacklog = async (): Promise<{ lag: number, bytes: number }> => {
+    const ms = await Promise.all(env.httpUrls.map(u => readMetrics(u)))
+    return { lag: Math.max(...ms.map(m => m.get('ambulink_spool_lag_seconds') ?? 0)), bytes: ms.reduce((a, m) => a + (m.get('ambulink_spool_pending_bytes') ?? 0), 0) }
+  }
+  await sleep(t0 + spec.afterMs - Date.now())
+  const influx = env.influx!
+  influx.kill('SIGKILL')
+  const downAt = wallNow()
+  progress(`catch-up: InfluxDB killed; restarting it in ${spec.outageMs / 1000} s`)
+  let peakLagS = 0
+  while (wallNow() - downAt < spec.outageMs) {
+    await sleep(Math.min(1000, spec.outageMs - (wallNow() - downAt)))
+    peakLagS = Math.max(peakLagS, (await lagAndBacklog().catch(() => ({ lag: 0, bytes: 0 }))).lag)
+  }
+  await influx.restart()
+  const upAt = wallNow()
+  const untilMs = Date.now() + spec.catchupMaxMs
+  const { bytes: backlogBytesAtUp } = await lagAndBacklog().catch(() => ({ lag: 0, bytes: 0 }))
+  progress(`catch-up: InfluxDB back after ${((upAt - downAt) / 1000).toFixed(1)} s with ${(backlogBytesAtUp / 1e6).toFixed(1)} MB spooled`)
+  for (;;) {
+    await sleep(250)
+    let lag: number
+    try {
+      lag = (await lagAndBacklog()).lag
+    } catch (err) {
+      progress(`catch-up: metrics unreadable (${(err as Error).message}); giving up`)
+      return { downAt, upAt, caughtUpAt: null, backlogBytesAtUp, peakLagS }
+    }
+    peakLagS = Math.max(peakLagS, lag)
+    if (lag >= spec.caughtUpLagS && Date.now() > untilMs) {
+      progress(`catch-up: spool lag still ${lag.toFixed(0)} s at the end of the run`)
+      return { downAt, upAt, caughtUpAt: null, backlogBytesAtUp, peakLagS }
+    }
+    if (lag < spec.caughtUpLagS) {
+      const caughtUpAt = wallNow()
+      progress(`catch-up: caught up ${((caughtUpAt - upAt) / 1000).toFixed(1)} s after InfluxDB came back (peak lag ${peakLagS.toFixed(0)} s)`)
+      return { downAt, upAt, caughtUpAt, backlogBytesAtUp, peakLagS }
+    }
+  }
+}
+
+/** The alert probes' clock (bench-alerts.ts). */
+const wallNow = (): number => performance.timeOrigin + performance.now()
 
 function pickSpread<T> (xs: readonly T[], n: number): T[] {
   if (xs.length <= n) return [...xs]

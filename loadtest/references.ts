@@ -32,6 +32,11 @@ export interface RawIngestOptions {
   /** For InfluxDB's CPU per point. */
   influxPid?: number
   db: string
+  /**
+   * v1 (default): `/write?db=` after CREATE DATABASE; v2: `/api/v2/write?org=&bucket=<db>`
+   * (VictoriaMetrics, which has no CREATE DATABASE).
+   */
+  api?: 'v1' | 'v2'
   /** Points to prepare (the run stops when they are written or at maxSeconds). */
   points: number
   batchLines: number
@@ -55,10 +60,10 @@ export interface RawIngestResult {
   influx_cpu_us_per_point: number | null
 }
 
-interface Batch { body: Buffer, points: number, ecgPoints: number }
+export interface Batch { body: Buffer, points: number, ecgPoints: number }
 
 /** Builds gzipped batches of line protocol from saturation-style frames. */
-async function prepareBatches (o: RawIngestOptions): Promise<Batch[]> {
+export async function prepareBatches (o: Pick<RawIngestOptions, 'units' | 'prefix' | 'points' | 'batchLines'>): Promise<Batch[]> {
   const decoder = new FrameDecoder()
   const sources = Array.from({ length: o.units }, (_, i) => new StampedFrames(`${o.prefix}-${String(i + 1).padStart(4, '0')}`, i, 2 * 3_600_000))
   const out = new LineBuffer(8 * 1024 * 1024)
@@ -87,10 +92,10 @@ async function prepareBatches (o: RawIngestOptions): Promise<Batch[]> {
 }
 
 export async function rawInfluxIngest (o: RawIngestOptions): Promise<RawIngestResult> {
-  await createDatabase(o.influxUrl, o.db)
+  if (o.api !== 'v2') await createDatabase(o.influxUrl, o.db)
   o.progress(`influx raw: preparing ${o.points} points in batches of ${o.batchLines} lines`)
   const batches = await prepareBatches(o)
-  const url = `${o.influxUrl}/write?db=${encodeURIComponent(o.db)}&precision=u`
+  const url = o.api === 'v2' ? `${o.influxUrl}/api/v2/write?org=bench&bucket=${encodeURIComponent(o.db)}&precision=us` : `${o.influxUrl}/write?db=${encodeURIComponent(o.db)}&precision=u`
   let next = 0
   let points = 0
   let ecgPoints = 0
@@ -102,7 +107,7 @@ export async function rawInfluxIngest (o: RawIngestOptions): Promise<RawIngestRe
     while (next < batches.length && performance.now() < deadline) {
       const b = batches[next++]!
       const res = await fetch(url, { method: 'POST', body: new Uint8Array(b.body.buffer as ArrayBuffer, b.body.byteOffset, b.body.length), headers: { 'content-encoding': 'gzip', 'content-type': 'text/plain; charset=utf-8' } })
-      if (res.status !== 204) throw new Error(`InfluxDB /write HTTP ${res.status}: ${(await res.text()).slice(0, 300)}`)
+      if (res.status !== 204) throw new Error(`${o.api === 'v2' ? '/api/v2/write' : '/write'} HTTP ${res.status}: ${(await res.text()).slice(0, 300)}`)
       await res.arrayBuffer()
       points += b.points
       ecgPoints += b.ecgPoints

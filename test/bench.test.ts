@@ -13,7 +13,7 @@ describe('ambulink bench (smoke)', () => {
       ...BENCH_DEFAULTS.quick,
       units: 5,
       probes: 2,
-      durationS: 3,
+      durationS: 5,
       searchFrom: 5,
       searchTo: 5,
       satUnits: 3,
@@ -23,6 +23,9 @@ describe('ambulink bench (smoke)', () => {
       satMaxFrames: 40,
       rawPoints: 20_000,
       drainTimeoutS: 30,
+      outageS: 3,
+      store: 'both',
+      catchupMaxS: 45,
       scryptN: 1024
     }), line => { lines.push(line) })
 
@@ -53,6 +56,31 @@ describe('ambulink bench (smoke)', () => {
     // The acknowledged frames were spooled (the saturation run has no InfluxDB to drain to).
     expect(report.saturation.gateway.publish.bytes_acked_total).toBeGreaterThan(0)
     expect(report.spool_bytes_per_frame_byte!).toBeGreaterThan(0)
+    // Goal 5: frames are spooled whole, not as line protocol (≤ 1.5 bytes per frame byte).
+    expect(report.spool_bytes_per_frame_byte!).toBeLessThanOrEqual(1.5)
+    expect(report.spool_ecg_hours_per_gb!).toBeGreaterThan(0)
+    // Catch-up (goal 6): InfluxDB was killed and restarted under the quick run's stream; every
+    // acknowledged frame of the step is in InfluxDB, and the catch-up is timed from its return.
+    expect(report.catchup).toEqual(report.realtime)
+    expect(report.catchup!.lost).toBe(0)
+    expect(report.catchup!.lost_detail.checked).toBeGreaterThan(0)
+    expect(report.catchup!.catchup!.outage_s).toBeGreaterThanOrEqual(3)
+    expect(typeof report.catchup_s).toBe('number')
+    expect(report.catchup_s).toBe(report.catchup!.catchup!.catchup_s)
+    expect(report.goals.catchup_lost_0).toBe(true)
+    // Goal 7: the same backlog drained into VictoriaMetrics (v2 write API) as into InfluxDB,
+    // all of it, and each store's raw reference measured.
+    const influx = report.stores.influxdb!
+    const vm = report.stores.victoriametrics!
+    expect(influx.sink.complete).toBe(true)
+    expect(vm.sink.complete).toBe(true)
+    expect(vm.sink.store).toBe('victoriametrics')
+    expect(vm.sink.backlog_bytes).toBe(influx.sink.backlog_bytes)
+    expect(vm.sink.points_since_restart).toBeGreaterThan(0)
+    expect(vm.sink.points_since_restart).toBe(influx.sink.points_since_restart)
+    expect(vm.raw!.points).toBeGreaterThan(0)
+    expect(vm.store_rss_mb).toBeGreaterThan(0)
+    expect(report.gateway_sink_points_per_s).toBe(influx.sink_ecg_points_per_s)
     // Machine-readable: the report survives a JSON round trip unchanged.
     expect(JSON.parse(JSON.stringify(report))).toEqual(report)
     expect(lines.some(l => l.includes('realtime'))).toBe(true)

@@ -206,17 +206,21 @@ export class StoredLatencyProbe {
     }
   }
 
-  /** Latencies in ms, of frames seen stored from `sinceMs` (wall clock) on. */
-  summary (sinceMs = 0): { p50: number, p99: number, max: number, count: number } {
-    return percentiles(this.samples.filter((_x, i) => this.sampleAt[i]! >= sinceMs))
+  /** Latencies in ms, of frames seen stored from `sinceMs` up to `untilMs` (wall clock). */
+  summary (sinceMs = 0, untilMs = Infinity): { p50: number, p99: number, max: number, count: number } {
+    return percentiles(this.samples.filter((_x, i) => this.sampleAt[i]! >= sinceMs && this.sampleAt[i]! <= untilMs))
   }
 
-  /** Latencies of the first and the last third of the run (by wall time): is lag growing? */
-  thirds (): { first: { p50: number, p99: number }, last: { p50: number, p99: number } } {
-    if (this.sampleAt.length === 0) return { first: { p50: 0, p99: 0 }, last: { p50: 0, p99: 0 } }
-    const t0 = this.sampleAt[0]!
-    const span = this.sampleAt[this.sampleAt.length - 1]! - t0
-    const pick = (from: number, to: number): number[] => this.samples.filter((_x, i) => this.sampleAt[i]! - t0 >= from * span && this.sampleAt[i]! - t0 <= to * span)
+  /**
+   * Latencies of the first and the last third of the run (by wall time), up to `untilMs`:
+   * is lag growing?
+   */
+  thirds (untilMs = Infinity): { first: { p50: number, p99: number }, last: { p50: number, p99: number } } {
+    const at = this.sampleAt.filter(t => t <= untilMs)
+    if (at.length === 0) return { first: { p50: 0, p99: 0 }, last: { p50: 0, p99: 0 } }
+    const t0 = at[0]!
+    const span = at[at.length - 1]! - t0
+    const pick = (from: number, to: number): number[] => this.samples.filter((_x, i) => this.sampleAt[i]! - t0 >= from * span && this.sampleAt[i]! - t0 <= to * span && this.sampleAt[i]! <= untilMs)
     const f = percentiles(pick(0, 1 / 3))
     const l = percentiles(pick(2 / 3, 1))
     return { first: { p50: f.p50, p99: f.p99 }, last: { p50: l.p50, p99: l.p99 } }

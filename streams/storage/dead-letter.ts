@@ -10,15 +10,18 @@ import { join } from 'node:path'
 import { GroupCommitFile } from './group-commit.js'
 
 export interface DeadLetter {
-  /** Where it was refused: the decoder (frame) or InfluxDB (lines). */
-  source: 'decoder' | 'influx'
+  /**
+   * Where it was refused: the decoder (frame), InfluxDB (lines), or the spool's drain (a
+   * spooled frame the decoder refused when its line protocol was written: frame-record.ts).
+   */
+  source: 'decoder' | 'influx' | 'spool'
   /** Stable error code (AMB_ERR_…). */
   code: string
   reason: string
   unit?: string
   /** Transport the frame came in on. */
   transport?: string
-  /** The raw frame, for decoder rejections (stored base64). */
+  /** The raw frame, for decoder and spool rejections (stored base64). */
   payload?: Uint8Array
   /** The refused line protocol, for InfluxDB rejections. */
   lines?: string

@@ -92,6 +92,39 @@ export function writeFrameLines (f: Frame, out: LineBuffer): FrameLineCounts {
   return { points, ecgPoints }
 }
 
+/**
+ * The points writeFrameLines() writes for `f`, without writing them: ingest spools the frame
+ * itself (frame records, spool.ts) and needs the count for the record header.
+ */
+export function countFrameLines (f: Frame): FrameLineCounts {
+  let points = 0
+  if (f.numerics.length > 0) {
+    const offsets = new Set<number>()
+    for (const n of f.numerics) offsets.add(n.offsetMs)
+    points += offsets.size
+  }
+  if (f.position !== null) points++
+  if (f.assessment !== null) points++
+  let ecgPoints = 0
+  if (f.waveforms.length > 0) {
+    if (isUniform(f.waveforms)) {
+      ecgPoints = f.waveforms[0]!.samples.length
+    } else {
+      // mergedEcg(): one line per distinct instant, computed the same way.
+      const baseUs = f.capturedAtMs * 1000
+      const instants = new Set<number>()
+      for (const w of f.waveforms) {
+        const periodUs = 1e6 / w.sampleRateHz
+        const startUs = baseUs + w.offsetMs * 1000
+        for (let i = 0; i < w.samples.length; i++) instants.add(startUs + Math.round(i * periodUs))
+      }
+      ecgPoints = instants.size
+    }
+    points += ecgPoints
+  }
+  return { points, ecgPoints }
+}
+
 function isUniform (waves: WireWaveform[]): boolean {
   const first = waves[0]!
   for (let l = 1; l < waves.length; l++) {

@@ -1,12 +1,19 @@
 /**
- * The durable spool: every accepted frame's line protocol is appended here and fsync'd (group
- * commit) before the device is acknowledged. The InfluxDB sink reads it in order and the spool is
- * trimmed only after InfluxDB acknowledged the points. Without InfluxDB (the embedded default)
- * the spool is the store of record and drains once a database is configured.
+ * The durable spool: every accepted frame is appended here and fsync'd (group commit) before
+ * the device is acknowledged. The InfluxDB sink reads it in order and the spool is trimmed only
+ * after InfluxDB acknowledged the points. Without InfluxDB (the embedded default) the spool is
+ * the store of record and drains once a database is configured.
  *
  * On disk: `seg-<n>.log` segments of records
- *   [u32 payload length][u32 crc32 of the rest][f64 received-at ms][u32 points][payload]
- * and `cursor.json`, the position up to which InfluxDB has acknowledged. A crash can leave a torn
+ *   [u32 payload length][u32 crc32 of the rest][f64 received-at ms][u32 kind << 28 | points][payload]
+ * and `cursor.json`, the position up to which InfluxDB has acknowledged. The record's kind (its
+ * format version) is in the top 4 bits of the points field, under the checksum:
+ * - 0, lines: the payload is line protocol. Every record before the compact spool was one (its
+ *   points never reach 2^28), and alert events still are: such spools drain unchanged.
+ * - 1, frame: the payload is a validated frame as received plus what is needed to write its
+ *   line protocol (frame-record.ts), about 1/8 of its line protocol; read() turns it into line
+ *   protocol through `expandFrame`.
+ * Kinds are read by read() only; recovery, torn-tail and checksum logic do not depend on them. A crash can leave a torn
  * record at the end of the newest segment; open() truncates it (its device got no PUBACK and will
  * resend). A crash after a write but before the cursor moved replays some records into InfluxDB,
  * which is harmless because writes are idempotent.
@@ -23,6 +30,15 @@ import { GroupCommitFile } from './group-commit.js'
 const HEADER = 20
 /** Bytes appendRecord() expects reserved in front of the payload. */
 export const SPOOL_RECORD_HEADER = HEADER
+
+/** Record kinds (see the top of this file). */
+export const SPOOL_RECORD_LINES = 0
+export const SPOOL_RECORD_FRAME = 1
+export type SpoolRecordKind = typeof SPOOL_RECORD_LINES | typeof SPOOL_RECORD_FRAME
+const KIND_SHIFT = 28
+const POINTS_MASK = (1 << KIND_SHIFT) - 1
+/** Most bytes read() takes from a segment in one read call. */
+const READ_CHUNK_BYTES = 512 * 1024
 
 export interface SpoolOptions {
   /** Folder for segments and the cursor. */
@@ -51,6 +67,13 @@ export interface SpoolOptions {
   /** Bytes the recovery probe must be able to write and fsync before appends resume. */
   probeBytes: number
   /**
+   * Turns a frame record's payload into its line protocol (frame-record.ts). It may instead
+   * keep the record elsewhere (dead letters) and return an empty buffer; it throws to stop the
+   * reader with the record still spooled. Without it, a frame record stops the reader
+   * (AMB_ERR_SPOOL_UNDECODABLE).
+   */
+  expandFrame?: (payload: Buffer) => Buffer | Promise<Buffer>
+  /**
    * Opens the spool's segment files. Tests pass a wrapper around the real `open` to inject an
    * EIO, which no real file system produces on demand.
    */
@@ -68,7 +91,7 @@ export const SPOOL_DEFAULTS = Object.freeze({
 export interface Position { segment: number, offset: number }
 
 export interface SpoolBatch {
-  /** Concatenated payloads (line protocol). */
+  /** The records' line protocol, concatenated (frame records expanded). */
   data: Buffer
   records: number
   points: number
@@ -236,15 +259,17 @@ export class Spool {
 
   /**
    * append() for a payload already written after SPOOL_RECORD_HEADER reserved bytes at the start
-   * of `rec` (ingest writes line protocol straight there): the spool fills in the header, so the
-   * frame's ~18 KB of lines are not copied again. `rec` belongs to the spool from here on.
+   * of `rec` (ingest writes its frame record straight there): the spool fills in the header, so
+   * the payload is not copied again. `rec` belongs to the spool from here on. `kind` says what
+   * the payload is (line protocol, or a frame record that read() expands).
    */
-  async appendRecord (rec: Buffer, points: number): Promise<void> {
+  async appendRecord (rec: Buffer, points: number, kind: SpoolRecordKind = SPOOL_RECORD_LINES): Promise<void> {
     if (this.closed) throw this.refuse(new StreamError('AMB_ERR_SPOOL_CLOSED', 'spool is closed', { retryAfterMs: 1000 }))
     if (this.fault !== null) throw this.refuse(this.fault)
+    if (!(Number.isSafeInteger(points) && points >= 0 && points <= POINTS_MASK)) throw new RangeError(`points ${points} outside 0..${POINTS_MASK}`)
     rec.writeUInt32LE(rec.length - HEADER, 0)
     rec.writeDoubleLE(this.now(), 8)
-    rec.writeUInt32LE(points, 16)
+    rec.writeUInt32LE(((kind << KIND_SHIFT) | points) >>> 0, 16)
     rec.writeUInt32LE(crc32(rec.subarray(8)), 4)
     if (this.totalBytes + rec.length > this.options.maxSpoolBytes) {
       this.refusing = true
@@ -442,7 +467,8 @@ export class Spool {
         continue
       }
       const fh = await this.readHandle(pos.segment)
-      const want = Math.min(end - pos.offset, Math.max(maxBytes - bytes + HEADER * 64, HEADER))
+      // Frame records expand about 8×: a chunk of maxBytes on disk would mostly be read again.
+      const want = Math.min(end - pos.offset, Math.max(Math.min(maxBytes - bytes, READ_CHUNK_BYTES) + HEADER * 64, HEADER))
       const chunk = Buffer.allocUnsafe(want)
       const { bytesRead } = await fh.read(chunk, 0, want, pos.offset)
       let off = 0
@@ -457,11 +483,11 @@ export class Spool {
             if (got.bytesRead !== big.length || crc32(big.subarray(8)) !== big.readUInt32LE(4)) {
               throw new StreamError('AMB_ERR_SPOOL_CORRUPT', `spool record at ${segName(pos.segment)}:${pos.offset} fails its checksum`)
             }
-            this.takeRecord(big, 0, parts)
+            const got2 = await this.takeRecord(big, 0, pos.segment, pos.offset, parts)
             if (records === 0) first = big.readDoubleLE(8)
-            points += big.readUInt32LE(16)
+            points += got2.points
             records++
-            bytes += len
+            bytes += got2.bytes
             off = big.length
           }
           break
@@ -470,10 +496,10 @@ export class Spool {
           throw new StreamError('AMB_ERR_SPOOL_CORRUPT', `spool record at ${segName(pos.segment)}:${pos.offset + off} fails its checksum`)
         }
         if (records === 0) first = chunk.readDoubleLE(off + 8)
-        points += chunk.readUInt32LE(off + 16)
-        this.takeRecord(chunk, off, parts)
+        const got = await this.takeRecord(chunk, off, pos.segment, pos.offset + off, parts)
+        points += got.points
         records++
-        bytes += len
+        bytes += got.bytes
         off += HEADER + len
         if (bytes >= maxBytes || points >= maxPoints) break
       }
@@ -495,9 +521,23 @@ export class Spool {
     return { data: parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes), records, points, firstReceivedAtMs: first, end: { ...this.readPos } }
   }
 
-  private takeRecord (buf: Buffer, off: number, parts: Buffer[]): void {
+  /** Appends a record's line protocol to `parts`: its points and line bytes. */
+  private async takeRecord (buf: Buffer, off: number, segment: number, at: number, parts: Buffer[]): Promise<{ points: number, bytes: number }> {
     const len = buf.readUInt32LE(off)
-    parts.push(buf.subarray(off + HEADER, off + HEADER + len))
+    const field = buf.readUInt32LE(off + 16)
+    const kind = field >>> KIND_SHIFT
+    const payload = buf.subarray(off + HEADER, off + HEADER + len)
+    if (kind === SPOOL_RECORD_LINES) {
+      parts.push(payload)
+      return { points: field & POINTS_MASK, bytes: len }
+    }
+    if (kind !== SPOOL_RECORD_FRAME || this.options.expandFrame === undefined) {
+      throw new StreamError('AMB_ERR_SPOOL_UNDECODABLE', `spool record at ${segName(segment)}:${at} is of kind ${kind}, which this ${kind === SPOOL_RECORD_FRAME ? 'reader has no frame expander for' : 'version does not know'}`)
+    }
+    const lines = await this.options.expandFrame(payload)
+    if (lines.length === 0) return { points: 0, bytes: 0 }
+    parts.push(lines)
+    return { points: field & POINTS_MASK, bytes: lines.length }
   }
 
   private async readHandle (n: number): Promise<FileHandle> {

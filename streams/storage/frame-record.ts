@@ -1,0 +1,91 @@
+/**
+ * Frame records (spool record kind 1, see spool.ts): what ingest spools for an accepted frame is
+ * the frame as received, not its line protocol (issue 12, goal 5: a 12-lead frame of ~2.3 KB
+ * wrote ~19 KB of line protocol). The line protocol is written when the spool drains, from the
+ * same bytes, by the same pure function (line-protocol.ts), so the points are exactly those
+ * ingest would have written.
+ *
+ * Payload: [u8 format = 1][u8 unit id length][unit id, latin1][the frame's protobuf bytes]. The
+ * unit id is the authenticated identity the frame was validated against (decode() checks the
+ * frame's unit_id equals it).
+ *
+ * Draining decodes the frame again with the time and size limits lifted: the frame was validated
+ * at ingest and acknowledged, so a clock that moved on (store-and-forward past maxPastAgeMs by
+ * the time InfluxDB is back) or a limit an operator lowered since must not refuse it. Should the
+ * decoder of a later version refuse it all the same, it goes to the dead letters (never
+ * silently dropped) with AMB_ERR_SPOOL_UNDECODABLE.
+ */
+import { FrameDecoder } from '../../decoders/index.js'
+import { LineBuffer } from './line-buffer.js'
+import { writeFrameLines } from './line-protocol.js'
+import { SPOOL_RECORD_HEADER } from './spool.js'
+import type { DeadLetterStore } from './dead-letter.js'
+import { StreamError } from './errors.js'
+
+const FORMAT = 1
+
+/**
+ * A spool record (header room reserved, for Spool.appendRecord with SPOOL_RECORD_FRAME) holding
+ * the frame `bytes` validated for `unit`.
+ */
+export function frameRecord (unit: string, bytes: Uint8Array): Buffer {
+  const unitLen = Buffer.byteLength(unit, 'latin1')
+  if (unitLen > 255) throw new RangeError('unit id longer than 255 bytes')
+  const rec = Buffer.allocUnsafe(SPOOL_RECORD_HEADER + 2 + unitLen + bytes.length)
+  let at = SPOOL_RECORD_HEADER
+  rec[at++] = FORMAT
+  rec[at++] = unitLen
+  at += rec.write(unit, at, 'latin1')
+  rec.set(bytes, at)
+  return rec
+}
+
+/** The unit id and frame bytes of a frame record's payload. */
+export function parseFrameRecord (payload: Buffer): { unit: string, bytes: Buffer } {
+  if (payload.length < 2 || payload[0] !== FORMAT) throw new StreamError('AMB_ERR_SPOOL_UNDECODABLE', `frame record of format ${payload[0] ?? 'none'}, expected ${FORMAT}`)
+  const unitLen = payload[1]!
+  if (payload.length < 2 + unitLen) throw new StreamError('AMB_ERR_SPOOL_UNDECODABLE', 'frame record shorter than its unit id')
+  return { unit: payload.toString('latin1', 2, 2 + unitLen), bytes: payload.subarray(2 + unitLen) }
+}
+
+/** Turns frame records into line protocol (one decoder and scratch buffer, reused). */
+export class FrameRecordExpander {
+  private readonly decoder = new FrameDecoder({ maxFrameBytes: Infinity, maxFutureSkewMs: Infinity, maxPastAgeMs: Infinity, maxWaveformSpanMs: Infinity })
+  private readonly out = new LineBuffer(64 * 1024)
+
+  /** The record's line protocol (a fresh buffer); throws AMB_ERR_SPOOL_UNDECODABLE. */
+  expand (payload: Buffer): Buffer {
+    const { unit, bytes } = parseFrameRecord(payload)
+    let frame
+    try {
+      frame = this.decoder.decode(bytes, unit, 0)
+    } catch (err) {
+      throw new StreamError('AMB_ERR_SPOOL_UNDECODABLE', `spooled frame of unit ${unit} refused when draining: ${(err as Error).message}`, { cause: err })
+    }
+    const out = this.out
+    out.reset()
+    writeFrameLines(frame, out)
+    return Buffer.from(out.buf.subarray(0, out.length))
+  }
+}
+
+/**
+ * The spool's `expandFrame` for the gateway: a frame the decoder refuses when draining goes to
+ * the dead letters (with its bytes, under AMB_ERR_SPOOL_UNDECODABLE) and the drain goes on; when
+ * the dead letters cannot take it either, the reader stops with the record still spooled.
+ */
+export function spoolFrameExpander (deadLetters: DeadLetterStore, onUndecodable?: (err: StreamError) => void): (payload: Buffer) => Promise<Buffer> {
+  const expander = new FrameRecordExpander()
+  return async payload => {
+    try {
+      return expander.expand(payload)
+    } catch (err) {
+      if (!(err instanceof StreamError)) throw err
+      onUndecodable?.(err)
+      const parsed = (() => { try { return parseFrameRecord(payload) } catch { return null } })()
+      const kept = await deadLetters.add({ source: 'spool', code: err.code, reason: err.message, unit: parsed?.unit, payload: parsed?.bytes ?? payload })
+      if (!kept) throw err
+      return Buffer.alloc(0)
+    }
+  }
+}

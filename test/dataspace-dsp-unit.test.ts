@@ -66,7 +66,9 @@ describe('offers and agreements', () => {
     const expanded = JSON.stringify(await expandDsp(cat))
     expect(expanded).toContain('http://www.w3.org/ns/dcat#Catalog')
     expect(expanded).toContain('http://www.w3.org/ns/odrl/2/prohibition')
-    expect(allOffers()).toHaveLength(8)
+    // anonymised and pseudonymised for each of the five datasets, aggregated for vitals only; never statistical (no pull)
+    expect(allOffers()).toHaveLength(11)
+    expect(allOffers().some(o => o['@id'].endsWith(':statistical'))).toBe(false)
     assertDsp('Dataset', dspDataset('ecg'))
   })
 

@@ -199,7 +199,7 @@ describe('DSP 2025-1 provider, end to end', () => {
     assertDsp('Catalog', cat.body)
     await expandDsp(cat.body!)
     const datasets = cat.body!.dataset as Array<Record<string, unknown>>
-    expect(datasets.map(d => d['dct:identifier'])).toEqual(['vitals', 'ecg', 'alerts', 'position'])
+    expect(datasets.map(d => d['dct:identifier'])).toEqual(['vitals', 'ecg', 'alerts', 'position', 'assessment'])
     const vitals = datasets.find(d => d['dct:identifier'] === 'vitals')!
     const offers = vitals.hasPolicy as Array<{ '@id': string, permission: Array<{ action: string, constraint: Array<{ leftOperand: string, rightOperand: unknown }> }>, prohibition: Array<{ action: string }> }>
     for (const o of offers) {
@@ -450,7 +450,7 @@ describe('HealthDCAT-AP catalogue for a national harvester', () => {
     const catalogs = store.getSubjects(nn(NS.rdf + 'type'), nn(NS.dcat + 'Catalog'), null)
     expect(catalogs, label).toHaveLength(1)
     const datasets = store.getObjects(catalogs[0]!, nn(NS.dcat + 'dataset'), null)
-    expect(datasets, label).toHaveLength(4)
+    expect(datasets, label).toHaveLength(5)
     const one = (s: Parameters<Store['getObjects']>[0], p: string): ReturnType<Store['getObjects']> => store.getObjects(s, nn(p), null)
     for (const d of datasets) {
       expect(store.has(DataFactory.quad(d as never, nn(NS.rdf + 'type'), nn(NS.dcat + 'Dataset'))), label).toBe(true)

@@ -6,7 +6,7 @@
 import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import { describe, expect, it } from 'vitest'
-import { Spool } from '../streams/storage/spool.js'
+import { FrameRecordExpander, Spool } from '../streams/index.js'
 import { T0, testFrame } from '../testkit/frames.js'
 import { startTestGateway } from '../testkit/gateway.js'
 
@@ -40,7 +40,7 @@ describe('spool at its bound', () => {
       const c1 = await mqtt.connectAsync(tg.mqttUrl, opts)
       const first = await publishUntilRefused(c1, unit, 1, 200)
       await c1.endAsync(true)
-      // ~10.5 KB of line protocol per frame: about two dozen fit in 256 KiB, then the refusal.
+      // The spool keeps the frame itself (~1.4 KB here): about 180 fit in 256 KiB, then the refusal.
       expect(first.acked.length).toBeGreaterThan(10)
       expect(first.refusedSeq).toBe(first.acked.length + 1)
       expect(tg.logs()).toMatch(/AMB_ERR_SPOOL_FULL.*frame not spooled; disconnecting device|frame not spooled; disconnecting device.*AMB_ERR_SPOOL_FULL/)
@@ -54,7 +54,7 @@ describe('spool at its bound', () => {
 
       await tg.stop()
       // The spool holds exactly the acknowledged frames: one vitals point each, at its seq's time.
-      const spool = await Spool.open({ dir: join(tg.dataDir, 'spool'), maxSpoolBytes: 256 * 1024 })
+      const spool = await Spool.open({ dir: join(tg.dataDir, 'spool'), maxSpoolBytes: 256 * 1024, expandFrame: p => new FrameRecordExpander().expand(p) })
       try {
         let text = ''
         for (let b = await spool.read(1 << 20); b !== null; b = await spool.read(1 << 20)) text += b.data.toString()

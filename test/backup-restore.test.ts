@@ -7,7 +7,8 @@
 // audit log (`audit verify` with the key pinned outside DATA_DIR), the alert state (an open,
 // acknowledged alert), and the spool: it drains into InfluxDB exactly once (per unit a gap-free
 // prefix of what was sent, at least everything acknowledged before the snapshot; every point
-// written once), and nothing more after a second restart.
+// written once), and nothing more after a second restart. With InfluxDB anchoring the audit
+// head, a restore is a rollback of the audit log: refused until `audit recover` records it.
 // Needs root and btrfs-progs (mkfs.btrfs, btrfs), like the full-disk test needs root for tmpfs.
 import { execFile } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
@@ -21,6 +22,7 @@ import { runAuditCli, runPermitCli } from '../cli/dataspace.js'
 import { encodeFrame } from '../decoders/index.js'
 import type { Config } from '../gateway/config.js'
 import { mountBtrfs, type BtrfsVolume } from '../testkit/btrfs.js'
+import { get } from '../testkit/dataspace-client.js'
 import { T0, testFrame } from '../testkit/frames.js'
 import { startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
 import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
@@ -207,4 +209,65 @@ describe('backup and restore of DATA_DIR (docs/operations.md)', () => {
     expect(await influx.count(DB, 'vitals', 'heart_rate', `"unit" = 'bk-01'`)).toBe((await influx.count(DB, 'ecg', 'ii', `"unit" = 'bk-01'`)) / 125)
     expect(await metric(restored, 'ambulink_points_written_total')).toBe(0)
   }, 180_000)
+
+  it('with InfluxDB anchoring the audit head, a restore is a rollback: refused and reported until `audit recover` records it', async () => {
+    const db = 'amb_anchored'
+    await influx.createDatabase(db)
+    const dataDir = await vol.subvolume('anchored')
+    const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+    await mkdir(join(dataDir, 'dataspace'), { recursive: true, mode: 0o700 })
+    await writeFile(join(dataDir, 'dataspace', 'audit-signing.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
+    const pinnedKey = join(outside, 'anchored-audit-signing.pub')
+    await writeFile(pinnedKey, publicKey.export({ type: 'spki', format: 'pem' }))
+    const config = { ...QUIET_ALERTS, influxUrl: influx.url, influxApi: 'v1' as const, influxDb: db, dataspaceAuditPublicKey: pinnedKey, dataspaceAuditAnchorMs: 1000 }
+    const original = await startTestGateway(config, { dataDir })
+    onTestFinished(() => original.close())
+    await original.addUser('dr-ana', 'researcher')
+    const grant = (tg: TestGateway, purpose: string): Promise<{ code: number, stdout: string, stderr: string }> => cli(['permit', 'grant', '--researcher', 'dr-ana', '--datasets', 'vitals', '--purpose', purpose,
+      '--from', new Date(Date.now() - HOUR).toISOString(), '--to', new Date(Date.now() + HOUR).toISOString(), '--expires', new Date(Date.now() + HOUR).toISOString()], tg.gw.config)
+    const anchors = (): Promise<number> => influx.count(db, 'audit_anchor', 'counter')
+
+    const first = await grant(original, 'before the backup')
+    expect(first.code).toBe(0)
+    const permit = first.stdout.trim()
+    await waitFor(async () => await anchors() >= 1, { timeoutMs: 15_000, what: 'an anchor' })
+    const snap = join(vol.dir, 'anchored-snapshot')
+    await vol.snapshot(dataDir, snap)
+    const backup = join(outside, 'anchored-backup')
+    await run('cp', ['-a', snap, backup])
+    await vol.deleteSubvolume(snap)
+    // After the backup: one more access is logged and anchored, then the original is lost.
+    const anchored = await anchors()
+    expect((await grant(original, 'after the backup')).code).toBe(0)
+    await waitFor(async () => await anchors() > anchored, { timeoutMs: 15_000, what: 'a newer anchor' })
+    await original.close()
+
+    const restoredDir = join(await mkdtemp(join(tmpdir(), 'ambulink-restored-')), 'data')
+    onTestFinished(() => rm(join(restoredDir, '..'), { recursive: true, force: true }))
+    await run('cp', ['-a', backup, restoredDir])
+    const restored = await startTestGateway(config, { dataDir: restoredDir })
+    onTestFinished(() => restored.close())
+
+    // The restored log ends before the newest anchor in InfluxDB: to the audit layer a restore is
+    // a rollback. verify says so, and nothing is appended: no grant, no data access.
+    const verify = await cli(['audit', 'verify', '--key', pinnedKey], restored.gw.config)
+    expect(verify.code).toBe(1)
+    expect(verify.stderr).toMatch(/older than the anchored head .*rolled back/)
+    await expect(grant(restored, 'on the restored log')).rejects.toMatchObject({ code: 'AMB_ERR_AUDIT_INTEGRITY' })
+    const refused = await get(`${restored.httpUrl}/dataspace/extract?dataset=vitals&fields=heart_rate`, permit)
+    expect(refused.status).toBe(503)
+    expect(JSON.parse(refused.body)).toMatchObject({ code: 'AMB_ERR_AUDIT_INTEGRITY' })
+
+    // docs/operations.md: the operator records the restore; the log is in service again, and
+    // the anomaly stays in the chain as evidence (verify keeps reporting it).
+    const recover = await cli(['audit', 'recover', '--reason', 'restored from the backup'], restored.gw.config)
+    expect(recover.code, recover.stderr).toBe(0)
+    expect(recover.stderr).toMatch(/recorded audit\.anomaly/)
+    expect((await grant(restored, 'after the recovery')).code).toBe(0)
+    const served = await get(`${restored.httpUrl}/dataspace/extract?dataset=vitals&fields=heart_rate`, permit)
+    expect(served.status).toBe(200)
+    const verifyAfter = await cli(['audit', 'verify', '--key', pinnedKey], restored.gw.config)
+    expect(verifyAfter.code).toBe(1)
+    expect(verifyAfter.stderr).toMatch(/anomaly recorded: .*restored from the backup/)
+  }, 120_000)
 })

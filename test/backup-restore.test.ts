@@ -49,6 +49,19 @@ afterAll(async () => {
   await influx?.stop()
 })
 
+/**
+ * The data holder's audit key, made before the gateway first starts: the private half in
+ * DATA_DIR, the public half pinned outside it (docs/dataspace.md). Returns the pinned file.
+ */
+async function auditKey (dataDir: string, pinnedName: string): Promise<string> {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  await mkdir(join(dataDir, 'dataspace'), { recursive: true, mode: 0o700 })
+  await writeFile(join(dataDir, 'dataspace', 'audit-signing.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
+  const pinned = join(outside, pinnedName)
+  await writeFile(pinned, publicKey.export({ type: 'spki', format: 'pem' }))
+  return pinned
+}
+
 async function cli (args: string[], config: Config): Promise<{ code: number, stdout: string, stderr: string }> {
   let stdout = ''
   let stderr = ''
@@ -101,12 +114,7 @@ describe('backup and restore of DATA_DIR (docs/operations.md)', () => {
   it('a snapshot taken while units stream restores credentials, audit log, alert state and a spool that drains exactly once', async () => {
     // The gateway whose DATA_DIR is backed up: no INFLUX_URL, so its spool keeps every frame.
     const dataDir = await vol.subvolume('data')
-    const { privateKey, publicKey } = generateKeyPairSync('ed25519')
-    await mkdir(join(dataDir, 'dataspace'), { recursive: true, mode: 0o700 })
-    await writeFile(join(dataDir, 'dataspace', 'audit-signing.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
-    // Kept outside DATA_DIR, as docs/dataspace.md asks.
-    const pinnedKey = join(outside, 'audit-signing.pub')
-    await writeFile(pinnedKey, publicKey.export({ type: 'spki', format: 'pem' }))
+    const pinnedKey = await auditKey(dataDir, 'audit-signing.pub')
     const original = await startTestGateway({ ...QUIET_ALERTS, dataspaceAuditPublicKey: pinnedKey }, { dataDir })
     onTestFinished(() => original.close())
 
@@ -214,11 +222,7 @@ describe('backup and restore of DATA_DIR (docs/operations.md)', () => {
     const db = 'amb_anchored'
     await influx.createDatabase(db)
     const dataDir = await vol.subvolume('anchored')
-    const { privateKey, publicKey } = generateKeyPairSync('ed25519')
-    await mkdir(join(dataDir, 'dataspace'), { recursive: true, mode: 0o700 })
-    await writeFile(join(dataDir, 'dataspace', 'audit-signing.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 })
-    const pinnedKey = join(outside, 'anchored-audit-signing.pub')
-    await writeFile(pinnedKey, publicKey.export({ type: 'spki', format: 'pem' }))
+    const pinnedKey = await auditKey(dataDir, 'anchored-audit-signing.pub')
     const config = { ...QUIET_ALERTS, influxUrl: influx.url, influxApi: 'v1' as const, influxDb: db, dataspaceAuditPublicKey: pinnedKey, dataspaceAuditAnchorMs: 1000 }
     const original = await startTestGateway(config, { dataDir })
     onTestFinished(() => original.close())

@@ -13,6 +13,7 @@ import { journalPath } from '../gateway/dashboard/journal.js'
 import { startDashboardFleet, type DashboardFleet } from '../loadtest/dashboard-fleet.js'
 import { BANNER_CAP } from '../dashboard/src/alerts-view.js'
 import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
+import { signIn } from './dashboard-page.js'
 
 const SHOTS = '.tmp/screenshots'
 const UNITS = 60
@@ -56,11 +57,7 @@ async function loggedIn (user: string, width = 1440, height = 900): Promise<Page
     new MutationObserver(check).observe(document, { subtree: true, childList: true })
   })
   const page = await context.newPage()
-  await page.goto(tg.httpUrl)
-  await page.fill('input[name=name]', user)
-  await page.fill('input[name=password]', passwords[user]!)
-  await page.click('button[type=submit]')
-  await page.waitForSelector('.conn.live', { timeout: 60_000 })
+  await signIn(page, tg.httpUrl, user, passwords[user]!, { timeoutMs: 60_000 })
   return page
 }
 

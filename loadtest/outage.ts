@@ -44,8 +44,12 @@ export interface PhaseFigures {
   /** From recovery (restart / SIGCONT) until the lag is back under 1 s. */
   drainMs: number
   lagAfterSeconds: number
+  /** The lag came back under 1 s within 90 s of the recovery (the backlog drained). */
+  drained: boolean
   /** Frames acknowledged to devices while InfluxDB was unavailable. */
   framesAckedDuringFault: number
+  /** Frames the fleet generated meanwhile (its real-time pace on this machine). */
+  framesGeneratedDuringFault: number
 }
 
 export interface OutageResult extends StoreCheck {
@@ -86,12 +90,14 @@ export async function runOutage (o: OutageOptions): Promise<OutageResult> {
     const f = fleet
     const phase = async (fault: 'kill' | 'sigstop', durationMs: number): Promise<PhaseFigures> => {
       const acked0 = f.stats().framesAcked
+      const generated0 = f.stats().framesGenerated
       const from = lagSeries.length
       if (fault === 'kill') o.influx.kill('SIGKILL')
       else o.influx.kill('SIGSTOP')
       log(`InfluxDB ${fault} for ${durationMs} ms`)
       await sleep(durationMs)
       const framesAckedDuringFault = f.stats().framesAcked - acked0
+      const framesGeneratedDuringFault = f.stats().framesGenerated - generated0
       if (fault === 'kill') await o.influx.restart()
       else o.influx.kill('SIGCONT')
       const recovered = Date.now()
@@ -100,9 +106,10 @@ export async function runOutage (o: OutageOptions): Promise<OutageResult> {
       const deadline = recovered + 90_000
       while (lag >= 1 && Date.now() < deadline) await sleep(100)
       const drainMs = Date.now() - recovered
+      const drained = lag < 1
       const peak = Math.max(0, ...lagSeries.slice(from).map(s => s[1]))
       await sleep(o.calmMs)
-      return { fault, durationMs, peakLagSeconds: peak, drainMs, lagAfterSeconds: lag, framesAckedDuringFault }
+      return { fault, durationMs, peakLagSeconds: peak, drainMs, drained, lagAfterSeconds: lag, framesAckedDuringFault, framesGeneratedDuringFault }
     }
     await sleep(o.calmMs)
     const phases: PhaseFigures[] = []

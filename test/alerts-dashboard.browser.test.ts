@@ -8,6 +8,7 @@ import { launchChromium } from '../testkit/chromium.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { encodeFrame } from '../decoders/index.js'
 import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
+import { signIn } from './dashboard-page.js'
 
 const UNIT = 'AMB-31'
 /** VitalSign numbers → NEWS2-0 values (RR, SpO2, O2, SBP, HR, ACVPU, temperature). */
@@ -48,11 +49,7 @@ async function frames (n: number, end: number, vitals: Record<number, number>, u
 async function login (name = 'carol'): Promise<Page> {
   const password = await tg.addUser(name, 'clinician')
   const page = await (await browser.newContext({ viewport: { width: 1400, height: 900 } })).newPage()
-  await page.goto(tg.httpUrl)
-  await page.fill('input[name=name]', name)
-  await page.fill('input[name=password]', password)
-  await page.click('button[type=submit]')
-  await page.waitForSelector('.conn.live')
+  await signIn(page, tg.httpUrl, name, password)
   return page
 }
 

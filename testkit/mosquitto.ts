@@ -25,6 +25,7 @@ import {
   removeTempDir,
   resolveBinary,
   runCommand,
+  serverLifecycle,
   spawnManaged,
   tailFile,
   waitFor,
@@ -292,7 +293,6 @@ export async function startMosquitto(opts: StartMosquittoOptions = {}): Promise<
       throw new Error(`mosquitto failed to start: ${(e as Error).message}\n--- log ---\n${log}`);
     }
 
-    let stopped = false;
     return {
       host: '127.0.0.1',
       port,
@@ -300,16 +300,7 @@ export async function startMosquitto(opts: StartMosquittoOptions = {}): Promise<
       dir,
       logFile,
       pid: proc.pid,
-      logTail: (lines) => tailFile(logFile, lines),
-      kill(signal = 'SIGKILL') {
-        proc.signal(signal);
-      },
-      async stop() {
-        if (stopped) return;
-        stopped = true;
-        await proc.stop(5000);
-        await removeTempDir(dir);
-      },
+      ...serverLifecycle(proc, dir, logFile),
     };
   }
 }

@@ -228,6 +228,32 @@ export async function removeTempDir(dir: string): Promise<void> {
   tempDirs.delete(dir);
 }
 
+/**
+ * What every private server started here hands back about its process: its log, a kill for
+ * fault tests, and a stop (SIGTERM, SIGKILL after 5 s, temp dir removed) that is idempotent.
+ */
+export interface ServerLifecycle {
+  logTail(lines?: number): Promise<string>;
+  kill(signal?: NodeJS.Signals): void;
+  stop(): Promise<void>;
+}
+
+export function serverLifecycle(proc: ManagedProcess, dir: string, logFile: string): ServerLifecycle {
+  let stopped = false;
+  return {
+    logTail: (lines) => tailFile(logFile, lines),
+    kill(signal = 'SIGKILL') {
+      proc.signal(signal);
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await proc.stop(5000);
+      await removeTempDir(dir);
+    },
+  };
+}
+
 /** Last `maxLines` lines of a (log) file, or a note if it cannot be read. */
 export async function tailFile(path: string, maxLines = 40): Promise<string> {
   try {

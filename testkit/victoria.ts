@@ -47,6 +47,7 @@ import {
   makeTempDir,
   removeTempDir,
   resolveBinary,
+  serverLifecycle,
   sleep,
   spawnManaged,
   tailFile,
@@ -191,7 +192,6 @@ function makeServer(
   logFile: string,
   proc: ManagedProcess,
 ): VMServer {
-  let stopped = false;
 
   async function flush(): Promise<void> {
     const res = await fetch(`${url}/internal/force_flush`);
@@ -267,15 +267,6 @@ function makeServer(
         throw new Error(`VictoriaMetrics /api/v2/write HTTP ${res.status}: ${(await res.text()).slice(0, 500)}`);
       }
     },
-    logTail: (lines) => tailFile(logFile, lines),
-    kill(signal = 'SIGKILL') {
-      proc.signal(signal);
-    },
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      await proc.stop(5000);
-      await removeTempDir(dir);
-    },
+    ...serverLifecycle(proc, dir, logFile),
   };
 }

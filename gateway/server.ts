@@ -141,9 +141,13 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       }
     })
     closers.push(() => deadLetters.close())
-    expandFrame = spoolFrameExpander(deadLetters, err => {
-      metrics.deadLetters.inc({ source: 'spool' })
-      log.error({ code: err.code, err: err.message }, 'spooled frame refused when draining: kept in the dead letters')
+    expandFrame = spoolFrameExpander(deadLetters, (err, kept) => {
+      if (kept) {
+        metrics.deadLetters.inc({ source: 'spool' })
+        log.error({ code: err.code, err: err.message }, 'spooled frame refused when draining: kept in the dead letters')
+      } else {
+        log.error({ code: err.code, err: err.message }, 'spooled frame refused when draining and the dead letters are full: the drain stops, the frame stays spooled')
+      }
     })
 
     let sink: InfluxSink | null = null

@@ -29,7 +29,8 @@ import { authorizeSubscribeHook } from './hooks/authorize-subscribe.js'
 import { createHookContext } from './hooks/context.js'
 import { logClientErrors, trackClientState } from './hooks/events.js'
 import { disconnectRevoked } from './hooks/revoked.js'
-import { boundedOffline } from './offline-queue.js'
+import type { OutgoingCap } from './cluster.js'
+import { boundedOffline, reportDrop } from './offline-queue.js'
 
 export { principalOf } from './hooks/context.js'
 
@@ -46,7 +47,7 @@ export interface BrokerDeps {
    * Shared routing and sessions for a cluster of gateways (gateway/cluster.ts: mqemitter-redis
    * and aedes-persistence-redis); without it, aedes' in-memory defaults (one process).
    */
-  cluster?: { mq: unknown, persistence: unknown, heartbeatIntervalMs: number }
+  cluster?: { mq: unknown, persistence: unknown, heartbeatIntervalMs: number, capOutgoing?: (cap: OutgoingCap) => void }
 }
 
 export async function createBroker (deps: BrokerDeps): Promise<Aedes> {
@@ -54,6 +55,8 @@ export async function createBroker (deps: BrokerDeps): Promise<Aedes> {
   const limits: ClientLimits = { ...CLIENT_LIMIT_DEFAULTS, ...deps.limits }
   const refusals = new RefusalLog(log)
   const noise = new RefusalLog(log, { level: 'debug' })
+  // MAX_QUEUED_PER_CLIENT: in memory on one process, on the Redis queues in a cluster (cluster.ts).
+  deps.cluster?.capOutgoing?.({ max: limits.maxQueued, onDrop: reportDrop(limits.maxQueued, metrics, refusals) })
   const ctx = createHookContext({ limits, metrics, log, refusals })
 
   const broker = await Aedes.createBroker({

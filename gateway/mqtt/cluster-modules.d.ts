@@ -26,6 +26,8 @@ declare module 'aedes-persistence-redis/asyncPersistence.js' {
     createRetainedStreamCombi (patterns: string[]): AsyncIterable<unknown>
     /** A client's queued QoS>0 messages (an async generator). */
     outgoingStream (client: unknown): AsyncIterable<unknown>
+    /** Queues `packet` for each offline subscriber: `outgoing:<clientId>` lists of packet keys. */
+    outgoingEnqueueCombi (subs: Array<{ clientId: string }> | null | undefined, packet: unknown): Promise<void>
     /** Deletes the will `brokerId` stored for client `id` (returns the will, or null). */
     delWill (client: { id: string, brokerId: string }): Promise<unknown>
     destroy (): Promise<void>

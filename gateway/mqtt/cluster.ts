@@ -21,12 +21,21 @@
  *   the live view, the unit roster and signal-loss watch of a dead process' units) is in
  *   gateway/cluster/.
  */
+import { createRequire } from 'node:module'
 import { Readable } from 'node:stream'
 import type { Aedes, AedesPublishPacket, Client } from 'aedes'
 import AsyncRedisPersistence from 'aedes-persistence-redis/asyncPersistence.js'
 import { Redis } from 'ioredis'
 import MQEmitterRedis from 'mqemitter-redis'
 import type { Logger } from 'pino'
+import { describeQueued, victim, type OfflineQueueOptions } from './offline-queue.js'
+
+/** MAX_QUEUED_PER_CLIENT for the queues aedes-persistence-redis keeps (see outgoingEnqueueCombi). */
+export interface OutgoingCap { max: number, onDrop: OfflineQueueOptions['onDrop'] }
+
+// The persistence's own msgpack (resolved from its package), to read the packets it stored.
+const persistenceRequire = createRequire(createRequire(import.meta.url).resolve('aedes-persistence-redis/asyncPersistence.js'))
+const msgpack = persistenceRequire('msgpack-lite') as { decode: (buf: Buffer) => unknown }
 
 /** aedes' `mq`: the parts of mqemitter-redis used here (`_emit` = local delivery only). */
 interface RedisEmitter {
@@ -52,6 +61,8 @@ export interface Cluster {
   mq: unknown
   /** aedes `persistence` option. */
   persistence: unknown
+  /** Caps every client's queue in Redis (MAX_QUEUED_PER_CLIENT; broker.ts sets it). */
+  capOutgoing: (cap: OutgoingCap) => void
   /**
    * aedes' broker heartbeat in cluster mode, ms: other processes take a process that missed 3
    * as dead and publish its clients' wills (every 4 heartbeats).
@@ -71,6 +82,59 @@ export interface Cluster {
  * retained message throws "stream.pipe is not a function" and takes the process down.
  */
 class StreamingRedisPersistence extends AsyncRedisPersistence {
+  /** Set by the broker (broker.ts): MAX_QUEUED_PER_CLIENT applied to the queues in Redis. */
+  outgoingCap: OutgoingCap | undefined
+  readonly #db: Redis
+  /** One trim at a time per client in this process (two would drop twice for one message). */
+  readonly #trims = new Map<string, Promise<void>>()
+
+  constructor (opts: { conn: Redis, maxSessionDelivery: number }) {
+    super(opts)
+    this.#db = opts.conn
+  }
+
+  /**
+   * aedes-persistence-redis keeps a client's queue as the list `outgoing:<encoded clientId>` of packet
+   * keys (`packet:<brokerId>:<counter>`, shared by every client it was queued for, with a
+   * `:offlineCount` of those clients). After each enqueue, a list longer than the cap loses the
+   * least important messages, in the order of the single-process queue (offline-queue.ts
+   * `victim`); a dropped packet's count is decremented and the packet deleted with its last client,
+   * as the persistence does on PUBACK. Across processes two trims may race and drop one message
+   * more than needed; never fewer.
+   */
+  override async outgoingEnqueueCombi (subs: Array<{ clientId: string }> | null | undefined, packet: unknown): Promise<void> {
+    await super.outgoingEnqueueCombi(subs, packet)
+    const cap = this.outgoingCap
+    if (cap === undefined || subs === null || subs === undefined) return
+    for (const sub of subs) {
+      const id = sub.clientId
+      const next = (this.#trims.get(id) ?? Promise.resolve()).then(async () => { await this.#trim(id, cap) })
+      this.#trims.set(id, next)
+      try { await next } finally { if (this.#trims.get(id) === next) this.#trims.delete(id) }
+    }
+  }
+
+  async #trim (clientId: string, cap: OutgoingCap): Promise<void> {
+    const db = this.#db
+    // The persistence's key: outgoingKey() in aedes-persistence-redis encodes the client id.
+    const listKey = `outgoing:${encodeURIComponent(clientId)}`
+    if (await db.llen(listKey) <= cap.max) return
+    const keys = await db.lrange(listKey, 0, -1)
+    const rows = await Promise.all(keys.map(async key => {
+      const buf = await db.getBuffer(key)
+      const packet = buf === null ? undefined : msgpack.decode(buf) as AedesPublishPacket | undefined
+      // An expired or missing packet is dropped first: the persistence skips it on delivery anyway.
+      return { listKey: key, ...(packet === undefined ? { key: `missing:${key}`, rank: 0 } : describeQueued(packet)) }
+    }))
+    while (rows.length > cap.max) {
+      const v = victim(rows)
+      const [row] = rows.splice(v.index, 1)
+      await db.lrem(listKey, 1, row!.listKey)
+      if (await db.decr(`${row!.listKey}:offlineCount`) <= 0) await db.del(row!.listKey, `${row!.listKey}:offlineCount`)
+      cap.onDrop(clientId, v.kind)
+    }
+  }
+
   override createRetainedStreamCombi (patterns: string[]): Readable & AsyncIterable<unknown> {
     return Readable.from(super.createRetainedStreamCombi(patterns))
   }
@@ -127,12 +191,14 @@ export async function connectCluster (o: ClusterOptions): Promise<Cluster> {
   const db = new Redis(conn)
   db.on('error', (err: Error) => { log.debug({ err: err.message }, 'redis (persistence) error') })
   const persistence = new StreamingRedisPersistence({ conn: db, maxSessionDelivery: 1000 })
+  const capOutgoing = (cap: OutgoingCap): void => { persistence.outgoingCap = cap }
 
   const brokers = new Set<string>()
   let closed = false
   return {
     mq,
     persistence,
+    capOutgoing,
     heartbeatIntervalMs: CLUSTER_HEARTBEAT_MS,
     attach (broker) {
       // Every process id ever heard of (birth at start, heartbeats after).

@@ -20,8 +20,8 @@
  * Every drop is counted (`ambulink_mqtt_offline_dropped_total{kind}`) and logged at a bounded
  * rate with AMB_ERR_OFFLINE_QUEUE_FULL.
  *
- * Single process only: in a cluster the queue lives in Redis (aedes-persistence-redis) and is not
- * capped here.
+ * In a cluster the queue lives in Redis (aedes-persistence-redis): `cluster.ts` applies the same
+ * cap and the same drop order there, after each enqueue (`RedisOutgoingCap`).
  */
 import { createRequire } from 'node:module'
 import { Readable } from 'node:stream'
@@ -54,7 +54,7 @@ const PRIORITY_RANK: Record<string, number> = { low: 3, medium: 4, high: 5 }
 const meta = new WeakMap<object, { key: string, rank: number }>()
 
 /** The packet's supersession key and importance, parsed once per packet (shared by every queue). */
-function describe (packet: AedesPublishPacket): { key: string, rank: number } {
+export function describeQueued (packet: AedesPublishPacket): { key: string, rank: number } {
   let m = meta.get(packet)
   if (m !== undefined) return m
   m = { key: `topic:${packet.topic}`, rank: 2 }
@@ -99,7 +99,7 @@ export function boundedOutgoing<P extends object> (inner: P, o: OfflineQueueOpti
     let q = queues.get(clientId)
     if (q === undefined) queues.set(clientId, q = [])
     // A copy per client, as aedes-persistence makes (the message id is set per client).
-    q.push({ packet: { ...packet }, ...describe(packet) })
+    q.push({ packet: { ...packet }, ...describeQueued(packet) })
     while (q.length > o.maxPerClient) {
       const v = victim(q)
       q.splice(v.index, 1)
@@ -144,16 +144,18 @@ export function boundedOutgoing<P extends object> (inner: P, o: OfflineQueueOpti
   })
 }
 
+/** Counts and logs a dropped message (the same for the memory and the Redis queues). */
+export function reportDrop (maxPerClient: number, metrics: Pick<Metrics, 'mqttOfflineDropped'>, log: Pick<RefusalLog, 'warn'>): OfflineQueueOptions['onDrop'] {
+  return (clientId, kind) => {
+    metrics.mqttOfflineDropped.inc({ kind })
+    log.warn('AMB_ERR_OFFLINE_QUEUE_FULL', { clientId: cap(clientId), kind, max: maxPerClient }, 'mqtt offline queue full: message dropped')
+  }
+}
+
 /** aedes' in-memory persistence with the cap, its drops counted and logged (broker.ts wires it). */
 export function boundedOffline (maxPerClient: number, metrics: Pick<Metrics, 'mqttOfflineDropped'>, log: Pick<RefusalLog, 'warn'>): object {
   // The package's CommonJS entry (the factory aedes itself defaults to); its typings do not
   // describe the default export as callable under NodeNext resolution.
   const memory = createRequire(import.meta.url)('aedes-persistence') as () => object
-  return boundedOutgoing(memory(), {
-    maxPerClient,
-    onDrop: (clientId, kind) => {
-      metrics.mqttOfflineDropped.inc({ kind })
-      log.warn('AMB_ERR_OFFLINE_QUEUE_FULL', { clientId: cap(clientId), kind, max: maxPerClient }, 'mqtt offline queue full: message dropped')
-    }
-  })
+  return boundedOutgoing(memory(), { maxPerClient, onDrop: reportDrop(maxPerClient, metrics, log) })
 }

@@ -74,16 +74,17 @@ export class FrameRecordExpander {
  * the dead letters (with its bytes, under AMB_ERR_SPOOL_UNDECODABLE) and the drain goes on; when
  * the dead letters cannot take it either, the reader stops with the record still spooled.
  */
-export function spoolFrameExpander (deadLetters: DeadLetterStore, onUndecodable?: (err: StreamError) => void): (payload: Buffer) => Promise<Buffer> {
+export function spoolFrameExpander (deadLetters: DeadLetterStore, onUndecodable?: (err: StreamError, kept: boolean) => void): (payload: Buffer) => Promise<Buffer> {
   const expander = new FrameRecordExpander()
   return async payload => {
     try {
       return expander.expand(payload)
     } catch (err) {
       if (!(err instanceof StreamError)) throw err
-      onUndecodable?.(err)
       const parsed = (() => { try { return parseFrameRecord(payload) } catch { return null } })()
       const kept = await deadLetters.add({ source: 'spool', code: err.code, reason: err.message, unit: parsed?.unit, payload: parsed?.bytes ?? payload })
+      // Told after the dead letters answered, so "kept" is only ever reported when it is true.
+      onUndecodable?.(err, kept)
       if (!kept) throw err
       return Buffer.alloc(0)
     }

@@ -1,7 +1,6 @@
 /**
- * The InfluxDB sink: drains the spool into InfluxDB in order, one batch in flight, through the
- * @influxdata/influxdb-client transport (its WriteApi keeps a memory retry buffer that it drops on
- * close and flushes every 60 s by default; here the spool is the retry buffer instead).
+ * The InfluxDB sink: drains the spool into InfluxDB in order, through the one InfluxDB client
+ * (influx-client.ts; no library write buffer: the spool is the retry buffer).
  *
  * - Batches by points, bytes and time (a short linger lets a batch fill under load); up to
  *   `concurrency` batches in flight, the cursor committed in spool order.
@@ -22,8 +21,7 @@
  */
 import { promisify } from 'node:util'
 import { gzip as gzipCb, constants as zc } from 'node:zlib'
-import { HttpError, InfluxDB, type Transport } from '@influxdata/influxdb-client'
-import { pingInflux } from './influx-client.js'
+import { InfluxClient, InfluxHttpError, InfluxTimeoutError } from './influx-client.js'
 import type { Spool, SpoolBatch } from './spool.js'
 import type { DeadLetterStore } from './dead-letter.js'
 import { crashPoint } from './crash-point.js'
@@ -88,7 +86,7 @@ export interface SinkEvents {
 
 export class InfluxSink {
   readonly options: Readonly<InfluxSinkOptions>
-  private readonly transport: Transport
+  private readonly client: InfluxClient
   private readonly writePath: string
   private running: Promise<void> | null = null
   private stopping = false
@@ -108,7 +106,7 @@ export class InfluxSink {
   ) {
     this.options = Object.freeze({ ...INFLUX_SINK_DEFAULTS, ...options })
     const o = this.options
-    this.transport = new InfluxDB({ url: o.url, token: o.token, timeout: o.timeoutMs }).transport
+    this.client = new InfluxClient({ url: o.url, token: o.token, timeoutMs: o.timeoutMs })
     if (o.api === 'v1') {
       if (o.db === undefined || o.db === '') throw new Error('INFLUX_DB is required with INFLUX_API=v1')
       this.writePath = `/write?db=${encodeURIComponent(o.db)}&precision=u`
@@ -128,7 +126,7 @@ export class InfluxSink {
 
   /** Checks that InfluxDB answers (`/ping`, served by 1.x, 2.x, 3.x and VictoriaMetrics). */
   async ping (timeoutMs = 2000): Promise<boolean> {
-    return await pingInflux(this.options.url, timeoutMs)
+    return await this.client.ping(timeoutMs)
   }
 
   private async loop (): Promise<void> {
@@ -219,8 +217,8 @@ export class InfluxSink {
 
   private retryDelay (err: Error, attempt: number): number {
     const o = this.options
-    // HttpError.retryAfter() is the Retry-After header in seconds (429 and 503 send it).
-    const serverSays = err instanceof HttpError ? err.retryAfter() * 1000 : 0
+    // Retry-After (429 and 503 send it).
+    const serverSays = err instanceof InfluxHttpError ? err.retryAfterMs() : 0
     const exp = Math.min(o.maxRetryDelayMs, o.minRetryDelayMs * 2 ** Math.min(attempt - 1, 16))
     // Full jitter keeps many gateways from hammering a recovering InfluxDB in step.
     return Math.max(serverSays, exp / 2 + Math.random() * exp / 2)
@@ -255,7 +253,7 @@ export class InfluxSink {
       crashPoint('sink-posting')
       await sent
     } catch (err) {
-      if (this.options.api === 'v1' && !this.dbCreated && err instanceof HttpError && err.statusCode === 404) {
+      if (this.options.api === 'v1' && !this.dbCreated && err instanceof InfluxHttpError && err.statusCode === 404) {
         await this.createDatabase()
         await this.send(body)
         return
@@ -264,34 +262,25 @@ export class InfluxSink {
     }
   }
 
-  /**
-   * One POST of an already gzipped body. Transport.send (unlike request) passes a Buffer body
-   * through untouched; request() would JSON.stringify it.
-   */
-  private send (body: Buffer): Promise<void> {
-    const timeoutMs = this.options.timeoutMs
-    const signal = AbortSignal.timeout(timeoutMs)
-    return new Promise((resolve, reject) => {
-      this.transport.send(this.writePath, body as unknown as string, {
-        method: 'POST',
-        headers: { 'content-type': 'text/plain; charset=utf-8', 'content-encoding': 'gzip' },
-        // The transport's own `timeout` only reports an error and leaves the request (and its
-        // socket) open against a hung server; aborting closes it, so a SIGSTOPped InfluxDB
-        // costs one socket per attempt only until that attempt's timeout.
-        signal
-      }, {
-        // Name the cause: the transport reports an abort as "Response aborted".
-        error: (err: Error) => { reject(signal.aborted ? new StreamError('AMB_ERR_INFLUX_UNAVAILABLE', `InfluxDB write timed out after ${timeoutMs} ms (INFLUX_TIMEOUT_MS)`, { cause: err }) : err) },
-        complete: () => { resolve() }
+  /** One POST of an already gzipped body; a timeout is named as such (INFLUX_TIMEOUT_MS). */
+  private async send (body: Buffer): Promise<void> {
+    try {
+      await this.client.request({
+        path: this.writePath,
+        body,
+        headers: { 'content-type': 'text/plain; charset=utf-8', 'content-encoding': 'gzip' }
       })
-    })
+    } catch (err) {
+      if (err instanceof InfluxTimeoutError) throw new StreamError('AMB_ERR_INFLUX_UNAVAILABLE', `InfluxDB write timed out after ${err.timeoutMs} ms (INFLUX_TIMEOUT_MS)`, { cause: err })
+      throw err
+    }
   }
 
   /** v1: CREATE DATABASE is idempotent in InfluxDB 1.x. */
   async createDatabase (): Promise<void> {
     if (this.options.api !== 'v1') return
     const q = `CREATE DATABASE "${this.options.db!.replace(/["\\]/g, '')}"`
-    await this.transport.request(`/query?q=${encodeURIComponent(q)}`, '', { method: 'POST' })
+    await this.client.request({ path: `/query?q=${encodeURIComponent(q)}` })
     this.dbCreated = true
   }
 
@@ -324,6 +313,7 @@ export class InfluxSink {
     this.spool.wakeReaders()
     await running
     this.running = null
+    this.client.close()
   }
 }
 
@@ -333,17 +323,17 @@ export class InfluxSink {
  * send every line to dead letters: those are retried like outages instead.
  */
 function isBadInput (err: unknown): boolean {
-  if (!(err instanceof HttpError)) return false
+  if (!(err instanceof InfluxHttpError)) return false
   if (err.statusCode === 413 || err.statusCode === 422) return true
   if (err.statusCode !== 400) return false
-  return DATA_ERRORS.test(err.body ?? err.message)
+  return DATA_ERRORS.test(err.body)
 }
 
 /** Messages InfluxDB 1.x/2.x/3.x and VictoriaMetrics give for lines they cannot store. */
 const DATA_ERRORS = /partial write|field type conflict|unable to parse|cannot parse|invalid (field|tag|number|boolean|timestamp|measurement)|beyond retention|max-values-per-tag|bad timestamp|conflict/i
 
 function errorMessage (err: unknown): string {
-  if (err instanceof HttpError) return `${err.statusCode} ${err.body ?? err.message}`.slice(0, 2000)
+  if (err instanceof InfluxHttpError) return `${err.statusCode} ${err.body}`.slice(0, 2000)
   return (err as Error).message
 }
 

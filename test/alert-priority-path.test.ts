@@ -90,7 +90,7 @@ afterAll(async () => {
 })
 
 describe('alerts before storage', () => {
-  it('an alert reaches MQTT and the dashboard socket while its frame\'s PUBACK still waits for the fsync', async () => {
+  it('an alert reaches MQTT and the dashboard socket while the PUBACK of its frame still waits for the fsync', async () => {
     const token = await tg.addDevice('amb-held')
     const dev = await device('amb-held', token)
     // A dashboard page (real login, real WebSocket): it receives alert events.

@@ -1,9 +1,10 @@
 /**
- * Connects the alert engine (streams/alerts/) to the gateway: validated frames and units' will
- * messages in; every alert event out to (a) the spool as line protocol for the `alerts`
- * measurement, with the same durability and InfluxDB path as samples, (b) MQTT `alerts/{unit}`
- * as JSON (QoS 1, not retained) for clinician and hospital-system clients, (c) metrics. The
- * dashboard subscribes to the engine itself (gw.alerts).
+ * Connects the alert engine (streams/alerts/) to the gateway: validated frames (as soon as they
+ * are validated, before their spool append is durable: ingest.ts) and units' will messages in;
+ * every alert event out to (a) the spool as line protocol for the `alerts` measurement, with the
+ * same durability and InfluxDB path as samples, (b) MQTT `alerts/{unit}` as JSON (QoS 1, not
+ * retained) for clinician and hospital-system clients, (c) metrics. The dashboard subscribes to
+ * the engine itself (gw.alerts).
  */
 import type { Aedes, AedesPublishPacket } from 'aedes'
 import type { Logger } from 'pino'
@@ -84,7 +85,8 @@ export async function startAlerts (deps: AlertWiringDeps): Promise<AlertWiring> 
   })
 
   const feed = (f: Frame): void => {
-    // Ingest emits after the frame is spooled: an engine fault must not fail the device's frame.
+    // Ingest emits 'validated' while the frame's spool append is in flight (an alert never waits
+    // for an fsync; ingest.ts); an engine fault must not fail the device's frame.
     try { engine.onFrame(f) } catch (err) { log.error({ err, unit: f.unitId }, 'alert engine failed on a frame') }
   }
   /** Cluster mode: units whose take-over is in progress → their frames held meanwhile (in order). */
@@ -139,7 +141,7 @@ export async function startAlerts (deps: AlertWiringDeps): Promise<AlertWiring> 
     })
     log.info({ unit: a.unit, kind: a.kind, key: a.key, priority: a.priority, event: ev.type, id: a.id }, 'alert')
   }
-  ingest.on('frame', onFrame)
+  ingest.on('validated', onFrame)
   broker.on('publish', onPublish)
   // In a cluster, an event is spooled and sent on MQTT by the one process that published it.
   const clusterAlerts = deps.cluster !== undefined ? await ClusterAlerts.open({ link: deps.cluster, engine, log }) : null
@@ -156,7 +158,7 @@ export async function startAlerts (deps: AlertWiringDeps): Promise<AlertWiring> 
     close: async () => {
       // Inputs first: the broker's shutdown publishes every client's will, which is not a unit
       // going offline and must not raise signal loss into the journal.
-      ingest.off('frame', onFrame)
+      ingest.off('validated', onFrame)
       broker.off('publish', onPublish)
       await engine.close()
       await clusterAlerts?.close()

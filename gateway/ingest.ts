@@ -1,9 +1,18 @@
 /**
- * The ingest path every frame takes, whatever its transport: decode and validate once, append
- * the frame as received to the spool (a frame record: durable before the caller acknowledges;
- * its line protocol is written when the spool drains), then hand the validated frame to live
- * consumers (the alert engine evaluates this decoded frame, here, not the spooled copy). A refused frame is counted, kept in the dead letters with
- * its reason, and never disturbs the next frame.
+ * The ingest path every frame takes, whatever its transport: decode and validate once, hand the
+ * validated frame to the live consumers at once ('validated': the alert engine and the
+ * clinicians' dashboard evaluate this decoded frame, here, while its spool append is in flight,
+ * so an alert never waits for an fsync), append the frame as received to the spool (a frame
+ * record: durable before the caller acknowledges; its line protocol is written when the spool
+ * drains), and only then announce it as stored ('frame': the research live stream, the
+ * cluster's roster). A refused frame is counted, kept in the dead letters with its reason, and
+ * never disturbs the next frame.
+ *
+ * A frame the spool then refuses (disk full or failing, spool bound) has been evaluated: it was
+ * really measured, so its alert stands (docs/alerts.md, "Alerts before storage"). The device is
+ * not acknowledged and resends it; the resend is stored, and is not handed to the live
+ * consumers a second time (`unkept` below), so it raises nothing twice and the dashboard's rings
+ * hold it once.
  */
 import { EventEmitter } from 'node:events'
 import { FrameDecoder, FrameError, type Frame } from '../decoders/index.js'
@@ -17,12 +26,25 @@ export type IngestResult =
   | { ok: false, error: FrameError }
 
 export interface IngestEvents {
+  /** Decoded and validated, its spool append not yet durable (it may still be refused). In arrival order. */
+  validated: [frame: Frame, transport: string]
+  /** Durable in the spool (the device is acknowledged next). In arrival order. */
   frame: [frame: Frame, transport: string]
 }
+
+/**
+ * Frames handed to the 'validated' consumers whose spool append was refused, remembered so their
+ * resend is not evaluated twice. Past this many, the oldest are forgotten: such a resend reaches
+ * the engine again, which treats a frame not newer than the unit's latest as a resend (no
+ * physiology re-run; an open device alarm is only touched). Memory: ~100 B each.
+ */
+const UNKEPT_MAX = 10_000
 
 export class Ingest extends EventEmitter<IngestEvents> {
   /** unit → boot → highest seq seen (as bigint) to tell resends from new frames. */
   private readonly lastSeq = new Map<string, { boot: string, seq: bigint }>()
+  /** Frames evaluated but refused by the spool ("unit boot seq"), oldest first; see UNKEPT_MAX. */
+  private readonly unkept = new Set<string>()
 
   constructor (
     private readonly decoder: FrameDecoder,
@@ -52,7 +74,25 @@ export class Ingest extends EventEmitter<IngestEvents> {
     // The frame's bytes go into the spool record (one copy); the header counts its points.
     const lines = countFrameLines(frame)
     const t0 = performance.now()
-    await this.spool.appendRecord(frameRecord(unit, bytes), lines.points, SPOOL_RECORD_FRAME)
+    // Queued in the group commit first (appendRecord is synchronous up to its first await), then
+    // evaluated while the write and fsync run: the alert leaves before the frame is durable.
+    const stored = this.spool.appendRecord(frameRecord(unit, bytes), lines.points, SPOOL_RECORD_FRAME)
+    const key = this.unkept.size > 0 ? unkeptKey(frame) : null
+    // A resend of a frame already evaluated (its first copy refused by the spool) is not evaluated again.
+    const evaluated = key !== null && this.unkept.delete(key)
+    // A listener that throws fails the frame as before, but only once its append has settled
+    // (never an append left unobserved, nor a rejection unhandled).
+    let listenerError: unknown = null
+    if (!evaluated) {
+      try { this.emit('validated', frame, transport) } catch (err) { listenerError = err }
+    }
+    try {
+      await stored
+    } catch (err) {
+      this.rememberUnkept(key ?? unkeptKey(frame))
+      throw err
+    }
+    if (listenerError !== null) throw listenerError
     this.metrics.spoolAppendSeconds.observe((performance.now() - t0) / 1000)
     this.metrics.framesAccepted.inc({ transport })
     this.metrics.frameBytes.inc(frame.byteLength)
@@ -61,6 +101,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
     if (replay) this.metrics.framesReplayed.inc()
     this.emit('frame', frame, transport)
     return { ok: true, frame, points: lines.points, replay }
+  }
+
+  private rememberUnkept (key: string): void {
+    if (this.unkept.size >= UNKEPT_MAX) this.unkept.delete(this.unkept.values().next().value!)
+    this.unkept.add(key)
   }
 
   private isReplay (f: Frame): boolean {
@@ -75,3 +120,5 @@ export class Ingest extends EventEmitter<IngestEvents> {
     return false
   }
 }
+
+function unkeptKey (f: Frame): string { return `${f.unitId} ${f.bootId} ${f.seq}` }

@@ -368,7 +368,9 @@ async function startRoster (link: ClusterLink, ingest: Ingest, wiring: { engine:
     },
     onProcessDead: p => { relay?.dropProcess(p) }
   })
-  ingest.on('frame', f => {
+  // With the alert engine (as soon as validated): the claim starts with the unit's take-over, so
+  // its first alerts here are not dropped as another process' (cluster/alert-stream.ts).
+  ingest.on('validated', f => {
     lastSeen.set(f.unitId, Date.now())
     roster.seen(f.unitId)
   })

@@ -217,6 +217,39 @@ describe('flow control', () => {
     expect(alerts).toEqual(Array.from({ length: 20 }, (_, i) => `a${i + 1}`))
   })
 
+  it('alerts overtake the ECG and updates queued for a slow page, never the snapshot and trend before them, and keep their own order', () => {
+    // highWaterBytes 1: once the snapshot is on the socket, everything else waits in the queue.
+    const h = hub({ highWaterBytes: 1, maxQueueBytes: 64 * 1024 * 1024 })
+    for (let seq = 1; seq <= 40; seq++) h.push(frame(seq))
+    const order: string[] = []
+    const pending: Array<() => void> = []
+    let paused = true
+    const sink: LiveSink = {
+      send (data, cb) {
+        order.push(typeof data === 'string' ? (JSON.parse(data) as ServerMessage).type : 'ecg')
+        if (typeof data === 'string' && data.includes('"type":"alert"')) order[order.length - 1] = `alert ${(JSON.parse(data) as { event: AlertEvent }).event.alert.id}`
+        if (paused) pending.push(() => { cb() }); else cb()
+      },
+      close () {},
+      terminate () {}
+    }
+    const sub = h.subscribe(sink, user)
+    sub.handle({ type: 'hello', watch: ['AMB-1'], resume: {} }) // snapshot sent; trend and 10 s of ECG backfill queued
+    for (let seq = 41; seq <= 80; seq++) h.push(frame(seq)) // live ECG and unit updates queued
+    h.pushAlert(alertEvent('a1'))
+    for (let seq = 81; seq <= 120; seq++) h.push(frame(seq))
+    h.pushAlert(alertEvent('a2'))
+    for (let seq = 121; seq <= 130; seq++) h.push(frame(seq))
+    expect(order).toEqual(['snapshot'])
+    paused = false
+    while (pending.length > 0) pending.shift()!()
+    expect(order.slice(0, 4)).toEqual(['snapshot', 'trend', 'alert a1', 'alert a2'])
+    // Everything after them is waveform data and unit updates, none of it dropped.
+    expect(new Set(order.slice(4))).toEqual(new Set(['ecg', 'unit']))
+    expect(order.filter(t => t === 'ecg').length).toBeGreaterThanOrEqual(90)
+    expect(sub.dropped).toEqual({ ecg: 0, update: 0 })
+  })
+
   it('a frozen page is disconnected after blockedTimeoutMs, and ingest never waits for it', async () => {
     const drops: string[] = []
     let dropped!: () => void

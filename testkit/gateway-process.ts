@@ -46,6 +46,11 @@ export interface GatewayProcessOptions {
   startTimeoutMs?: number
   /** Node options before the script, e.g. ['--cpu-prof', '--cpu-prof-dir=…'] (benchmarks). */
   nodeArgs?: string[]
+  /**
+   * Another checkout of Ambulink to run instead of this one (benchmarks comparing two builds in
+   * one run, e.g. loadtest/alert-priority.ts). Default: this repository.
+   */
+  root?: string
 }
 
 interface ListeningLine { msg?: string, ports?: GatewayPorts }
@@ -70,8 +75,9 @@ export async function startGatewayProcess (opts: GatewayProcessOptions): Promise
   const launch = async (portEnv: Record<string, string>, extraEnv: Record<string, string>, mayExit = false): Promise<boolean> => {
     runs++
     const before = (await readFile(logFile, 'utf8').catch(() => '')).length
-    proc = spawnManaged(process.execPath, [...(opts.nodeArgs ?? []), BIN, 'serve'], {
-      cwd: ROOT,
+    const root = opts.root ?? ROOT
+    proc = spawnManaged(process.execPath, [...(opts.nodeArgs ?? []), opts.root === undefined ? BIN : join(root, 'bin', 'ambulink.js'), 'serve'], {
+      cwd: root,
       logFile,
       env: {
         ...baseEnv(),

@@ -138,7 +138,8 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
       news2Timer ??= setImmediate(flushNews2)
     }
   }
-  deps.ingest.on('frame', onFrame)
+  // With the alert engine, as soon as the frame is validated (its spool append in flight).
+  deps.ingest.on('validated', onFrame)
   const onAlert = (e: AlertEvent): void => { hub.pushAlert(e) }
   const attach = (engine: AlertEngineLike | null): void => {
     alerts?.off('alert', onAlert)
@@ -189,7 +190,7 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
     close: async () => {
       if (closed) return
       closed = true
-      deps.ingest.off('frame', onFrame)
+      deps.ingest.off('validated', onFrame)
       attach(null)
       deps.credentials.off('revoked', onRevoked)
       if (news2Timer !== null) clearImmediate(news2Timer)

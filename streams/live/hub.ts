@@ -1,6 +1,6 @@
 /**
  * The live hub: what the clinicians' dashboards see. Fed with every validated frame (the gateway
- * wires `ingest.on('frame')` here) and every alert event; keeps per-unit ring buffers (ECG,
+ * wires `ingest.on('validated')` here) and every alert event; keeps per-unit ring buffers (ECG,
  * numerics trend with positions, latest assessment, NEWS2, last seen, encounter) and fans out to
  * subscribers (dashboard WebSockets).
  *
@@ -18,7 +18,7 @@ import {
   type ServerMessage, type TrendSign, type UnitResume, type UnitView
 } from './protocol.js'
 import { EcgRing, TrendRing } from './rings.js'
-import { ECG, KEEP, Subscriber, UPDATE, type LiveSink, type MessageClass } from './subscriber.js'
+import { ALERT, ECG, KEEP, Subscriber, UPDATE, type LiveSink, type MessageClass } from './subscriber.js'
 
 export type { LiveSink } from './subscriber.js'
 
@@ -189,10 +189,10 @@ export class LiveHub {
     }
   }
 
-  /** An alert engine event: reaches every open dashboard, never dropped. */
+  /** An alert engine event: reaches every open dashboard, never dropped, ahead of queued ECG (subscriber.ts). */
   pushAlert (event: AlertEvent): void {
     if (this.closed) return
-    this.broadcast(JSON.stringify({ type: 'alert', event } satisfies ServerMessage), KEEP)
+    this.broadcast(JSON.stringify({ type: 'alert', event } satisfies ServerMessage), ALERT)
   }
 
   /**

@@ -7,6 +7,13 @@
  * the socket drains. A queue over maxQueueBytes drops its oldest ECG chunks first (the page draws
  * a gap), then its oldest unit updates (a later one supersedes them), and never an alert or a
  * snapshot. A socket that makes no progress for blockedTimeoutMs is cut off by the hub's sweep.
+ *
+ * Alerts go ahead of waveform data: an alert is queued in front of the ECG chunks and unit
+ * updates waiting behind the last message that is never dropped (snapshot, backfill, earlier
+ * alert), so it waits only for those and for the bytes already on the socket (at most
+ * highWaterBytes), never for the queued ECG of a busy or slow page. It stays behind those kept
+ * messages: a snapshot sent before it must not overwrite it on the page, and alert events keep
+ * their order.
  */
 
 /** The socket side, as `ws`'s WebSocket provides it. */
@@ -20,9 +27,11 @@ export interface LiveSink {
 /** Message classes, in the order they are dropped under pressure. */
 export const ECG = 0
 export const UPDATE = 1
-/** Never dropped: alerts, snapshots, backfills, goodbyes. */
+/** Never dropped: snapshots, backfills, goodbyes. */
 export const KEEP = 2
-export type MessageClass = typeof ECG | typeof UPDATE | typeof KEEP
+/** Never dropped, and ahead of queued ECG and updates: alert events. */
+export const ALERT = 3
+export type MessageClass = typeof ECG | typeof UPDATE | typeof KEEP | typeof ALERT
 
 interface Entry { data: string | Uint8Array, cls: MessageClass, bytes: number }
 
@@ -58,7 +67,8 @@ export class Subscriber {
   enqueue (data: string | Uint8Array, cls: MessageClass): void {
     if (this.closed) return
     const bytes = typeof data === 'string' ? data.length : data.byteLength
-    this.queue.push({ data, cls, bytes })
+    if (cls === ALERT) this.queue.splice(this.afterLastKept(), 0, { data, cls, bytes })
+    else this.queue.push({ data, cls, bytes })
     this.queuedBytes += bytes
     if (this.queuedBytes > this.limits.maxQueueBytes) this.shed()
     this.pump()
@@ -82,6 +92,13 @@ export class Subscriber {
     this.queue = []
     this.queuedBytes = 0
     this.sink.terminate()
+  }
+
+  /** Index just after the last queued message that is never dropped (0 when none). Alerts are rare: a scan is fine. */
+  private afterLastKept (): number {
+    let i = this.queue.length
+    while (i > 0 && this.queue[i - 1]!.cls < KEEP) i--
+    return i
   }
 
   private pump (): void {

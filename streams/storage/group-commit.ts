@@ -21,7 +21,11 @@ export class GroupCommitFile {
   /** fdatasync calls made: with group commit, far fewer than appends. */
   syncs = 0
 
-  constructor (private readonly fh: FileHandle, size: number, private readonly onDurable?: (size: number) => void) {
+  /**
+   * `beforeSync` (tests' fault injection, sync-hook.ts) is awaited before each fdatasync when it
+   * returns a promise; a rejection counts as a failed fsync.
+   */
+  constructor (private readonly fh: FileHandle, size: number, private readonly onDurable?: (size: number) => void, private readonly beforeSync?: () => Promise<void> | null) {
     this.durableSize = size
     this.size = size
   }
@@ -65,6 +69,8 @@ export class GroupCommitFile {
             off += bytesWritten
             rest = skipBytes(rest, bytesWritten)
           }
+          const hold = this.beforeSync?.()
+          if (hold != null) await hold
           await this.fh.datasync()
           this.syncs++
         } catch (err) {

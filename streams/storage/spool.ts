@@ -26,6 +26,7 @@ import { StreamError, type StreamErrorCode } from './errors.js'
 import { crashPoint } from './crash-point.js'
 import { syncDir, writeFileAtomic } from './durable.js'
 import { GroupCommitFile } from './group-commit.js'
+import { spoolSyncHook } from './sync-hook.js'
 
 const HEADER = 20
 /** Bytes appendRecord() expects reserved in front of the payload. */
@@ -204,7 +205,7 @@ export class Spool {
     await fh.truncate(last.bytes)
     await fh.datasync()
     this.writerSeg = last
-    this.writer = new GroupCommitFile(fh, last.bytes, size => { this.onDurable(size) })
+    this.writer = new GroupCommitFile(fh, last.bytes, size => { this.onDurable(size) }, spoolSyncHook)
     this.totalBytes = this.segments.reduce((a, s) => a + s.bytes, 0)
     await syncDir(dir)
   }
@@ -368,7 +369,7 @@ export class Spool {
       if (this.closed) { await fh.close(); return }
       this.segments.push(next)
       this.writerSeg = next
-      this.writer = new GroupCommitFile(fh, 0, size => { this.onDurable(size) })
+      this.writer = new GroupCommitFile(fh, 0, size => { this.onDurable(size) }, spoolSyncHook)
       fh = null
       this.totalBytes = this.segments.reduce((a, s) => a + s.bytes, 0)
       this.fault = null
@@ -416,7 +417,7 @@ export class Spool {
     await old.close().catch(() => {})
     this.segments.push(next)
     this.writerSeg = next
-    this.writer = new GroupCommitFile(fh, 0, size => { this.onDurable(size) })
+    this.writer = new GroupCommitFile(fh, 0, size => { this.onDurable(size) }, spoolSyncHook)
     this.wake()
   }
 

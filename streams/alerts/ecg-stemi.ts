@@ -156,7 +156,11 @@ export class EcgStemiWatch {
       const row = (x.lead - 1) * cap
       const k = x.microvoltsPerLsb
       const s = x.samples
-      if (head > 0) {
+      if (head > 0 && k === 1 && s instanceof Int32Array) {
+        // The usual scale (decoded samples are whole µV already): no rounding per sample.
+        for (let i = 0; i < head; i++) ring[row + pos + i] = clampUv(s[i]!)
+        for (let i = head; i < n; i++) ring[row + i - head] = clampUv(s[i]!)
+      } else if (head > 0) {
         for (let i = 0; i < head; i++) ring[row + pos + i] = clampUv(Math.round(s[i]! * k))
         for (let i = head; i < n; i++) ring[row + i - head] = clampUv(Math.round(s[i]! * k))
       } else {

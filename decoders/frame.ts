@@ -90,7 +90,7 @@ export class FrameDecoder {
     if (w.encounterId !== '' && !LIMITS.idPattern.test(w.encounterId)) {
       throw new FrameError('AMB_ERR_FIELD_INVALID', 'encounter_id must match [A-Za-z0-9][A-Za-z0-9_.:-]{0,63}')
     }
-    const seq = Long.isLong(w.seq) ? w.seq.toString() : String(w.seq)
+    const seq = Long.isLong(w.seq) ? longDecimal(w.seq) : String(w.seq)
     const captured = toSafeNumber(w.capturedAtMs)
     if (captured === 0) throw new FrameError('AMB_ERR_FIELD_MISSING', 'captured_at_ms is missing')
     if (captured === null || captured < 0) throw new FrameError('AMB_ERR_VALUE_OUT_OF_RANGE', 'captured_at_ms is not a plausible Unix time in ms')
@@ -197,8 +197,22 @@ export class FrameDecoder {
   }
 }
 
+/** 2^32, and the high word's bound for a value within ±(2^53 − 1). */
+const TWO_32 = 4294967296
+const SAFE_HIGH = 0x200000
+
+/** The exact decimal of a Long: a double for the usual values (Long's toString divides, allocating). */
+function longDecimal (v: Long): string {
+  const hi = v.unsigned ? v.high >>> 0 : v.high
+  if (hi < SAFE_HIGH && hi > -SAFE_HIGH) return String(hi * TWO_32 + (v.low >>> 0))
+  return v.toString()
+}
+
 function toSafeNumber (v: Long | number): number | null {
   if (typeof v === 'number') return Number.isSafeInteger(v) ? v : null
+  // Within ±(2^53 − 2^32): exact as a double, no Long arithmetic.
+  const hi = v.unsigned ? v.high >>> 0 : v.high
+  if (hi < SAFE_HIGH && hi > -SAFE_HIGH) return hi * TWO_32 + (v.low >>> 0)
   if (v.greaterThan(Number.MAX_SAFE_INTEGER) || v.lessThan(Number.MIN_SAFE_INTEGER)) return null
   return v.toNumber()
 }

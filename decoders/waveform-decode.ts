@@ -32,27 +32,29 @@ interface Reader {
 }
 
 const EMPTY = new Int32Array(0)
-/** Grows to the largest waveform seen; samples are decoded here, then copied to the arena. */
-let scratch = new Int32Array(1024)
 
 /**
  * Results are views into shared arenas: allocating an Int32Array costs ~2 µs (its own
  * off-heap store), a view ~0.1 µs. An arena (64 KiB, ~10 12-lead frames) is freed once no frame
- * refers to it; nothing keeps decoded frames for long (consumers copy what they keep).
+ * refers to it; nothing keeps decoded frames for long (consumers copy what they keep). Samples
+ * are decoded straight into the arena past `arenaUsed` (no scratch copy): only a waveform that
+ * decodes completely claims its samples by advancing `arenaUsed`, so a malformed one leaves
+ * nothing behind and every view handed out stays untouched.
  */
 const ARENA_INTS = 16384
 let arena = new Int32Array(ARENA_INTS)
 let arenaUsed = 0
 
-function carve (k: number): Int32Array {
-  if (arenaUsed + k > arena.length) {
-    arena = new Int32Array(Math.max(ARENA_INTS, k))
-    arenaUsed = 0
-  }
-  const view = arena.subarray(arenaUsed, arenaUsed + k)
-  view.set(scratch.subarray(0, k))
-  arenaUsed += k
-  return view
+/**
+ * Makes room for `need` samples of the waveform being decoded, which has `k` so far at
+ * arena[arenaUsed, arenaUsed + k): a fresh arena when this one is too small (the k samples move).
+ */
+function reserve (k: number, need: number): void {
+  if (arenaUsed + need <= arena.length) return
+  const fresh = new Int32Array(Math.max(ARENA_INTS, need))
+  if (k > 0) fresh.set(arena.subarray(arenaUsed, arenaUsed + k))
+  arena = fresh
+  arenaUsed = 0
 }
 
 function outOfRange (): RangeError {
@@ -89,20 +91,12 @@ export function makeWaveformDecoder (ReaderClass: typeof protobuf.Reader, recurs
             const stop = r.uint32() + r.pos
             if (stop > r.len) throw outOfRange()
             // Every varint takes at least one byte: the chunk's length bounds its sample count.
-            if (k + (stop - r.pos) > scratch.length) {
-              const grown = new Int32Array(Math.max(scratch.length * 2, k + (stop - r.pos)))
-              grown.set(scratch.subarray(0, k))
-              scratch = grown
-            }
-            k = readPackedSint32(r.buf, r.pos, stop, k)
+            reserve(k, k + (stop - r.pos))
+            k = readPackedSint32(r.buf, r.pos, stop, arenaUsed + k) - arenaUsed
             r.pos = stop
           } else {
-            if (k + 1 > scratch.length) {
-              const grown = new Int32Array(scratch.length * 2)
-              grown.set(scratch.subarray(0, k))
-              scratch = grown
-            }
-            scratch[k++] = r.sint32()
+            reserve(k, k + 1)
+            arena[arenaUsed + k++] = r.sint32()
           }
           break
         default:
@@ -114,18 +108,21 @@ export function makeWaveformDecoder (ReaderClass: typeof protobuf.Reader, recurs
       if (r.pos !== end) throw outOfRange()
       r.len = outerLen
     }
-    if (k > 0) m.samples = carve(k)
+    if (k > 0) {
+      m.samples = arena.subarray(arenaUsed, arenaUsed + k)
+      arenaUsed += k
+    }
     return m
   }
 }
 
 /**
- * Zigzag varints in buf[pos, stop) appended to `scratch` from index k; returns the new k.
+ * Zigzag varints in buf[pos, stop) written to the arena from index k; returns the new k.
  * protobufjs' uint32: up to five bytes (the fifth contributes 4 bits); a fifth byte with its
  * continuation bit set is followed by five more bytes that are skipped unread.
  */
 function readPackedSint32 (buf: Uint8Array, pos: number, stop: number, k: number): number {
-  const out = scratch
+  const out = arena
   while (pos < stop) {
     let b = buf[pos++]!
     let v = b & 127

@@ -41,10 +41,12 @@ export interface IngestEvents {
 const UNKEPT_MAX = 10_000
 
 export class Ingest extends EventEmitter<IngestEvents> {
-  /** unit → boot → highest seq seen (as bigint) to tell resends from new frames. */
-  private readonly lastSeq = new Map<string, { boot: string, seq: bigint }>()
+  /** unit → boot → highest seq seen (its decimal) to tell resends from new frames. */
+  private readonly lastSeq = new Map<string, { boot: string, seq: string }>()
   /** Frames evaluated but refused by the spool ("unit boot seq"), oldest first; see UNKEPT_MAX. */
   private readonly unkept = new Set<string>()
+  /** framesAccepted's child per transport: prom-client hashes a label object on every inc(). */
+  private readonly acceptedBy = new Map<string, ReturnType<Metrics['framesAccepted']['labels']>>()
 
   constructor (
     private readonly decoder: FrameDecoder,
@@ -94,7 +96,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
     }
     if (listenerError !== null) throw listenerError
     this.metrics.spoolAppendSeconds.observe((performance.now() - t0) / 1000)
-    this.metrics.framesAccepted.inc({ transport })
+    let accepted = this.acceptedBy.get(transport)
+    if (accepted === undefined) this.acceptedBy.set(transport, accepted = this.metrics.framesAccepted.labels(transport))
+    accepted.inc()
     this.metrics.frameBytes.inc(frame.byteLength)
     this.metrics.pointsSpooled.inc(lines.points)
     const replay = this.isReplay(frame)
@@ -109,16 +113,24 @@ export class Ingest extends EventEmitter<IngestEvents> {
   }
 
   private isReplay (f: Frame): boolean {
-    const seq = BigInt(f.seq)
+    const seq = f.seq
     const last = this.lastSeq.get(f.unitId)
     if (last === undefined || last.boot !== f.bootId) {
       this.lastSeq.set(f.unitId, { boot: f.bootId, seq })
       return false
     }
-    if (seq <= last.seq) return true
+    if (!decimalAbove(seq, last.seq)) return true
     last.seq = seq
     return false
   }
 }
 
 function unkeptKey (f: Frame): string { return `${f.unitId} ${f.bootId} ${f.seq}` }
+
+/**
+ * a > b for the decimals of two uint64 (no sign, no leading zeros, as the decoder writes them):
+ * the longer is larger, and equal lengths compare as strings. No BigInt per frame.
+ */
+export function decimalAbove (a: string, b: string): boolean {
+  return a.length !== b.length ? a.length > b.length : a > b
+}

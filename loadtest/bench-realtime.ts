@@ -18,6 +18,7 @@ import { BENCH_DB } from './bench-env.js'
 import { countLost, readMetrics, StoredLatencyProbe, waitForDrain, type BenchUnitReport, type LostCount } from '../testkit/stored.js'
 import { Fleet } from '../simulator/fleet.js'
 import type { ClusterView, ClusterViewResult } from './bench-cluster-view.js'
+import { UnitCpuWindow, type UnitSecondCpu } from './bench-unit-cpu.js'
 
 export interface RealtimeOptions {
   env: BenchEnv
@@ -100,6 +101,12 @@ export interface RealtimeResult {
   cluster_view?: ClusterViewResult
   /** With `outage`: the catch-up figures. */
   catchup?: CatchupResult
+  /**
+   * Goal 1's projection (bench-unit-cpu.ts): gateway and InfluxDB CPU per unit-second from the
+   * end of the warm-up to the end of generation (or InfluxDB's kill), and the units a 2-core
+   * box running only those two would hold. null when the window was empty.
+   */
+  unit_cpu: UnitSecondCpu | null
 }
 
 /** Units whose stored timestamps are polled for publish→stored (spread over the fleet). */
@@ -139,6 +146,8 @@ export async function runRealtime (o: RealtimeOptions): Promise<RealtimeResult> 
 
   let rssPeak = 0
   const t0 = Date.now()
+  const unitCpu = new UnitCpuWindow(() => env.gateways.map(g => g.pid), () => env.influx!.pid)
+  const cpuFrom = setTimeout(() => { void unitCpu.start() }, o.warmupMs)
   const monitor = setInterval(() => {
     void (async () => {
       let rss = 0
@@ -153,7 +162,7 @@ export async function runRealtime (o: RealtimeOptions): Promise<RealtimeResult> 
     })()
   }, 2000)
 
-  const outage = o.outage !== undefined ? runOutage(o.outage, env, t0, o.progress) : null
+  const outage = o.outage !== undefined ? runOutage(o.outage, env, t0, o.progress, async () => { await unitCpu.stop() }) : null
   let backlog = 0
   try {
     const generated = Promise.all(fleets.map(f => f.whenGenerated()))
@@ -161,9 +170,11 @@ export async function runRealtime (o: RealtimeOptions): Promise<RealtimeResult> 
     const ended: Array<Promise<unknown>> = [generated]
     if (outage !== null) ended.push(outage.then(t => t.caughtUpAt !== null ? new Promise(resolve => setTimeout(resolve, 3000)) : undefined))
     await Promise.race(ended)
+    await unitCpu.stop()
     backlog = fleets.reduce((a, f) => a + f.stats().pending, 0)
   } finally {
     clearInterval(monitor)
+    clearTimeout(cpuFrom)
   }
   const outageTimes = outage !== null ? await outage : null
   const clusterView = await o.clusterView?.result(o.units.length + o.probes.length)
@@ -240,7 +251,8 @@ export async function runRealtime (o: RealtimeOptions): Promise<RealtimeResult> 
     sustained: whyNot.length === 0,
     why_not: whyNot,
     ...(clusterView !== undefined ? { cluster_view: clusterView } : {}),
-    ...(catchup !== null ? { catchup } : {})
+    ...(catchup !== null ? { catchup } : {}),
+    unit_cpu: unitCpu.result(total)
   }
 }
 
@@ -252,7 +264,7 @@ interface OutageTimes { downAt: number, upAt: number, caughtUpAt: number | null,
  * happen within `catchupMaxMs` of the restart or the metrics could not be read (the caller then
  * ends the run at once).
  */
-async function runOutage (spec: OutageSpec, env: BenchEnv, t0: number, progress: (line: string) => void): Promise<OutageTimes> {
+async function runOutage (spec: OutageSpec, env: BenchEnv, t0: number, progress: (line: string) => void, beforeKill: () => Promise<void>): Promise<OutageTimes> {
   const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, Math.max(0, ms)))
   const lagAndBacklog = async (): Promise<{ lag: number, bytes: number }> => {
     const ms = await Promise.all(env.httpUrls.map(u => readMetrics(u)))
@@ -260,6 +272,8 @@ async function runOutage (spec: OutageSpec, env: BenchEnv, t0: number, progress:
   }
   await sleep(t0 + spec.afterMs - Date.now())
   const influx = env.influx!
+  // The real-time CPU window ends here: InfluxDB's next process starts from zero.
+  await beforeKill()
   influx.kill('SIGKILL')
   const downAt = wallNow()
   progress(`catch-up: InfluxDB killed; restarting it in ${spec.outageMs / 1000} s`)

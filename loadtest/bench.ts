@@ -116,6 +116,15 @@ export interface BenchReport {
   publish_to_alert_p99_during_catchup_ms: number | null
   /** gateway_rss_mb ÷ units (issue 12, goal 4). */
   rss_mb_per_unit: number
+  /**
+   * Goal 1's projection without the load generator (bench-unit-cpu.ts), from the headline
+   * real-time step: CPU ms per unit-second of the gateway(s) and of InfluxDB, and the units a
+   * 2-core box running only those two would hold (all of it, and with 30 % headroom).
+   */
+  gateway_cpu_ms_per_unit_s: number | null
+  influx_cpu_ms_per_unit_s: number | null
+  projected_units_2core: number | null
+  projected_units_2core_with_headroom: number | null
   /** Gateway CPU µs per acknowledged frame at saturation, and per point written by the sink. */
   gateway_cpu_us_per_frame: number | null
   gateway_cpu_us_per_point: number
@@ -161,6 +170,10 @@ const DEFINITIONS = {
   gateway_sink_points_per_s: 'the saturated runs\' spool backlog drained into InfluxDB by gateway 1 alone after a restart with INFLUX_URL: points written/s (its counter) × ECG share',
   sink_ratio: 'gateway_sink_points_per_s ÷ influx_raw_points_per_s',
   rss_mb_per_unit: 'gateway_rss_mb ÷ units (the real-time headline step)',
+  gateway_cpu_ms_per_unit_s: 'CPU (utime + stime) of the gateway process(es) from the end of the headline real-time step\'s warm-up to the end of its generation (the quick run: to InfluxDB\'s kill) ÷ (units × seconds of that window), ms; the fleet, in the bench process, is left out',
+  influx_cpu_ms_per_unit_s: 'the same for the InfluxDB process (its ingest of the step\'s frames while the sink keeps up)',
+  projected_units_2core: '2000 ms ÷ (gateway_cpu_ms_per_unit_s + influx_cpu_ms_per_unit_s): units a 2-core box running only the gateway and InfluxDB would hold at full CPU; too high when the step was not sustained (work left for later is not in the window)',
+  projected_units_2core_with_headroom: 'projected_units_2core × 0.7 (30 % kept for bursts, GC, the OS and catching up after an outage)',
   stores: 'per store (--store): the saturation backlog drained by gateway 1 (InfluxDB: v1 API; VictoriaMetrics: v2 API, same backlog copied before) and the raw reference on a fresh server of that store; store_cpu_us_per_point and store_rss_mb are the store process\'s own',
   catchup_s: 'catch-up (quick: the real-time step goes on after options.durationS; full: a step of options.catchupUnits units, InfluxDB down 20 s in): InfluxDB SIGKILLed, restarted options.outageS later on its data; seconds from its restart (listening) until every gateway\'s ambulink_spool_lag_seconds is under 1 s; null when not within options.catchupMaxS of the restart',
   publish_to_alert_p99_during_catchup_ms: 'publish → alert p99 (as publish_to_alert) of the events received between InfluxDB\'s restart and the end of the catch-up',
@@ -314,6 +327,7 @@ export async function runBench (o: BenchOptions, progress: (line: string) => voi
       }
       if (r.cluster_view !== undefined) progress(`realtime ${units} units through haproxy: redis ${r.cluster_view.redis.per_unit.bytes_in_per_s} B/s in, ${r.cluster_view.redis.per_unit.bytes_out_per_s} B/s out, ${r.cluster_view.redis.per_unit.commands_per_s} commands/s per unit`)
       progress(`realtime ${units} units: ${r.sustained ? 'sustained' : `NOT sustained (${r.why_not.join('; ')})`}, lost ${r.lost}, stored p99 ${r.publish_to_stored_ms.p99} ms, alert p99 ${r.publish_to_alert_ms.p99} ms`)
+      if (r.unit_cpu !== null) progress(`realtime ${units} units: CPU per unit-second gateway ${r.unit_cpu.gateway_ms_per_unit_s} ms, InfluxDB ${r.unit_cpu.influx_ms_per_unit_s} ms → ${r.unit_cpu.projected_units_2core ?? '?'} units on 2 cores (${r.unit_cpu.projected_units_2core_with_headroom ?? '?'} with 30 % headroom)`)
       search.push(r)
       return r
     }
@@ -388,6 +402,10 @@ export async function runBench (o: BenchOptions, progress: (line: string) => voi
       catchup_s: catchup?.catchup?.catchup_s ?? null,
       publish_to_alert_p99_during_catchup_ms: catchup?.catchup !== undefined && catchup.catchup.publish_to_alert_during_catchup_ms.count > 0 ? catchup.catchup.publish_to_alert_during_catchup_ms.p99 : null,
       rss_mb_per_unit: round(headline.gateway_rss_mb_peak / Math.max(1, headline.units), 2),
+      gateway_cpu_ms_per_unit_s: headline.unit_cpu?.gateway_ms_per_unit_s ?? null,
+      influx_cpu_ms_per_unit_s: headline.unit_cpu?.influx_ms_per_unit_s ?? null,
+      projected_units_2core: headline.unit_cpu?.projected_units_2core ?? null,
+      projected_units_2core_with_headroom: headline.unit_cpu?.projected_units_2core_with_headroom ?? null,
       gateway_cpu_us_per_frame: gateway.publish.broker_cpu_us_per_frame,
       gateway_cpu_us_per_point: sink.gateway_cpu_us_per_point,
       spool_bytes_per_frame_byte: o.gateways === 1 ? ratio(sink.backlog_bytes, one.bytes_acked_total) : null,

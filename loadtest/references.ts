@@ -149,24 +149,29 @@ export async function mosquittoReference (o: MosquittoReferenceOptions): Promise
     extraConfig: ['max_inflight_messages 0', 'max_queued_messages 1000000']
   })
   try {
-    const r = await saturate({
-      urls: [broker.url],
-      units: o.units,
-      token: 'unused',
-      window: o.window,
-      durationMs: o.durationMs,
-      warmupMs: o.warmupMs,
-      backdateMs: 2 * 3_600_000,
-      maxFramesPerUnit: o.maxFramesPerUnit,
-      generator: o.generator,
-      label: 'mosquitto',
-      progress: o.progress,
-      cpuPids: [broker.pid]
-    })
+    const r = await saturateReference(o, broker.url, 'mosquitto', broker.pid)
     return { ...r, mosquitto_version: await mosquittoVersion() }
   } finally {
     await broker.stop()
   }
+}
+
+/** The same saturating generator and frames as the gateway's run, against a reference broker at `url` (CPU of `pid`). */
+async function saturateReference (o: MosquittoReferenceOptions, url: string, label: string, pid: number): Promise<SaturateResult> {
+  return await saturate({
+    urls: [url],
+    units: o.units,
+    token: 'unused',
+    window: o.window,
+    durationMs: o.durationMs,
+    warmupMs: o.warmupMs,
+    backdateMs: 2 * 3_600_000,
+    maxFramesPerUnit: o.maxFramesPerUnit,
+    generator: o.generator,
+    label,
+    progress: o.progress,
+    cpuPids: [pid]
+  })
 }
 
 async function mosquittoVersion (): Promise<string> {
@@ -185,20 +190,7 @@ export async function aedesReference (o: MosquittoReferenceOptions): Promise<Sat
       const m = /\{"listening":(\d+)\}/.exec(proc.output())
       return m === null ? undefined : Number(m[1])
     }, { timeoutMs: 20_000, intervalMs: 50, what: 'bare aedes to listen', proc })
-    return await saturate({
-      urls: [`mqtt://127.0.0.1:${port}`],
-      units: o.units,
-      token: 'unused',
-      window: o.window,
-      durationMs: o.durationMs,
-      warmupMs: o.warmupMs,
-      backdateMs: 2 * 3_600_000,
-      maxFramesPerUnit: o.maxFramesPerUnit,
-      generator: o.generator,
-      label: 'aedes',
-      progress: o.progress,
-      cpuPids: [proc.pid]
-    })
+    return await saturateReference(o, `mqtt://127.0.0.1:${port}`, 'aedes', proc.pid)
   } finally {
     await proc.stop(2000)
   }

@@ -53,6 +53,20 @@ describe('ambulink bench (smoke)', () => {
     expect(report.aedes_msgs_per_s!).toBeGreaterThan(0)
     expect(report.saturation.aedes!.errors).toBe(0)
     expect(report.ingest_vs_aedes_ratio).toBeCloseTo(report.gateway_msgs_per_s / report.aedes_msgs_per_s!, 2)
+    // Goal 1's projection: gateway and InfluxDB CPU per unit-second over the real-time step.
+    const uc = report.realtime.unit_cpu!
+    expect(uc.window_s).toBeGreaterThan(0)
+    expect(uc.units).toBe(report.units)
+    expect(report.gateway_cpu_ms_per_unit_s).toBe(uc.gateway_ms_per_unit_s)
+    expect(report.influx_cpu_ms_per_unit_s).toBe(uc.influx_ms_per_unit_s)
+    expect(report.gateway_cpu_ms_per_unit_s!).toBeGreaterThan(0)
+    expect(report.influx_cpu_ms_per_unit_s!).toBeGreaterThanOrEqual(0)
+    const perUnit = report.gateway_cpu_ms_per_unit_s! + report.influx_cpu_ms_per_unit_s!
+    expect(Math.abs(report.projected_units_2core! - 2000 / perUnit)).toBeLessThanOrEqual(1 + 0.01 * 2000 / perUnit)
+    expect(report.projected_units_2core_with_headroom).toBeLessThan(report.projected_units_2core!)
+    for (const key of ['gateway_cpu_ms_per_unit_s', 'influx_cpu_ms_per_unit_s', 'projected_units_2core', 'projected_units_2core_with_headroom'] as const) {
+      expect(report.definitions[key], key).toBeTruthy()
+    }
     // The acknowledged frames were spooled (the saturation run has no InfluxDB to drain to).
     expect(report.saturation.gateway.publish.bytes_acked_total).toBeGreaterThan(0)
     expect(report.spool_bytes_per_frame_byte!).toBeGreaterThan(0)

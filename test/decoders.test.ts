@@ -44,6 +44,27 @@ describe('FrameDecoder', () => {
     expect(f.position?.latitude).toBeCloseTo(45.74)
   })
 
+  it('writes seq as its exact decimal on both sides of 2^32 and 2^53 (fast path and Long)', () => {
+    const edges = [0n, 1n, 2n ** 32n - 1n, 2n ** 32n, 2n ** 53n - 2n ** 32n - 1n, 2n ** 53n - 2n ** 32n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, 2n ** 63n, 2n ** 64n - 2n]
+    let x = 0x9e3779b97f4a7c15n
+    for (let i = 0; i < 300; i++) { x = (x * 6364136223846793005n + 1442695040888963407n) % 2n ** 64n; edges.push(x >> BigInt(i % 64)) }
+    for (const v of edges) {
+      const f = decoder.decode(encodeFrame(valid({ seq: v.toString() })), 'amb-01', NOW)
+      expect(f.seq).toBe(v.toString())
+    }
+  })
+
+  it('keeps captured_at_ms exact at the edges of the safe integers (values past them are refused)', () => {
+    const d = new FrameDecoder({ maxFrameBytes: 64 * 1024, maxFutureSkewMs: Number.MAX_SAFE_INTEGER, maxPastAgeMs: Number.MAX_SAFE_INTEGER })
+    const now = Number.MAX_SAFE_INTEGER
+    for (const v of [1, 2 ** 32 - 1, 2 ** 32, 2 ** 52 + 12345, 2 ** 53 - 2 ** 32 - 1, 2 ** 53 - 2 ** 32, Number.MAX_SAFE_INTEGER]) {
+      expect(d.decode(encodeFrame(valid({ capturedAtMs: BigInt(v) })), 'amb-01', now).capturedAtMs).toBe(v)
+    }
+    for (const v of [2n ** 53n, 2n ** 62n, -1n, -(2n ** 53n)]) {
+      expect(() => d.decode(encodeFrame(valid({ capturedAtMs: v })), 'amb-01', now)).toThrow(expect.objectContaining({ code: 'AMB_ERR_VALUE_OUT_OF_RANGE' }))
+    }
+  })
+
   const valid12 = encodeFrame(valid())
   const cases: Array<[string, Uint8Array, string, string?]> = [
     ['empty', new Uint8Array(0), 'AMB_ERR_FRAME_EMPTY'],

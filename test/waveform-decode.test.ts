@@ -44,6 +44,50 @@ describe('Waveform decoder', () => {
     }
     expect(errors, 'some inputs were malformed').toBeGreaterThan(100)
   })
+
+  it('reads samples split over packed and unpacked entries, across arena boundaries, like protobufjs', () => {
+    // One waveform whose samples come as several packed chunks and single (unpacked) entries:
+    // decoding goes straight into the shared arena, so a chunk that does not fit must move the
+    // samples already read into a fresh arena.
+    const rng = new Rng(11)
+    for (let i = 0; i < 400; i++) {
+      const w = protobuf.Writer.create()
+      w.uint32(8).int32(1 + (i % 12)).uint32(16).uint32(500).uint32(29).float(1).uint32(32).int32(0)
+      const chunks = 1 + (i % 5)
+      for (let c = 0; c < chunks; c++) {
+        if (c % 2 === 1) { w.uint32(40).sint32(Math.floor((rng.next() - 0.5) * 2 ** 20)); continue }
+        const n = Math.floor(rng.next() * (i % 9 === 0 ? 6000 : 700))
+        w.uint32(42).fork()
+        for (let k = 0; k < n; k++) w.sint32(Math.floor((rng.next() - 0.5) * 2 ** (1 + (k % 31))))
+        w.ldelim()
+      }
+      const wave = w.finish()
+      const frame = protobuf.Writer.create().uint32(10).string('u').uint32(58).bytes(wave).finish()
+      expect(outcome(() => decodeWire(frame)), `frame ${i}`).toBe(outcome(() => reference.decode(frame)))
+    }
+  })
+
+  it('never changes samples already handed out, whatever is decoded (or refused) after them', () => {
+    const src = new UnitFrameSource({ unitId: 'u', startMs: Date.now() - 3_600_000, profile: 'stemi', seed: 5 })
+    const rng = new Rng(13)
+    const kept: Array<{ samples: Int32Array[], copy: number[][] }> = []
+    let refused = 0
+    for (let i = 0; i < 600; i++) {
+      const b = Buffer.from(src.nextFrame().bytes)
+      if (i % 3 === 1) {
+        // A malformed frame: its samples are decoded into the arena, then the frame is refused.
+        b[Math.floor(rng.next() * b.length)] = Math.floor(rng.next() * 256)
+        try { decodeWire(b.subarray(0, Math.floor(b.length * rng.next()))) } catch { refused++ }
+        continue
+      }
+      const ws = decodeWire(b).waveforms.map(w => w.samples as Int32Array)
+      if (i % 10 === 0) kept.push({ samples: ws, copy: ws.map(s => Array.from(s)) })
+    }
+    expect(kept.length).toBe(40)
+    expect(refused, 'some of the damaged frames were refused').toBeGreaterThan(20)
+    expect(kept.every(k => k.samples.length === 12)).toBe(true)
+    for (const k of kept) expect(k.samples.map(s => Array.from(s))).toEqual(k.copy)
+  })
 })
 
 describe('line-protocol digits', () => {

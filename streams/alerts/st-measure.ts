@@ -7,7 +7,9 @@
  * measurement point the device contract asks for, also used by the Glasgow and Philips programs).
  *
  * Cost: O(leads × samples) for detection and O(leads × beats × window) for the medians; the
- * engine runs it once per 10 s per unit (figures: loadtest/bench-stemi.ts).
+ * engine runs it once per 10 s per unit (figures: loadtest/bench-stemi.ts). No allocation
+ * proportional to the samples: the working arrays are module scratch, grown once (the function
+ * is synchronous, so one set serves every unit).
  */
 
 export interface StMeasureOptions {
@@ -56,7 +58,7 @@ export function measureSt (leads: ReadonlyArray<ArrayLike<number>>, fs: number, 
   const heartRateBpm = peaks.length > 1 ? 60 * fs * (peaks.length - 1) / rrSum : 0
 
   const len = pre + post + 1
-  const med = leads.map(l => medianBeat(l, usable, pre, len))
+  const med = medianBeats(leads, usable, pre, len)
   const vel = spatialVelocity(med, fs)
   // QRS: the fastest part of the median beat near the fiducial point.
   let peak = pre
@@ -106,12 +108,16 @@ export function measureSt (leads: ReadonlyArray<ArrayLike<number>>, fs: number, 
  */
 export function detectQrs (leads: ReadonlyArray<ArrayLike<number>>, fs: number): number[] {
   const n = leads[0]!.length
-  const e = new Float32Array(n)
+  if (qrsE.length < n) { qrsE = new Float32Array(n); qrsSm = new Float32Array(n) }
+  const e = qrsE
+  const sm = qrsSm
+  e.fill(0, 0, n)
   for (const l of leads) {
     for (let i = 1; i < n - 1; i++) e[i]! += Math.abs(l[i + 1]! - l[i - 1]!)
   }
   const w = Math.max(1, Math.round(0.04 * fs))
-  const sm = new Float32Array(n)
+  // The last w/2 entries are never written below: zero, as in a fresh array.
+  sm.fill(0, 0, n)
   let acc = 0
   for (let i = 0; i < n; i++) {
     acc += e[i]!
@@ -142,26 +148,48 @@ export function detectQrs (leads: ReadonlyArray<ArrayLike<number>>, fs: number):
   return peaks
 }
 
-function medianBeat (l: ArrayLike<number>, peaks: readonly number[], pre: number, len: number): Float64Array {
-  const out = new Float64Array(len)
-  const col = new Float64Array(peaks.length)
-  for (let k = 0; k < len; k++) {
-    for (let b = 0; b < peaks.length; b++) col[b] = l[peaks[b]! - pre + k]!
-    out[k] = median(col)
+/** detectQrs' slope energy and its smoothed copy (scratch, grown to the longest window seen). */
+let qrsE = new Float32Array(0)
+let qrsSm = new Float32Array(0)
+/** medianBeats' column of one sample across the beats, and which beat each entry came from. */
+let medCol = new Float64Array(0)
+let medOrder = new Int32Array(0)
+let medStart = new Int32Array(0)
+
+/**
+ * The median beat of every lead: sample by sample, the median across the beats aligned on their
+ * fiducial points. Each column is insertion-sorted starting from the previous column's order:
+ * neighbouring samples (2 ms apart) keep nearly the same order across the beats, so a column
+ * costs about one pass instead of a full sort (the median is the same whatever the sort).
+ */
+function medianBeats (leads: ReadonlyArray<ArrayLike<number>>, peaks: readonly number[], pre: number, len: number): Float64Array[] {
+  const nb = peaks.length
+  if (medCol.length < nb) { medCol = new Float64Array(nb); medOrder = new Int32Array(nb); medStart = new Int32Array(nb) }
+  const col = medCol
+  const order = medOrder
+  const start = medStart
+  for (let b = 0; b < nb; b++) start[b] = peaks[b]! - pre
+  const h = nb >> 1
+  const odd = nb % 2 === 1
+  const out: Float64Array[] = []
+  for (const l of leads) {
+    const m = new Float64Array(len)
+    for (let b = 0; b < nb; b++) order[b] = b
+    for (let k = 0; k < len; k++) {
+      for (let b = 0; b < nb; b++) col[b] = l[start[order[b]!]! + k]!
+      for (let i = 1; i < nb; i++) {
+        const x = col[i]!
+        const o = order[i]!
+        let j = i - 1
+        while (j >= 0 && col[j]! > x) { col[j + 1] = col[j]!; order[j + 1] = order[j]!; j-- }
+        col[j + 1] = x
+        order[j + 1] = o
+      }
+      m[k] = odd ? col[h]! : (col[h - 1]! + col[h]!) / 2
+    }
+    out.push(m)
   }
   return out
-}
-
-/** Median of a small array (insertion sort in place). */
-function median (a: Float64Array): number {
-  for (let i = 1; i < a.length; i++) {
-    const x = a[i]!
-    let j = i - 1
-    while (j >= 0 && a[j]! > x) { a[j + 1] = a[j]!; j-- }
-    a[j + 1] = x
-  }
-  const h = a.length >> 1
-  return a.length % 2 === 1 ? a[h]! : (a[h - 1]! + a[h]!) / 2
 }
 
 /** Sum over leads of |slope| (µV per sample over ±2 samples), on the median beats. */

@@ -181,7 +181,9 @@ export class LiveHub {
       changed = true
     }
     if (f.waveforms.length > 0) this.pushEcg(u, f)
-    if (changed || now - u.lastUpdateSentMs >= UPDATE_EVERY_MS) {
+    // Nobody to tell (no page, no cluster relay): no JSON; a page that connects gets a snapshot.
+    const heard = this.subscribers.size > 0 || this.hooks.onLocalMessage !== undefined
+    if (heard && (changed || now - u.lastUpdateSentMs >= UPDATE_EVERY_MS)) {
       u.lastUpdateSentMs = now
       const data = JSON.stringify({ type: 'unit', unit: this.view(u) } satisfies ServerMessage)
       this.broadcast(data, UPDATE)

@@ -1,8 +1,10 @@
 /**
- * The sink's HTTP transport (issues 11 and 12: one transport for reads and writes?): the
- * runtime's fetch, as the dataspace reader uses it (streams/dataspace/influx-reader.ts), against
- * @influxdata/influxdb-client's transport (what the sink uses), posting the same gzipped batches of line protocol to one private InfluxDB,
- * in alternating rounds (A B A B …) so a noisy neighbour weighs on both alike. Each round posts
+ * The InfluxDB HTTP client (issue 11: one client for reads and writes): the gateway's own
+ * `InfluxClient` (streams/storage/influx-client.ts, node:http with a keep-alive agent) against two
+ * references, the runtime's fetch and @influxdata/influxdb-client's transport (what the sink used
+ * before; a dev dependency kept for this comparison only), posting the same gzipped batches of
+ * line protocol to one private InfluxDB, in rotating rounds (A B C, B C A, …) so a noisy
+ * neighbour weighs on all alike. Each round posts
  * every batch, `concurrency` in flight, into a database of its own (no overwrites). Reports the
  * medians over the rounds of this process' CPU per point (the gateway's share of a write) and of
  * the points/s, as JSON on stdout.
@@ -11,7 +13,7 @@
  */
 import { parseArgs } from 'node:util'
 import { InfluxDB } from '@influxdata/influxdb-client'
-import { influxBase } from '../streams/storage/influx-client.js'
+import { InfluxClient, influxBase } from '../streams/storage/influx-client.js'
 import { createDatabase, startInfluxDB } from '../testkit/influxdb.js'
 import { prepareBatches, type Batch } from './references.js'
 
@@ -55,27 +57,38 @@ export async function runTransportBench (o: { points: number, rounds: number, co
         transport.send(path, body as unknown as string, { method: 'POST', headers, signal: AbortSignal.timeout(30_000) }, { error: reject, complete: () => { resolve() } })
       })
     }
-    const results: Record<'fetch' | 'influxdb_client', Array<{ cpuUsPerPoint: number, pointsPerS: number }>> = { fetch: [], influxdb_client: [] }
+    const client = new InfluxClient({ url: influx.url, timeoutMs: 30_000 })
+    const ownPost: Post = async (path, body) => { await client.request({ path, body, headers }) }
+    type Name = 'ambulink' | 'fetch' | 'influxdb_client'
+    const contestants: Array<[Name, Post]> = [['ambulink', ownPost], ['fetch', fetchPost], ['influxdb_client', libPost]]
+    const results: Record<Name, Array<{ cpuUsPerPoint: number, pointsPerS: number }>> = { ambulink: [], fetch: [], influxdb_client: [] }
     for (let r = 0; r < o.rounds; r++) {
-      for (const [name, post] of (r % 2 === 0 ? [['fetch', fetchPost], ['influxdb_client', libPost]] : [['influxdb_client', libPost], ['fetch', fetchPost]]) as Array<['fetch' | 'influxdb_client', Post]>) {
+      for (let k = 0; k < contestants.length; k++) {
+        const [name, post] = contestants[(r + k) % contestants.length]!
         const db = `${name}_${r}`
         await createDatabase(influx.url, db)
         results[name].push(await round(post, db, batches, o.concurrency))
       }
     }
+    client.close()
     const summary = (xs: Array<{ cpuUsPerPoint: number, pointsPerS: number }>): Record<string, number> => ({ cpu_us_per_point_median: Math.round(median(xs.map(x => x.cpuUsPerPoint)) * 1000) / 1000, points_per_s_median: Math.round(median(xs.map(x => x.pointsPerS))) })
+    const a = summary(results.ambulink)
     const f = summary(results.fetch)
     const l = summary(results.influxdb_client)
+    const ratio = (x: number, y: number): number => Math.round(x / y * 1000) / 1000
     return {
-      benchmark: 'sink-transport',
+      benchmark: 'influx-client',
       points_per_round: batches.reduce((a, b) => a + b.points, 0),
       batches: batches.length,
       rounds_each: o.rounds,
       concurrency: o.concurrency,
+      ambulink: a,
       fetch: f,
       influxdb_client: l,
-      cpu_ratio_fetch_vs_client: Math.round(f.cpu_us_per_point_median! / l.cpu_us_per_point_median! * 1000) / 1000,
-      rate_ratio_fetch_vs_client: Math.round(f.points_per_s_median! / l.points_per_s_median! * 1000) / 1000,
+      cpu_ratio_ambulink_vs_client: ratio(a.cpu_us_per_point_median!, l.cpu_us_per_point_median!),
+      cpu_ratio_ambulink_vs_fetch: ratio(a.cpu_us_per_point_median!, f.cpu_us_per_point_median!),
+      rate_ratio_ambulink_vs_client: ratio(a.points_per_s_median!, l.points_per_s_median!),
+      rate_ratio_ambulink_vs_fetch: ratio(a.points_per_s_median!, f.points_per_s_median!),
       rounds: results
     }
   } finally {

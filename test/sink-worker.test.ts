@@ -39,8 +39,11 @@ function sink (o: Partial<InfluxSinkOptions> & { url: string }, spool: Spool, de
   return s
 }
 
+/** Appends the frames, 100 at a time (one fsync covers them: group commit). */
 async function appendFrames (spool: Spool, unit: string, seqs: number[]): Promise<void> {
-  for (const seq of seqs) await spool.appendRecord(frameRecord(unit, testFrame({ unit, seq })), FRAME_POINTS, SPOOL_RECORD_FRAME)
+  for (let i = 0; i < seqs.length; i += 100) {
+    await Promise.all(seqs.slice(i, i + 100).map(seq => spool.appendRecord(frameRecord(unit, testFrame({ unit, seq })), FRAME_POINTS, SPOOL_RECORD_FRAME)))
+  }
 }
 
 async function deadLetterEntries (dir: string): Promise<Array<{ source: string, code: string, unit?: string }>> {
@@ -63,7 +66,7 @@ describe('the sink in a worker thread, against a real InfluxDB', () => {
     const refused: string[] = []
     const s = sink({ url: influx.url, db: 'drain1', maxBatchPoints: 1000 }, spool, deadLetters, { onSpoolRefused: (err, kept) => { refused.push(`${err.code} ${kept}`) } })
     s.start()
-    await waitFor(async () => spool.pendingBytes === 0 ? true : undefined, { timeoutMs: 30_000, what: 'the spool to drain' })
+    await waitFor(async () => spool.pendingBytes === 0 ? true : undefined, { timeoutMs: 90_000, what: 'the spool to drain' })
     expect(await influx.count('drain1', 'ecg', 'i', `"unit" = 'w-1'`)).toBe(60 * 125)
     expect(await influx.count('drain1', 'vitals', 'heart_rate', `"unit" = 'w-1'`)).toBe(60)
     expect(refused).toEqual(['AMB_ERR_SPOOL_UNDECODABLE true'])
@@ -75,7 +78,7 @@ describe('the sink in a worker thread, against a real InfluxDB', () => {
     const second = s.close().then(() => { order.push('second') })
     await Promise.all([first, second])
     expect(order).toEqual(['first', 'second'])
-  })
+  }, 120_000)
 
   it('a worker that crashes with batches in flight is reported, counted, restarted, and its batches are written', async () => {
     const { spool, deadLetters } = await store()
@@ -97,14 +100,14 @@ describe('the sink in a worker thread, against a real InfluxDB', () => {
       else process.env.AMBULINK_CRASH_AT = saved
     }
     s.start()
-    await waitFor(async () => spool.pendingBytes === 0 ? true : undefined, { timeoutMs: 30_000, what: 'the spool to drain past the crash' })
+    await waitFor(async () => spool.pendingBytes === 0 ? true : undefined, { timeoutMs: 120_000, what: 'the spool to drain past the crash' })
     expect(crashes).toHaveLength(1)
     expect(crashes[0]).toMatch(/exited with code 70/)
     expect(errors.some(e => /exited with code 70/.test(e))).toBe(true)
     expect(s.workerCrashes).toBe(1)
     expect(await influx.count('crash1', 'ecg', 'i', `"unit" = 'w-crash'`)).toBe(80 * 125)
     expect(await influx.count('crash1', 'vitals', 'heart_rate', `"unit" = 'w-crash'`)).toBe(80)
-  })
+  }, 180_000)
 
   it('after a long backoff, resumes within about a second of InfluxDB answering again (/ping probe)', async () => {
     const { spool, deadLetters } = await store()
@@ -113,23 +116,23 @@ describe('the sink in a worker thread, against a real InfluxDB', () => {
     // Every retry backoff lasts 20-40 s: only the probe can end it sooner.
     const s = sink({ url: influx.url, db: 'probe1', minRetryDelayMs: 40_000, maxRetryDelayMs: 40_000, timeoutMs: 2000 }, spool, deadLetters, { onRetry: (_err, _attempt, delayMs) => { retries.push(delayMs) } })
     s.start()
-    await waitFor(async () => spool.pendingBytes === 0 ? true : undefined, { timeoutMs: 20_000, what: 'the first frames stored' })
+    await waitFor(async () => spool.pendingBytes === 0 ? true : undefined, { timeoutMs: 90_000, what: 'the first frames stored' })
     influx.kill('SIGKILL')
     await appendFrames(spool, 'w-probe', [3, 4, 5, 6])
-    await waitFor(async () => retries.length > 0 ? true : undefined, { timeoutMs: 20_000, what: 'a failed write and its backoff' })
+    await waitFor(async () => retries.length > 0 ? true : undefined, { timeoutMs: 60_000, what: 'a failed write and its backoff' })
     expect(retries[0]).toBeGreaterThanOrEqual(20_000)
     expect(s.healthy).toBe(false)
     // restart() returns once InfluxDB answers.
     await influx.restart()
     const answered = Date.now()
-    await waitFor(async () => spool.pendingBytes === 0 ? true : undefined, { timeoutMs: 15_000, what: 'the backlog stored after InfluxDB came back' })
+    await waitFor(async () => spool.pendingBytes === 0 ? true : undefined, { timeoutMs: 40_000, what: 'the backlog stored after InfluxDB came back' })
     const resumedMs = Date.now() - answered
     // The probe runs every 500 ms: about a second, with room for a loaded machine, and far
     // below the 20 s the backoff alone would have waited.
     expect(resumedMs).toBeLessThan(5000)
     expect(await influx.count('probe1', 'ecg', 'i', `"unit" = 'w-probe'`)).toBe(6 * 125)
     expect(s.healthy).toBe(true)
-  }, 90_000)
+  }, 180_000)
 })
 
 describe('answers only a fake server gives on demand', () => {
@@ -173,7 +176,7 @@ describe('answers only a fake server gives on demand', () => {
     const first = sink({ url, maxBatchPoints: FRAME_POINTS, concurrency: 3, minRetryDelayMs: 20 }, spool, deadLetters, { onWritten: points => { written.push(points) } })
     first.start()
     // Both later batches written (the refused frame's holds no points), the first still failing.
-    await waitFor(async () => written.length >= 2 ? true : undefined, { timeoutMs: 20_000, what: 'the later batches written' })
+    await waitFor(async () => written.length >= 2 ? true : undefined, { timeoutMs: 90_000, what: 'the later batches written' })
     expect(accepted.join('')).toMatch(/unit=w-ok/)
     await first.close(0)
     // Nothing was committed, so nothing was dead-lettered: the replay must not find it there.
@@ -183,28 +186,29 @@ describe('answers only a fake server gives on demand', () => {
     const refused: string[] = []
     const second = sink({ url, maxBatchPoints: FRAME_POINTS, minRetryDelayMs: 20 }, spool, deadLetters, { onSpoolRefused: err => { refused.push(err.code) } })
     second.start()
-    await waitFor(async () => spool.pendingBytes === 0 ? true : undefined, { timeoutMs: 20_000, what: 'the replay to drain' })
+    await waitFor(async () => spool.pendingBytes === 0 ? true : undefined, { timeoutMs: 90_000, what: 'the replay to drain' })
     expect(refused).toEqual(['AMB_ERR_SPOOL_UNDECODABLE'])
     const entries = await deadLetterEntries(dir)
     expect(entries).toHaveLength(1)
     expect(entries[0]).toMatchObject({ source: 'spool', unit: 'other-unit' })
     expect(accepted.join('')).toMatch(/unit=w-slow/)
-  })
+  }, 180_000)
 
   it('does not linger while a backlog is waiting: spool bytes not yet read are compared with spool bytes in flight', async () => {
     const { spool, deadLetters } = await store()
     accepted.length = 0
     failUnit = null
     // About 3 MB on disk, about 25 MB of line protocol: in flight, 3 batches hold ~2.9 MB of line
-    // protocol but only ~0.3 MB of spool. A linger of 60 s would show as a stall.
+    // protocol but only ~0.3 MB of spool. A linger of 120 s would show as a stall.
     await appendFrames(spool, 'w-linger', Array.from({ length: 1300 }, (_, i) => i + 1))
     expect(spool.pendingBytes).toBeGreaterThan(2.5 * 1024 * 1024)
-    const s = sink({ url, lingerMs: 60_000, concurrency: 3 }, spool, deadLetters)
+    const s = sink({ url, lingerMs: 120_000, concurrency: 3 }, spool, deadLetters)
+    await s.whenReady()
     s.start()
     // The sink lingers once under a megabyte is left unread (then up to ~0.3 MB in flight): under
-    // 1.5 MB not yet stored means the backlog went out without a 60 s linger in between.
-    await waitFor(async () => spool.pendingBytes < 1.5 * 1024 * 1024 ? true : undefined, { timeoutMs: 45_000, what: 'the backlog sent without lingering' })
-  }, 60_000)
+    // 1.5 MB not yet stored means the backlog went out without a 120 s linger in between.
+    await waitFor(async () => spool.pendingBytes < 1.5 * 1024 * 1024 ? true : undefined, { timeoutMs: 100_000, what: 'the backlog sent without lingering' })
+  }, 150_000)
 })
 
 describe('the spool reader', () => {

@@ -77,6 +77,8 @@ export async function latestAnchor (c: Config): Promise<{ anchor: SignedHead | n
     return { anchor: await readAnchor(reader, AbortSignal.timeout(2000)), why: null }
   } catch (err) {
     return { anchor: null, why: `the anchors in InfluxDB could not be read: ${(err as Error).message.slice(0, 200)}` }
+  } finally {
+    reader.close()
   }
 }
 
@@ -257,6 +259,7 @@ export class Dataspace {
     this.hub.close()
     await this.anchors.close()
     await this.audit.close()
+    this.reader?.close()
     this.log.debug('dataspace closed')
   }
 }

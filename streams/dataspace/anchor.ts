@@ -9,6 +9,7 @@
 import type { SignedHead } from './audit.js'
 import { DataspaceError } from './errors.js'
 import type { InfluxReader } from './influx-reader.js'
+import { InfluxHttpError } from '../storage/influx-client.js'
 
 export const ANCHOR_MEASUREMENT = 'audit_anchor'
 
@@ -20,20 +21,15 @@ export function anchorLine (h: SignedHead): string {
   return `${ANCHOR_MEASUREMENT} seq=${h.seq}i,counter=${h.counter}i,hash=${str(h.hash)},at=${str(h.at)},sig=${str(h.sig)} ${Number.isFinite(ms) ? ms : Date.now()}`
 }
 
-/** Writes the head to the InfluxDB the reader reads (v1 `/write`, which 2.x also serves). */
+/** Writes the head to the InfluxDB the reader reads (v1 `/write`, which 2.x also serves), through its client. */
 export async function writeAnchor (reader: InfluxReader, h: SignedHead, timeoutMs = 5000): Promise<void> {
-  const o = reader.options
-  const qs = new URLSearchParams({ db: o.db, precision: 'ms' })
-  const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8' }
-  if (o.token !== undefined && o.token !== '') headers.authorization = `Token ${o.token}`
-  let res: Response
+  const qs = new URLSearchParams({ db: reader.options.db, precision: 'ms' })
   try {
-    res = await fetch(`${o.url.replace(/\/$/, '')}/write?${qs.toString()}`, { method: 'POST', headers, body: anchorLine(h) + '\n', signal: AbortSignal.timeout(timeoutMs) })
+    await reader.influx.request({ path: `/write?${qs.toString()}`, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: anchorLine(h) + '\n', timeoutMs })
   } catch (err) {
+    if (err instanceof InfluxHttpError) throw new DataspaceError('AMB_ERR_DATASPACE_STORE_UNAVAILABLE', `InfluxDB refused the audit anchor (${err.statusCode}): ${err.body.slice(0, 200)}`, { retryAfterMs: 5000 })
     throw new DataspaceError('AMB_ERR_DATASPACE_STORE_UNAVAILABLE', `InfluxDB did not take the audit anchor: ${(err as Error).message}`, { cause: err, retryAfterMs: 5000 })
   }
-  const text = await res.text().catch(() => '')
-  if (!res.ok) throw new DataspaceError('AMB_ERR_DATASPACE_STORE_UNAVAILABLE', `InfluxDB refused the audit anchor (${res.status}): ${text.slice(0, 200)}`, { retryAfterMs: 5000 })
 }
 
 /** The newest anchor (highest counter), or null when none was written yet. */

@@ -9,7 +9,7 @@
  * waits. At most one chunk (plus a partial line) is held in memory.
  */
 import { DataspaceError } from './errors.js'
-import { influxAuthHeaders, influxBase, pingInflux } from '../storage/influx-client.js'
+import { InfluxClient, InfluxHttpError, type InfluxRequest } from '../storage/influx-client.js'
 
 export interface InfluxReaderOptions {
   url: string
@@ -48,60 +48,60 @@ export function literal (value: string): string {
 }
 
 export class InfluxReader {
-  constructor (readonly options: Readonly<InfluxReaderOptions>) {}
+  private readonly client: InfluxClient
 
-  private async request (influxql: string, chunked: boolean, signal?: AbortSignal): Promise<Response> {
+  constructor (readonly options: Readonly<InfluxReaderOptions>) {
+    this.client = new InfluxClient({ url: options.url, token: options.token, timeoutMs: options.timeoutMs })
+  }
+
+  /** The client the reader queries through (the audit anchors write through it too). */
+  get influx (): InfluxClient { return this.client }
+
+  private query (influxql: string, chunked: boolean): InfluxRequest {
     const o = this.options
     const qs = new URLSearchParams({ db: o.db, epoch: 'u' })
     if (chunked) {
       qs.set('chunked', 'true')
       qs.set('chunk_size', String(o.chunkRows))
     }
-    const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...influxAuthHeaders(o.token) }
-    const timeout = AbortSignal.timeout(o.timeoutMs)
-    const started = new AbortController()
-    const onAbort = (): void => { started.abort(signal?.reason ?? timeout.reason) }
-    timeout.addEventListener('abort', onAbort)
-    signal?.addEventListener('abort', onAbort)
-    let res: Response
-    try {
-      res = await fetch(`${influxBase(o.url)}/query?${qs.toString()}`, {
-        method: 'POST',
-        headers,
-        body: new URLSearchParams({ q: influxql }).toString(),
-        signal: started.signal
-      })
-    } catch (err) {
-      throw new DataspaceError('AMB_ERR_DATASPACE_STORE_UNAVAILABLE', `InfluxDB did not answer: ${(err as Error).message}`, { cause: err, retryAfterMs: RETRY_MS })
-    } finally {
-      // The timeout covers the wait for the response to start, not a long, client-paced body.
-      timeout.removeEventListener('abort', onAbort)
+    return {
+      path: `/query?${qs.toString()}`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
+      body: new URLSearchParams({ q: influxql }).toString()
     }
-    if (!res.ok) {
-      const text = (await res.text().catch(() => '')).slice(0, 300)
-      if (res.status >= 500 || res.status === 429) {
-        throw new DataspaceError('AMB_ERR_DATASPACE_STORE_UNAVAILABLE', `InfluxDB answered ${res.status}: ${text}`, { retryAfterMs: RETRY_MS })
+  }
+
+  /** Maps the client's failures to the dataspace's codes: unavailable (retry) or refused. */
+  private failure (err: unknown): DataspaceError {
+    if (err instanceof DataspaceError) return err
+    if (err instanceof InfluxHttpError) {
+      const text = err.body.slice(0, 300)
+      if (err.statusCode >= 500 || err.statusCode === 429) {
+        return new DataspaceError('AMB_ERR_DATASPACE_STORE_UNAVAILABLE', `InfluxDB answered ${err.statusCode}: ${text}`, { retryAfterMs: RETRY_MS })
       }
-      throw new DataspaceError('AMB_ERR_DATASPACE_QUERY_FAILED', `InfluxDB refused the query (${res.status}): ${text}`)
+      return new DataspaceError('AMB_ERR_DATASPACE_QUERY_FAILED', `InfluxDB refused the query (${err.statusCode}): ${text}`)
     }
-    return res
+    return new DataspaceError('AMB_ERR_DATASPACE_STORE_UNAVAILABLE', `InfluxDB did not answer: ${(err as Error).message}`, { cause: err, retryAfterMs: RETRY_MS })
   }
 
   /** Series of one statement, one chunk at a time. Stops reading when the caller stops pulling. */
   async * stream (influxql: string, signal?: AbortSignal): AsyncGenerator<Series> {
-    const ac = new AbortController()
-    const onAbort = (): void => { ac.abort(signal?.reason) }
-    signal?.addEventListener('abort', onAbort)
+    let res
     try {
-      const res = await this.request(influxql, true, ac.signal)
-      if (res.body === null) return
+      // The timeout covers the wait for the response to start, not a long, client-paced body.
+      res = await this.client.stream({ ...this.query(influxql, true), signal })
+    } catch (err) {
+      throw this.failure(err)
+    }
+    const onAbort = (): void => { res.destroy() }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
       const decoder = new TextDecoder()
-      const body = res.body.getReader()
       let pending = ''
       try {
-        for (;;) {
-          const { done, value } = await body.read()
-          if (done) break
+        // Async iteration pulls: while the caller does not ask for the next series, no chunk is
+        // read, the socket's buffer fills and TCP makes InfluxDB wait.
+        for await (const value of res as AsyncIterable<Buffer>) {
           pending += decoder.decode(value, { stream: true })
           let nl: number
           while ((nl = pending.indexOf('\n')) !== -1) {
@@ -114,28 +114,35 @@ export class InfluxReader {
       } catch (err) {
         if (err instanceof DataspaceError) throw err
         throw new DataspaceError('AMB_ERR_DATASPACE_QUERY_FAILED', `InfluxDB broke off the response: ${(err as Error).message}`, { cause: err })
-      } finally {
-        // Left early (the consumer stopped, or an error): release the connection.
-        body.cancel().catch(() => {})
       }
       pending += decoder.decode()
       if (pending.trim() !== '') yield * seriesOf(pending)
     } finally {
       signal?.removeEventListener('abort', onAbort)
       // Leaving early (the client went away, or an error): stop InfluxDB's response too.
-      ac.abort()
+      if (!res.complete) res.destroy()
     }
   }
 
   /** Every series of a small (aggregate) query, unchunked. */
   async all (influxql: string, signal?: AbortSignal): Promise<Series[]> {
-    const res = await this.request(influxql, false, signal)
-    return [...seriesOf(await res.text())]
+    let text: string
+    try {
+      text = (await this.client.request({ ...this.query(influxql, false), signal })).body.toString('utf8')
+    } catch (err) {
+      throw this.failure(err)
+    }
+    return [...seriesOf(text)]
   }
 
-  /** Checks that InfluxDB answers (the one `/ping`, shared with the sink). */
+  /** Checks that InfluxDB answers (the one `/ping` of the one client). */
   async ping (timeoutMs = 2000): Promise<boolean> {
-    return await pingInflux(this.options.url, timeoutMs)
+    return await this.client.ping(timeoutMs)
+  }
+
+  /** Closes the idle sockets. */
+  close (): void {
+    this.client.close()
   }
 }
 

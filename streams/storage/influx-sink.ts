@@ -11,7 +11,8 @@
  * (issue 12, goal 2). The batch's records are transferred to the worker, not copied.
  *
  * - Batches by points, bytes and time (a short linger lets a batch fill under load).
- * - gzip (level 1) in the worker.
+ * - gzip (level 1) in the worker; HTTP through the one InfluxDB client (influx-client.ts: no
+ *   library write buffer, the spool is the retry buffer).
  * - 429/5xx/network errors: the same batch is retried with exponential backoff and jitter
  *   (honouring Retry-After); the spool keeps everything behind it. Nothing is dropped. While
  *   writes fail, `/ping` is probed every `probeIntervalMs`: once InfluxDB answers again after
@@ -35,7 +36,6 @@
  * - Every request is aborted after timeoutMs (INFLUX_TIMEOUT_MS): a hung InfluxDB (SIGSTOP)
  *   is a failed attempt, retried with backoff, not a stuck sink.
  */
-import { pingInflux } from './influx-client.js'
 import type { Position, RawSpoolBatch, Spool } from './spool.js'
 import type { DeadLetterStore } from './dead-letter.js'
 import { crashPoint } from './crash-point.js'
@@ -173,6 +173,11 @@ export class InfluxSink {
   /** Crashes of the worker thread since start. */
   get workerCrashes (): number { return this.thread.crashes }
 
+  /** Resolves once the worker thread is up (benchmarks leave its start-up out). */
+  async whenReady (): Promise<void> {
+    await this.thread.whenReady()
+  }
+
   start (): void {
     if (this.running !== null || this.closing !== null) return
     this.running = this.loop().catch(err => { this.events.onError?.(err as Error) })
@@ -180,7 +185,7 @@ export class InfluxSink {
 
   /** Checks that InfluxDB answers (`/ping`, served by 1.x, 2.x, 3.x and VictoriaMetrics). */
   async ping (timeoutMs = 2000): Promise<boolean> {
-    return await pingInflux(this.options.url, timeoutMs)
+    return await this.client.ping(timeoutMs)
   }
 
   private async loop (): Promise<void> {
@@ -447,6 +452,7 @@ export class InfluxSink {
     await running
     this.running = null
     await this.thread.close()
+    this.client.close()
   }
 }
 

@@ -111,6 +111,12 @@ export class SinkJobs {
   /** Drops a batch the main thread gave up on (the sink stops; it stays spooled). */
   forget (id: number): void { this.prepared.delete(id) }
 
+  /** Closes the idle sockets (a worker's go with it anyway). */
+  close (): void {
+    this.prepared.clear()
+    this.client.close()
+  }
+
   /** The batch's line protocol; throws AMB_ERR_SPOOL_CORRUPT / _UNDECODABLE to stop the sink. */
   private prepare (job: WriteJob, bytes: Uint8Array): Prepared {
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)

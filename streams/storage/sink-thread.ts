@@ -100,6 +100,11 @@ export class SinkThread {
     }
   }
 
+  /** Resolves once a worker is up (at once on the main thread): benchmarks leave its start-up out. */
+  async whenReady (): Promise<void> {
+    await this.ready
+  }
+
   /** Drops a job given up on (the sink stops; its records stay spooled). */
   forget (id: number): void {
     this.sentTo.delete(id)
@@ -170,6 +175,7 @@ export class SinkThread {
     if (this.restartTimer !== null) clearTimeout(this.restartTimer)
     this.restartTimer = null
     this.markReady()
+    this.inline?.close()
     const w = this.worker
     if (w !== null) {
       await w.terminate()

@@ -28,6 +28,7 @@ export function createMetrics (defaults = true) {
     pointsRejected: new Counter({ name: 'ambulink_points_rejected_total', help: 'Lines InfluxDB refused (moved to dead letters)', ...r }),
     influxWriteSeconds: new Histogram({ name: 'ambulink_influx_write_duration_seconds', help: 'InfluxDB write request latency', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], ...r }),
     influxRetries: new Counter({ name: 'ambulink_influx_write_retries_total', help: 'Failed InfluxDB writes that will be retried', ...r }),
+    sinkWorkerCrashes: new Counter({ name: 'ambulink_sink_worker_crashes_total', help: 'Crashes of the InfluxDB sink\'s worker thread (restarted with backoff; its batches retried from the spool)', ...r }),
     influxUp: new Gauge({ name: 'ambulink_influx_up', help: '1 while InfluxDB writes succeed, 0 while failing, absent without InfluxDB', ...r }),
     storedLagSeconds: new Histogram({ name: 'ambulink_receive_to_stored_seconds', help: 'From frame receipt to InfluxDB acknowledgement (first frame of each batch)', buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60], ...r }),
     spoolBytes: new Gauge({ name: 'ambulink_spool_bytes', help: 'Bytes on disk in the spool', ...r, collect () { this.set(sources.spoolBytes()) } }),

@@ -14,7 +14,7 @@ import { FrameDecoder } from '../decoders/index.js'
 import { DeadLetterStore } from '../streams/index.js'
 import { InfluxSink } from '../streams/index.js'
 import type { LiveHub } from '../streams/index.js'
-import { Spool, SPOOL_DEFAULTS, spoolFrameExpander } from '../streams/index.js'
+import { Spool, SPOOL_DEFAULTS } from '../streams/index.js'
 import type { AlertEngine } from '../streams/index.js'
 import { startAlerts } from './alert-wiring.js'
 import { createBroker } from './mqtt/broker.js'
@@ -101,15 +101,10 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
     const dsp = await DspProvider.open(dataspace, credentials, log.child({ component: 'dsp' }), { tokenTtlMs: config.dataspaceDspTokenTtlMs, callbackTimeoutMs: 5000, sweepMs: 1000 })
     closers.push(() => dsp.close())
 
-    // Frame records are turned into line protocol as the spool drains; a frame the decoder
-    // refuses then goes to the dead letters (opened below, before the sink reads anything).
-    let expandFrame: ((payload: Buffer) => Promise<Buffer>) | null = null
+    // Frame records are turned into line protocol as the spool drains, by the sink's worker
+    // thread; a frame the decoder then refuses goes to the dead letters (opened below).
     const spool = await Spool.open({
       dir: join(config.dataDir, 'spool'),
-      expandFrame: async payload => {
-        if (expandFrame === null) throw new Error('spool read before the dead letters were opened')
-        return await expandFrame(payload)
-      },
       maxSpoolBytes: config.maxSpoolBytes,
       segmentBytes: config.spoolSegmentBytes,
       onPressure: (high, bytes) => {
@@ -141,15 +136,6 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       }
     })
     closers.push(() => deadLetters.close())
-    expandFrame = spoolFrameExpander(deadLetters, (err, kept) => {
-      if (kept) {
-        metrics.deadLetters.inc({ source: 'spool' })
-        log.error({ code: err.code, err: err.message }, 'spooled frame refused when draining: kept in the dead letters')
-      } else {
-        log.error({ code: err.code, err: err.message }, 'spooled frame refused when draining and the dead letters are full: the drain stops, the frame stays spooled')
-      }
-    })
-
     let sink: InfluxSink | null = null
     if (config.influxUrl !== undefined) {
       sink = new InfluxSink({
@@ -182,7 +168,19 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
           metrics.deadLetters.inc({ source: 'influx' })
           log.error({ lines, message }, 'InfluxDB refused lines; moved to dead letters')
         },
-        onError: err => { log.error({ err }, 'InfluxDB sink stopped') }
+        onSpoolRefused: (err, kept) => {
+          if (kept) {
+            metrics.deadLetters.inc({ source: 'spool' })
+            log.error({ code: err.code, err: err.message }, 'spooled frame refused when draining: kept in the dead letters')
+          } else {
+            log.error({ code: err.code, err: err.message }, 'spooled frame refused when draining and the dead letters are full: the drain stops, the frame stays spooled')
+          }
+        },
+        onWorkerCrash: (err, restartInMs) => {
+          metrics.sinkWorkerCrashes.inc()
+          log.error({ err: err.message, restartInMs }, 'InfluxDB sink worker thread crashed: restarting it; its batches are retried from the spool')
+        },
+        onError: err => { log.error({ err }, 'InfluxDB sink error') }
       })
       if (config.influxApi === 'v1') await sink.createDatabase().catch(err => { log.warn({ err: (err as Error).message }, 'could not create the InfluxDB database yet (will retry on write)') })
       sink.start()

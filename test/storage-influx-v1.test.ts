@@ -20,8 +20,10 @@ afterAll(async () => { await influx?.stop() })
  * lettered) and acknowledged by InfluxDB, so nothing more is on its way and a count above the
  * expected one would be a duplicate.
  */
+// Generous bounds: the sink's worker thread compiles its TypeScript when it starts, which takes
+// seconds on a loaded machine.
 async function countWhenDrained (gw: TestGateway, db: string, measurement: string, field: string, where?: string): Promise<number> {
-  await waitFor(async () => gw.gw.spool.pendingBytes === 0, { timeoutMs: 20_000, intervalMs: 50, what: 'the spool to drain into InfluxDB' })
+  await waitFor(async () => gw.gw.spool.pendingBytes === 0, { timeoutMs: 60_000, intervalMs: 50, what: 'the spool to drain into InfluxDB' })
   return await influx.count(db, measurement, field, where)
 }
 
@@ -84,7 +86,7 @@ describe('InfluxDB v1 (/write)', () => {
     const metrics = await tg.gw.metrics.registry.getSingleMetricAsString('ambulink_points_written_total')
     const written = Number(/ambulink_points_written_total (\d+)/.exec(metrics)?.[1])
     expect(written).toBe((2 * N + 8) * 127)
-  })
+  }, 150_000)
 
   it('a replayed frame writes identical points: counts do not change', async () => {
     const token = await tg.addDevice('replay-1')
@@ -100,7 +102,7 @@ describe('InfluxDB v1 (/write)', () => {
     expect(await influx.count(db, 'vitals', 'heart_rate', `"unit" = 'replay-1'`)).toBe(10)
     const m = await tg.gw.metrics.registry.getSingleMetricAsString('ambulink_frames_replayed_total')
     expect(m).toMatch(/ambulink_frames_replayed_total 5/)
-  })
+  }, 150_000)
 
   it('lines InfluxDB refuses (field type conflict) go to dead letters; the rest of the batch is stored', async () => {
     // Make `vitals.heart_rate` an integer field in a fresh database, so our float lines conflict.
@@ -118,7 +120,7 @@ describe('InfluxDB v1 (/write)', () => {
       }
       expect(await countWhenDrained(tg2, db2, 'ecg', 'i')).toBe(6 * 125)
       expect(await influx.count(db2, 'position', 'latitude')).toBe(6)
-      await waitFor(async () => (await tg2.gw.deadLetters.readAll()).filter(d => d.source === 'influx').length >= 6 ? true : undefined, { timeoutMs: 10_000, what: 'dead letters from InfluxDB' })
+      await waitFor(async () => (await tg2.gw.deadLetters.readAll()).filter(d => d.source === 'influx').length >= 6 ? true : undefined, { timeoutMs: 60_000, what: 'dead letters from InfluxDB' })
       const dls = (await tg2.gw.deadLetters.readAll()).filter(d => d.source === 'influx')
       expect(dls).toHaveLength(6)
       for (const d of dls) {
@@ -129,5 +131,5 @@ describe('InfluxDB v1 (/write)', () => {
     } finally {
       await tg2.close()
     }
-  })
+  }, 150_000)
 })

@@ -8,6 +8,8 @@
  *
  * Unset (production), crashPoint() is one comparison against null.
  */
+import { isMainThread } from 'node:worker_threads'
+
 const spec = /^([a-z-]+):(\d+)$/.exec(process.env.AMBULINK_CRASH_AT ?? '')
 const target: string | null = spec === null ? null : spec[1]!
 let remaining = spec === null ? 0 : Number(spec[2])
@@ -20,8 +22,12 @@ export type CrashPointName =
   | 'spool-commit' // cursor persisted, old segments not yet deleted
   | 'sink-posting' // InfluxDB write request in flight
   | 'sink-written' // InfluxDB acknowledged a batch, the spool cursor not yet moved
+  | 'sink-worker' // the sink's worker thread holds a batch: it exits (the thread only, not the process)
 
 export function crashPoint (name: CrashPointName): void {
   if (target !== name) return
-  if (--remaining === 0) process.kill(process.pid, 'SIGKILL')
+  if (--remaining !== 0) return
+  // In a worker thread process.exit() ends that thread only: a crashed worker, not a crashed process.
+  if (name === 'sink-worker' && !isMainThread) process.exit(70)
+  process.kill(process.pid, 'SIGKILL')
 }

@@ -28,18 +28,18 @@ import { syncDir, writeFileAtomic } from './durable.js'
 import { GroupCommitFile } from './group-commit.js'
 import { spoolSyncHook } from './sync-hook.js'
 
-const HEADER = 20
-/** Bytes appendRecord() expects reserved in front of the payload. */
-export const SPOOL_RECORD_HEADER = HEADER
+import {
+  KIND_SHIFT, POINTS_MASK, SPOOL_RECORD_FRAME, SPOOL_RECORD_HEADER, SPOOL_RECORD_LINES, scanRecordHeaders,
+  spoolRecords, spoolSegmentName, type SpoolRecordKind
+} from './spool-records.js'
 
-/** Record kinds (see the top of this file). */
-export const SPOOL_RECORD_LINES = 0
-export const SPOOL_RECORD_FRAME = 1
-export type SpoolRecordKind = typeof SPOOL_RECORD_LINES | typeof SPOOL_RECORD_FRAME
-const KIND_SHIFT = 28
-const POINTS_MASK = (1 << KIND_SHIFT) - 1
-/** Most bytes read() takes from a segment in one read call. */
+export { SPOOL_RECORD_FRAME, SPOOL_RECORD_HEADER, SPOOL_RECORD_LINES, type SpoolRecordKind } from './spool-records.js'
+
+const HEADER = SPOOL_RECORD_HEADER
+/** Most bytes readRaw() reads ahead of what it hands out (it adapts to the batches it cuts). */
 const READ_CHUNK_BYTES = 512 * 1024
+/** Least bytes readRaw() reads at a time. */
+const MIN_READ_BYTES = 16 * 1024
 
 export interface SpoolOptions {
   /** Folder for segments and the cursor. */
@@ -102,7 +102,28 @@ export interface SpoolBatch {
   end: Position
 }
 
-function segName (n: number): string { return `seg-${String(n).padStart(12, '0')}.log` }
+const segName = spoolSegmentName
+
+/**
+ * Whole spool records as they are on disk (Spool.readRaw()), for the sink's worker thread to
+ * check, parse and expand (spool-records.ts). Never spans two segments.
+ */
+export interface RawSpoolBatch {
+  /**
+   * The records, headers included. Its memory is the batch's alone (the spool keeps no reference
+   * to its ArrayBuffer), so it can be transferred to a worker.
+   */
+  bytes: Buffer
+  records: number
+  /** Points the records were spooled with (a frame refused when draining writes none). */
+  points: number
+  /** Received-at time of the first record, Unix ms. */
+  firstReceivedAtMs: number
+  /** Position of the first record: with `end`, Spool.readRange() reads the same bytes again. */
+  start: Position
+  /** Position just after the last record: pass to commit() once stored. */
+  end: Position
+}
 
 interface Segment { n: number, bytes: number }
 
@@ -115,6 +136,13 @@ export class Spool {
   /** Position the reader has handed out up to (may run ahead of the cursor). */
   private readPos: Position = { segment: 0, offset: 0 }
   private readFh: { n: number, fh: FileHandle } | null = null
+  /**
+   * Bytes read from disk past the read position but not handed out yet: the next read starts
+   * from them instead of reading them again.
+   */
+  private ahead: { segment: number, offset: number, buf: Buffer } | null = null
+  /** How much readRaw() reads at once: about a batch (it adapts to the batches it cuts). */
+  private readSize = 64 * 1024
   private dataWaiters: Array<() => void> = []
   private totalBytes = 0
   private high = false
@@ -448,7 +476,9 @@ export class Spool {
 
   /**
    * Reads the next records from the read position, up to `maxBytes` of payload (at least one
-   * record). Returns null when caught up. Advances the read position (not the cursor).
+   * record), frame records expanded to line protocol. Returns null when caught up. Advances the
+   * read position (not the cursor); a record that fails its checksum or cannot be expanded
+   * throws with the read position left before the records of this call.
    */
   async read (maxBytes: number, maxPoints = Infinity): Promise<SpoolBatch | null> {
     const parts: Buffer[] = []
@@ -456,89 +486,129 @@ export class Spool {
     let records = 0
     let points = 0
     let first = 0
-    while (bytes < maxBytes && points < maxPoints) {
-      if (this.caughtUp()) break
+    const from = { ...this.readPos }
+    try {
+      while (bytes < maxBytes && points < maxPoints) {
+        const raw = await this.readRaw(maxBytes - bytes, maxPoints - points)
+        if (raw === null) break
+        if (records === 0) first = raw.firstReceivedAtMs
+        records += raw.records
+        for (const r of spoolRecords(raw.bytes, raw.start.segment, raw.start.offset)) {
+          const lines = await this.expand(r.kind, r.payload, raw.start.segment, raw.start.offset + r.at)
+          if (lines.length === 0) continue
+          parts.push(lines)
+          points += r.points
+          bytes += lines.length
+        }
+      }
+    } catch (err) {
+      this.readPos = from
+      throw err
+    }
+    if (records === 0) return null
+    return { data: parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes), records, points, firstReceivedAtMs: first, end: { ...this.readPos } }
+  }
+
+  /** A record's line protocol: its payload, or a frame record expanded. */
+  private async expand (kind: number, payload: Buffer, segment: number, at: number): Promise<Buffer> {
+    if (kind === SPOOL_RECORD_LINES) return payload
+    if (kind !== SPOOL_RECORD_FRAME || this.options.expandFrame === undefined) {
+      throw new StreamError('AMB_ERR_SPOOL_UNDECODABLE', `spool record at ${segName(segment)}:${at} is of kind ${kind}, which this ${kind === SPOOL_RECORD_FRAME ? 'reader has no frame expander for' : 'version does not know'}`)
+    }
+    return await this.options.expandFrame(payload)
+  }
+
+  /**
+   * Reads the next whole records from the read position as they are on disk (not checked against
+   * their checksums: the caller does that, see spool-records.ts), up to `maxBytes` of payload and
+   * `maxPoints` (at least one record), within one segment. Returns null when caught up. Advances
+   * the read position (not the cursor). Each byte is read from disk once: what was read past the
+   * batch is kept for the next call.
+   */
+  async readRaw (maxBytes: number, maxPoints = Infinity): Promise<RawSpoolBatch | null> {
+    for (;;) {
+      if (this.caughtUp()) return null
       const pos = this.readPos
       const end = this.durableEnd(pos.segment)
       if (pos.offset >= end) {
-        if (pos.segment === this.writerSeg.n) break
+        if (pos.segment === this.writerSeg.n) return null
         const next = this.segments.find(s => s.n > pos.segment)
-        if (next === undefined) break
+        if (next === undefined) return null
         this.readPos = { segment: next.n, offset: 0 }
         continue
       }
-      const fh = await this.readHandle(pos.segment)
-      // Frame records expand about 8×: a chunk of maxBytes on disk would mostly be read again.
-      const want = Math.min(end - pos.offset, Math.max(Math.min(maxBytes - bytes, READ_CHUNK_BYTES) + HEADER * 64, HEADER))
-      const chunk = Buffer.allocUnsafe(want)
-      const { bytesRead } = await fh.read(chunk, 0, want, pos.offset)
-      let off = 0
-      while (off + HEADER <= bytesRead) {
-        const len = chunk.readUInt32LE(off)
-        if (off + HEADER + len > bytesRead) {
-          // A record running past the segment's end is a torn tail: leave it to the check below.
-          if (off === 0 && pos.offset + HEADER + len <= end) {
-            // One record larger than the chunk: read it alone, and check it like any other.
-            const big = Buffer.allocUnsafe(HEADER + len)
-            const got = await fh.read(big, 0, big.length, pos.offset)
-            if (got.bytesRead !== big.length || crc32(big.subarray(8)) !== big.readUInt32LE(4)) {
-              throw new StreamError('AMB_ERR_SPOOL_CORRUPT', `spool record at ${segName(pos.segment)}:${pos.offset} fails its checksum`)
-            }
-            const got2 = await this.takeRecord(big, 0, pos.segment, pos.offset, parts)
-            if (records === 0) first = big.readDoubleLE(8)
-            points += got2.points
-            records++
-            bytes += got2.bytes
-            off = big.length
-          }
-          break
-        }
-        if (crc32(chunk.subarray(off + 8, off + HEADER + len)) !== chunk.readUInt32LE(off + 4)) {
-          throw new StreamError('AMB_ERR_SPOOL_CORRUPT', `spool record at ${segName(pos.segment)}:${pos.offset + off} fails its checksum`)
-        }
-        if (records === 0) first = chunk.readDoubleLE(off + 8)
-        const got = await this.takeRecord(chunk, off, pos.segment, pos.offset + off, parts)
-        points += got.points
-        records++
-        bytes += got.bytes
-        off += HEADER + len
-        if (bytes >= maxBytes || points >= maxPoints) break
+      const avail = end - pos.offset
+      let buf = this.aheadAt(pos, avail)
+      let scan = scanRecordHeaders(buf, maxBytes, maxPoints)
+      while (scan.need > 0 && buf.length < avail) {
+        // More on disk than read: read on (at least the next record whole), keeping what is read.
+        buf = await this.readMore(pos, buf, Math.min(avail, Math.max(scan.need, buf.length * 2, this.readSize)))
+        scan = scanRecordHeaders(buf, maxBytes, maxPoints)
       }
-      if (off === 0) {
-        if (pos.segment === this.writerSeg.n) break
+      if (scan.records === 0) {
+        this.ahead = null
+        if (pos.segment === this.writerSeg.n) return null
         // Nothing whole is left in a finished segment: the tail a crash tore while a rotation
         // was flushing it (recover() trims the newest two; this covers any other). Such a record
         // was never fsync'd, so never acknowledged: skip to the next segment instead of
         // re-reading the remnant for ever.
         this.tornTailsSkipped++
         const next = this.segments.find(x => x.n > pos.segment)
-        if (next === undefined) break
+        if (next === undefined) return null
         this.readPos = { segment: next.n, offset: 0 }
         continue
       }
-      this.readPos = { segment: pos.segment, offset: pos.offset + off }
+      const used = scan.used
+      // The batch's memory goes to the sink's worker: keep a copy of the rest, not a view.
+      if (buf.length > used) {
+        const rest = Buffer.allocUnsafeSlow(buf.length - used)
+        buf.copy(rest, 0, used)
+        this.ahead = { segment: pos.segment, offset: pos.offset + used, buf: rest }
+      } else {
+        this.ahead = null
+      }
+      this.readSize = Math.min(READ_CHUNK_BYTES, Math.max(MIN_READ_BYTES, Math.ceil(used * 1.25) + 4096))
+      this.readPos = { segment: pos.segment, offset: pos.offset + used }
+      const bytes = buf.subarray(0, used)
+      return { bytes, records: scan.records, points: scan.points, firstReceivedAtMs: bytes.readDoubleLE(8), start: { ...pos }, end: { ...this.readPos } }
     }
-    if (records === 0) return null
-    return { data: parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes), records, points, firstReceivedAtMs: first, end: { ...this.readPos } }
   }
 
-  /** Appends a record's line protocol to `parts`: its points and line bytes. */
-  private async takeRecord (buf: Buffer, off: number, segment: number, at: number, parts: Buffer[]): Promise<{ points: number, bytes: number }> {
-    const len = buf.readUInt32LE(off)
-    const field = buf.readUInt32LE(off + 16)
-    const kind = field >>> KIND_SHIFT
-    const payload = buf.subarray(off + HEADER, off + HEADER + len)
-    if (kind === SPOOL_RECORD_LINES) {
-      parts.push(payload)
-      return { points: field & POINTS_MASK, bytes: len }
+  /** The bytes already read from `pos` on (at most `avail`), or an empty buffer. */
+  private aheadAt (pos: Position, avail: number): Buffer {
+    const a = this.ahead
+    if (a === null || a.segment !== pos.segment || pos.offset < a.offset || pos.offset >= a.offset + a.buf.length) return Buffer.alloc(0)
+    const from = pos.offset - a.offset
+    return a.buf.subarray(from, from + Math.min(avail, a.buf.length - from))
+  }
+
+  /** `have` (the bytes from `pos` on) followed by the next bytes of the segment, `want` in all. */
+  private async readMore (pos: Position, have: Buffer, want: number): Promise<Buffer> {
+    const fh = await this.readHandle(pos.segment)
+    const buf = Buffer.allocUnsafeSlow(want)
+    have.copy(buf, 0)
+    const { bytesRead } = await fh.read(buf, have.length, want - have.length, pos.offset + have.length)
+    return buf.subarray(0, have.length + bytesRead)
+  }
+
+  /**
+   * The bytes of records already handed out by readRaw() (`start` and `end` of its batch), read
+   * again: for a batch whose worker crashed with it.
+   */
+  async readRange (start: Position, end: Position): Promise<Buffer> {
+    if (start.segment !== end.segment || end.offset < start.offset) throw new RangeError('a spool range lies within one segment')
+    if (start.segment < this.cursor.segment || (start.segment === this.cursor.segment && start.offset < this.cursor.offset)) {
+      throw new RangeError(`spool range at ${segName(start.segment)}:${start.offset} is before the cursor (already committed)`)
     }
-    if (kind !== SPOOL_RECORD_FRAME || this.options.expandFrame === undefined) {
-      throw new StreamError('AMB_ERR_SPOOL_UNDECODABLE', `spool record at ${segName(segment)}:${at} is of kind ${kind}, which this ${kind === SPOOL_RECORD_FRAME ? 'reader has no frame expander for' : 'version does not know'}`)
+    const fh = await this.openFile(join(this.options.dir, segName(start.segment)), 'r')
+    try {
+      const buf = Buffer.allocUnsafeSlow(end.offset - start.offset)
+      const { bytesRead } = await fh.read(buf, 0, buf.length, start.offset)
+      if (bytesRead !== buf.length) throw new StreamError('AMB_ERR_SPOOL_CORRUPT', `spool range at ${segName(start.segment)}:${start.offset} is shorter on disk than when it was read`)
+      return buf
+    } finally {
+      await fh.close()
     }
-    const lines = await this.options.expandFrame(payload)
-    if (lines.length === 0) return { points: 0, bytes: 0 }
-    parts.push(lines)
-    return { points: field & POINTS_MASK, bytes: lines.length }
   }
 
   private async readHandle (n: number): Promise<FileHandle> {

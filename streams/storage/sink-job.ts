@@ -1,0 +1,203 @@
+/**
+ * What the sink's worker thread does (sink-worker.ts): turn a batch of spool records into an
+ * InfluxDB write. The records are checked against their checksums, frame records are decoded
+ * again and written as line protocol (frame-record.ts), the batch is gzipped and posted, and a
+ * write InfluxDB refuses as bad input is split until the refused lines are isolated. The main
+ * thread keeps the spool, the cursor, the dead letters and the retry policy (influx-sink.ts): a
+ * job reports what it stored, the frames and lines to dead-letter, or why it failed.
+ *
+ * A job's line protocol is kept until it is stored, so a retry does not decode or expand again.
+ */
+import { promisify } from 'node:util'
+import { gzip as gzipCb, constants as zc } from 'node:zlib'
+import { FrameRecordExpander, parseFrameRecord } from './frame-record.js'
+import { SPOOL_RECORD_FRAME, SPOOL_RECORD_LINES, spoolRecords, spoolSegmentName } from './spool-records.js'
+import { StreamError } from './errors.js'
+import { crashPoint } from './crash-point.js'
+import { InfluxWriteClient, influxErrorMessage, influxRetryAfterMs, isBadInput, type InfluxWriteTarget } from './influx-write.js'
+
+export type { InfluxWriteTarget } from './influx-write.js'
+
+const gzip = promisify(gzipCb)
+
+/** Where and how the jobs write: the InfluxDB target and the most line-protocol bytes per request. */
+export type SinkJobTarget = InfluxWriteTarget & { maxBatchBytes?: number }
+
+/** A batch to write; `bytes` (whole spool records) only when the worker does not hold it yet. */
+export interface WriteJob {
+  id: number
+  /** Where the records start in the spool (for messages and dead letters). */
+  segment: number
+  offset: number
+  bytes?: Uint8Array
+}
+
+/** A frame record the decoder refused when draining: main puts it in the dead letters. */
+export interface RefusedFrame {
+  segment: number
+  offset: number
+  code: string
+  reason: string
+  unit?: string
+  /** The frame's bytes (or the record's payload when it could not be parsed). */
+  payload: Uint8Array
+}
+
+/** Lines InfluxDB refused as bad input (isolated by splitting): main dead-letters them. */
+export interface RejectedLines { text: string, message: string }
+
+/** A failure, as it crosses the thread boundary. */
+export interface WireError {
+  message: string
+  code?: string
+  /** The HTTP status InfluxDB answered with; absent when it did not answer (network, timeout). */
+  status?: number
+  retryAfterMs: number
+}
+
+export type JobOutcome =
+  | { id: number, ok: true, points: number, bytes: number, latencyMs: number, refused: RefusedFrame[], rejected: RejectedLines[] }
+  /**
+   * retry: InfluxDB or the network failed, the worker keeps the batch; fatal: the records cannot
+   * be written by waiting (a checksum failure, an unknown record kind); lost: the worker does
+   * not hold the batch (it was restarted), send its bytes again.
+   */
+  | { id: number, ok: false, kind: 'retry' | 'fatal' | 'lost', error: WireError }
+
+interface Prepared { data: Buffer, points: number, refused: RefusedFrame[] }
+
+export class SinkJobs {
+  private readonly prepared = new Map<number, Prepared>()
+  private readonly expander = new FrameRecordExpander()
+  private readonly client: InfluxWriteClient
+  private readonly maxBytes: number
+
+  constructor (target: SinkJobTarget) {
+    this.client = new InfluxWriteClient(target)
+    this.maxBytes = target.maxBatchBytes ?? Infinity
+  }
+
+  /** One attempt at writing the job's batch. Never rejects. */
+  async run (job: WriteJob): Promise<JobOutcome> {
+    const id = job.id
+    let p = this.prepared.get(id)
+    if (p === undefined) {
+      if (job.bytes === undefined) return { id, ok: false, kind: 'lost', error: { message: 'the sink worker does not hold this batch', retryAfterMs: 0 } }
+      try {
+        p = this.prepare(job, job.bytes)
+      } catch (err) {
+        return { id, ok: false, kind: 'fatal', error: wireError(err) }
+      }
+      this.prepared.set(id, p)
+    }
+    crashPoint('sink-worker')
+    const started = performance.now()
+    const rejected: RejectedLines[] = []
+    try {
+      // Every record of it went to the dead letters when draining: nothing to post.
+      // A batch is cut by spool bytes and points: its line protocol may exceed maxBatchBytes.
+      for (let at = 0; at < p.data.length;) {
+        const end = at + this.maxBytes >= p.data.length ? p.data.length : cutAt(p.data, at, this.maxBytes)
+        await this.writeOrSplit(p.data.subarray(at, end), rejected)
+        at = end
+      }
+    } catch (err) {
+      return { id, ok: false, kind: 'retry', error: wireError(err) }
+    }
+    this.prepared.delete(id)
+    return { id, ok: true, points: p.points, bytes: p.data.length, latencyMs: performance.now() - started, refused: p.refused, rejected }
+  }
+
+  /** Drops a batch the main thread gave up on (the sink stops; it stays spooled). */
+  forget (id: number): void { this.prepared.delete(id) }
+
+  /** Closes the idle sockets (a worker's go with it anyway). */
+  close (): void {
+    this.prepared.clear()
+    this.client.close()
+  }
+
+  /** The batch's line protocol; throws AMB_ERR_SPOOL_CORRUPT / _UNDECODABLE to stop the sink. */
+  private prepare (job: WriteJob, bytes: Uint8Array): Prepared {
+    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    const parts: Buffer[] = []
+    const refused: RefusedFrame[] = []
+    let size = 0
+    let points = 0
+    for (const r of spoolRecords(buf, job.segment, job.offset)) {
+      let lines: Buffer
+      if (r.kind === SPOOL_RECORD_LINES) {
+        lines = r.payload
+      } else if (r.kind === SPOOL_RECORD_FRAME) {
+        try {
+          lines = this.expander.expand(r.payload)
+        } catch (err) {
+          if (!(err instanceof StreamError)) throw err
+          const parsed = (() => { try { return parseFrameRecord(r.payload) } catch { return null } })()
+          // A copy: a view would carry the whole batch's memory across the thread boundary.
+          refused.push({ segment: job.segment, offset: job.offset + r.at, code: err.code, reason: err.message, unit: parsed?.unit, payload: Uint8Array.prototype.slice.call(parsed?.bytes ?? r.payload) })
+          continue
+        }
+      } else {
+        throw new StreamError('AMB_ERR_SPOOL_UNDECODABLE', `spool record at ${spoolSegmentName(job.segment)}:${job.offset + r.at} is of kind ${r.kind}, which this version does not know`)
+      }
+      parts.push(lines)
+      size += lines.length
+      points += r.points
+    }
+    return { data: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size), points, refused }
+  }
+
+  /**
+   * Posts `data`; when InfluxDB refuses it as bad input, splits it to isolate the refused lines
+   * (collected in `rejected`). Throws only for errors where retrying later can help.
+   */
+  private async writeOrSplit (data: Buffer, rejected: RejectedLines[]): Promise<void> {
+    try {
+      await this.post(data)
+    } catch (err) {
+      if (!isBadInput(err)) throw err
+      if (countLines(data) <= 1) {
+        rejected.push({ text: data.toString('utf8'), message: influxErrorMessage(err) })
+        return
+      }
+      const mid = splitPoint(data)
+      await this.writeOrSplit(data.subarray(0, mid), rejected)
+      await this.writeOrSplit(data.subarray(mid), rejected)
+    }
+  }
+
+  private async post (data: Buffer): Promise<void> {
+    const body = await gzip(data, { level: zc.Z_BEST_SPEED })
+    const sent = this.client.write(body)
+    crashPoint('sink-posting')
+    await sent
+  }
+}
+
+function wireError (err: unknown): WireError {
+  const e = err as Error & { code?: unknown, statusCode?: unknown }
+  return { message: e.message ?? String(err), code: typeof e.code === 'string' ? e.code : undefined, status: typeof e.statusCode === 'number' ? e.statusCode : undefined, retryAfterMs: influxRetryAfterMs(err) }
+}
+
+/** End of the longest run of whole lines from `at` within `max` bytes (at least one line). */
+function cutAt (data: Buffer, at: number, max: number): number {
+  const nl = data.lastIndexOf(10, at + max - 1)
+  if (nl >= at) return nl + 1
+  const next = data.indexOf(10, at)
+  return next === -1 ? data.length : next + 1
+}
+
+function countLines (data: Buffer): number {
+  let n = 0
+  let i = -1
+  while ((i = data.indexOf(10, i + 1)) !== -1) n++
+  return n
+}
+
+/** Index just after the newline nearest the middle. */
+function splitPoint (data: Buffer): number {
+  const nl = data.indexOf(10, data.length >> 1)
+  if (nl !== -1 && nl + 1 < data.length) return nl + 1
+  return data.lastIndexOf(10, (data.length >> 1) - 1) + 1
+}

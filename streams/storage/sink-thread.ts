@@ -1,0 +1,208 @@
+/**
+ * Where the sink's jobs run (sink-job.ts): in a worker thread (the default), so alerts, the
+ * broker and the live hub never wait behind line protocol, gzip or HTTP; or on the calling
+ * thread (`thread: 'main'`, kept for same-run comparisons in loadtest/sink-thread.ts).
+ *
+ * A batch's records are transferred to the worker (no copy). A worker that crashes (`error`,
+ * or an `exit` not asked for) is reported, counted and restarted after a backoff; the jobs it had
+ * answer as retryable failures, and their next attempt sends the records again, read from the
+ * spool (the caller's `bytes()`): nothing in flight is lost.
+ */
+import { Worker } from 'node:worker_threads'
+import { createRequire } from 'node:module'
+import { pathToFileURL } from 'node:url'
+import { SinkJobs, type SinkJobTarget, type JobOutcome, type WriteJob } from './sink-job.js'
+import type { ToSinkWorker } from './sink-worker.js'
+
+export type SinkThreadMode = 'worker' | 'main'
+
+export interface SinkThreadEvents {
+  /** The worker crashed; it is restarted after `restartInMs`. */
+  onCrash?: (err: Error, restartInMs: number) => void
+}
+
+/** Restart backoff after a crash: doubling from the first, capped at the last, in ms. */
+const RESTART_MIN_MS = 200
+const RESTART_MAX_MS = 15_000
+
+export class SinkThread {
+  private worker: Worker | null = null
+  private generation = 0
+  private ready: Promise<void> = Promise.resolve()
+  private markReady: () => void = () => {}
+  private readonly pending = new Map<number, (out: JobOutcome) => void>()
+  /** The worker generation each job's records were sent to. */
+  private readonly sentTo = new Map<number, number>()
+  private restartTimer: NodeJS.Timeout | null = null
+  private crashesInARow = 0
+  private closed = false
+  /** Set by stop(): no waiting for a worker that is not up. */
+  private stopped = false
+  private closing: Promise<void> | null = null
+  private readonly inline: SinkJobs | null
+  /** Worker crashes since start. */
+  crashes = 0
+
+  constructor (
+    private readonly target: SinkJobTarget,
+    readonly mode: SinkThreadMode = 'worker',
+    private readonly events: SinkThreadEvents = {}
+  ) {
+    this.inline = mode === 'main' ? new SinkJobs(target) : null
+    if (mode === 'worker') {
+      this.notReady()
+      this.spawn()
+    }
+  }
+
+  /**
+   * One attempt at a job. `bytes()` gives the batch's records: called once per worker the job
+   * is sent to (the first call may hand over memory that is then transferred).
+   */
+  async run (job: Omit<WriteJob, 'bytes'>, bytes: () => Promise<Buffer>): Promise<JobOutcome> {
+    const id = job.id
+    if (this.inline !== null) {
+      const first = !this.sentTo.has(id)
+      if (first) this.sentTo.set(id, 0)
+      const out = await this.inline.run(first ? { ...job, bytes: await bytes() } : job)
+      if (out.ok || out.kind !== 'retry') this.sentTo.delete(id)
+      return out
+    }
+    for (;;) {
+      if (this.closed || (this.stopped && this.worker === null)) return closingOutcome(id)
+      await this.ready
+      const w = this.worker
+      if (w === null) {
+        if (this.closed || this.stopped) return closingOutcome(id)
+        continue
+      }
+      const gen = this.generation
+      const msg: WriteJob = { ...job }
+      const transfer: ArrayBuffer[] = []
+      if (this.sentTo.get(id) !== gen) {
+        const b = await bytes()
+        if (gen !== this.generation || this.closed) continue
+        msg.bytes = b
+        transfer.push(b.buffer as ArrayBuffer)
+        this.sentTo.set(id, gen)
+      }
+      const out = await new Promise<JobOutcome>(resolve => {
+        this.pending.set(id, resolve)
+        w.postMessage({ type: 'write', job: msg } satisfies ToSinkWorker, transfer)
+      })
+      if (!out.ok && out.kind === 'lost') {
+        this.sentTo.delete(id)
+        continue
+      }
+      if (out.ok) this.crashesInARow = 0
+      if (out.ok || out.kind !== 'retry') this.sentTo.delete(id)
+      return out
+    }
+  }
+
+  /** Resolves once a worker is up (at once on the main thread): benchmarks leave its start-up out. */
+  async whenReady (): Promise<void> {
+    await this.ready
+  }
+
+  /** Drops a job given up on (the sink stops; its records stay spooled). */
+  forget (id: number): void {
+    this.sentTo.delete(id)
+    this.inline?.forget(id)
+    this.worker?.postMessage({ type: 'forget', id } satisfies ToSinkWorker)
+  }
+
+  /** Jobs wait from here until a worker is up. */
+  private notReady (): void {
+    this.ready = new Promise(resolve => { this.markReady = resolve })
+  }
+
+  private spawn (): void {
+    const gen = ++this.generation
+    // Only the first worker gets a crash point (crash-point.ts), so a test's crash happens once.
+    const env = gen === 1 ? process.env : { ...process.env, AMBULINK_CRASH_AT: '' }
+    const w = new Worker(workerEntry(), { workerData: { target: this.target }, env, name: 'ambulink-sink' })
+    this.worker = w
+    w.on('message', (m: JobOutcome | { type: 'ready' }) => {
+      if ('type' in m) {
+        this.markReady()
+        return
+      }
+      const resolve = this.pending.get(m.id)
+      this.pending.delete(m.id)
+      resolve?.(m)
+    })
+    w.on('error', err => { this.lost(w, err) })
+    w.on('exit', code => { this.lost(w, new Error(`the sink worker exited with code ${code}`)) })
+  }
+
+  private lost (w: Worker, err: Error): void {
+    if (this.worker !== w) return
+    this.worker = null
+    const pending = [...this.pending]
+    this.pending.clear()
+    for (const [id, resolve] of pending) {
+      resolve(this.closed ? closingOutcome(id) : { id, ok: false, kind: 'retry', error: { message: `the sink worker crashed: ${err.message}`, retryAfterMs: 0 } })
+    }
+    if (this.closed) return
+    this.notReady()
+    this.crashes++
+    const delay = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** Math.min(this.crashesInARow++, 16))
+    this.events.onCrash?.(err, delay)
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null
+      if (!this.closed) this.spawn()
+    }, delay)
+  }
+
+  /**
+   * The sink is stopping: jobs answer at once as failed instead of waiting for a worker being
+   * restarted; jobs the worker holds still finish.
+   */
+  stop (): void {
+    this.stopped = true
+    this.markReady()
+  }
+
+  /** Stops the worker; jobs still waiting answer as failed. Safe to call twice. */
+  close (): Promise<void> {
+    this.closing ??= this.closeOnce()
+    return this.closing
+  }
+
+  private async closeOnce (): Promise<void> {
+    this.closed = true
+    if (this.restartTimer !== null) clearTimeout(this.restartTimer)
+    this.restartTimer = null
+    this.markReady()
+    this.inline?.close()
+    const w = this.worker
+    if (w !== null) {
+      await w.terminate()
+      this.lost(w, new Error('closed'))
+    }
+  }
+}
+
+function closingOutcome (id: number): JobOutcome {
+  return { id, ok: false, kind: 'retry', error: { message: 'the sink is closing', retryAfterMs: 0 } }
+}
+
+/**
+ * The worker's entry. The sources run as TypeScript through tsx (bin/ambulink.js, vitest): the
+ * worker then registers tsx itself before importing its .ts entry (on Node 20 a Worker's
+ * `execArgv: ['--import', 'tsx']` does not apply to the entry file). Compiled to .js, the entry
+ * is loaded directly.
+ */
+function workerEntry (): URL {
+  const self = import.meta.url
+  if (!self.endsWith('.ts')) return new URL('./sink-worker.js', self)
+  // tsx's ESM build of its API (resolving `tsx/esm/api` from here would give the CommonJS one).
+  const require = createRequire(self)
+  const pkg = require.resolve('tsx/package.json')
+  const api = (require(pkg) as { exports: Record<string, { import: { default: string } }> }).exports['./esm/api']!.import.default
+  const tsx = new URL(api, pathToFileURL(pkg)).href
+  const entry = new URL('./sink-worker.ts', self).href
+  const boot = `import { register } from ${JSON.stringify(tsx)}; register(); await import(${JSON.stringify(entry)})`
+  return new URL(`data:text/javascript,${encodeURIComponent(boot)}`)
+}

@@ -10,7 +10,7 @@
  * beat analysis runs once per 10 s of new ECG.
  */
 import type { Frame } from '../../decoders/index.js'
-import { EcgSnapshotStore, type EcgSnapshot, type StSource } from './ecg-snapshot.js'
+import { EcgSnapshotStore, type EcgSnapshotRows, type StSource } from './ecg-snapshot.js'
 import { measureSt } from './st-measure.js'
 import { assessStemi, LEAD_NAMES, parseSex, TERRITORY, type LeadName, type StemiPatient, type StemiResult } from './stemi-criteria.js'
 
@@ -204,14 +204,14 @@ export class EcgStemiWatch {
     const src = (s: SourceResult | null): StSource | null => s === null
       ? null
       : { stUv: { ...s.stUv }, verdict: s.result.verdict, leads: [...s.result.leads], note: s.note }
-    const snap: EcgSnapshot = {
+    const snap: EcgSnapshotRows = {
       version: 1,
       alertId,
       unit,
       startMs: Math.round(u.endMs - ECG_WINDOW_S * 1000),
       sampleRateHz: u.fs,
       leads: [...LEAD_NAMES],
-      microvolts: this.window(u).map(a => Array.from(a)),
+      rows: this.window(u),
       device: src(u.device),
       gateway: src(u.gateway),
       limitNote: (u.device ?? u.gateway)?.result.limitNote ?? ''

@@ -108,8 +108,20 @@ describe('ECG STEMI in the engine', () => {
   it('keeps the 10 s 12-lead snapshot durably, owner-only, retrievable by alert id', async () => {
     const dir = await tmp()
     const { engine, events } = await engineIn(dir)
-    for (const f of frames('stemi', 11, 12, 'anterior')) engine.onFrame(f, f.capturedAtMs)
+    const fed = frames('stemi', 11, 12, 'anterior')
+    for (const f of fed) engine.onFrame(f, f.capturedAtMs)
     const id = ecgAlerts(events)[0]!.alert.id
+    // Held in memory as Int16 rows (issue 12): served as the same µV the device sent.
+    const held = await engine.ecgSnapshot(id)
+    const from = fed.findIndex(f => f.capturedAtMs + f.waveforms[0]!.offsetMs === held!.startMs)
+    expect(from).toBeGreaterThanOrEqual(0)
+    for (let lead = 0; lead < 12; lead++) {
+      const sent = fed.slice(from, from + 40).flatMap(f => {
+        const w = f.waveforms.find(x => x.lead === lead + 1)!
+        return Array.from(w.samples, v => Math.round(v * w.microvoltsPerLsb))
+      })
+      expect(held!.microvolts[lead]).toEqual(sent)
+    }
     await engine.close()
     const files = await readdir(join(dir, 'ecg'))
     expect(files).toEqual([`${id}.json`])
@@ -118,6 +130,7 @@ describe('ECG STEMI in the engine', () => {
     // A new engine (a restart) reads it back from disk.
     const { engine: again } = await engineIn(dir)
     const snap = await again.ecgSnapshot(id)
+    expect(snap).toEqual(held)
     expect(snap?.leads).toEqual(['I', 'II', 'III', 'aVR', 'aVL', 'aVF', 'V1', 'V2', 'V3', 'V4', 'V5', 'V6'])
     expect(snap?.microvolts).toHaveLength(12)
     for (const row of snap!.microvolts) expect(row).toHaveLength(5000)

@@ -10,7 +10,7 @@
  * beat analysis runs once per 10 s of new ECG, on a window buffer reused across units.
  */
 import type { Frame } from '../../decoders/index.js'
-import { EcgSnapshotStore, type EcgSnapshot, type StSource } from './ecg-snapshot.js'
+import { EcgSnapshotStore, type EcgSnapshotRows, type StSource } from './ecg-snapshot.js'
 import { measureSt } from './st-measure.js'
 import { assessStemi, LEAD_NAMES, parseSex, TERRITORY, type LeadName, type StemiPatient, type StemiResult } from './stemi-criteria.js'
 
@@ -57,9 +57,8 @@ class UnitEcg {
 export class EcgStemiWatch {
   private readonly units = new Map<string, UnitEcg>()
   readonly snapshots: EcgSnapshotStore
-  /** window()'s output, reused: 12 leads of windowCap samples. */
-  private windowLeads: Int16Array[] = []
-  private windowCap = 0
+  /** The analysed 10 s of one unit at a time (see window()). */
+  private scratch = new Int16Array(0)
 
   constructor (snapshotDir: string | null, onError: (err: Error) => void) {
     this.snapshots = new EcgSnapshotStore(snapshotDir, onError)
@@ -181,7 +180,7 @@ export class EcgStemiWatch {
   private measure (u: UnitEcg): boolean {
     if (u.filled < u.cap || u.sinceMeasure < u.cap) return false
     u.sinceMeasure = 0
-    const leads = this.window(u)
+    const leads = this.window(u, true)
     const m = measureSt(leads, u.fs)
     if (!m.ok) {
       u.gateway = null
@@ -202,19 +201,16 @@ export class EcgStemiWatch {
   }
 
   /**
-   * The last 10 s, oldest first, one Int16Array per lead: views of one buffer this watch reuses
-   * (valid until the next call; measureSt and the snapshot read it at once).
+   * The last 10 s, oldest first, one Int16Array per lead. With `scratch`, views of one buffer the
+   * watch reuses (the analysis runs synchronously and keeps nothing of them): no 120 kB copy per
+   * unit every 10 s for the GC to collect (issue 12).
    */
-  private window (u: UnitEcg): Int16Array[] {
-    if (this.windowCap !== u.cap) {
-      const buf = new Int16Array(12 * u.cap)
-      this.windowLeads = Array.from({ length: 12 }, (_, l) => buf.subarray(l * u.cap, (l + 1) * u.cap))
-      this.windowCap = u.cap
-    }
-    const out = this.windowLeads
+  private window (u: UnitEcg, scratch = false): Int16Array[] {
+    if (scratch && this.scratch.length < 12 * u.cap) this.scratch = new Int16Array(12 * u.cap)
+    const out: Int16Array[] = []
     for (let l = 0; l < 12; l++) {
       const row = u.ring.subarray(l * u.cap, (l + 1) * u.cap)
-      const a = out[l]!
+      const a = scratch ? this.scratch.subarray(l * u.cap, (l + 1) * u.cap) : new Int16Array(u.cap)
       a.set(row.subarray(u.pos), 0)
       a.set(row.subarray(0, u.pos), u.cap - u.pos)
     }
@@ -225,27 +221,20 @@ export class EcgStemiWatch {
     const src = (s: SourceResult | null): StSource | null => s === null
       ? null
       : { stUv: { ...s.stUv }, verdict: s.result.verdict, leads: [...s.result.leads], note: s.note }
-    const snap: EcgSnapshot = {
+    const snap: EcgSnapshotRows = {
       version: 1,
       alertId,
       unit,
       startMs: Math.round(u.endMs - ECG_WINDOW_S * 1000),
       sampleRateHz: u.fs,
       leads: [...LEAD_NAMES],
-      microvolts: this.window(u).map(toArray),
+      rows: this.window(u),
       device: src(u.device),
       gateway: src(u.gateway),
       limitNote: (u.device ?? u.gateway)?.result.limitNote ?? ''
     }
     this.snapshots.save(snap)
   }
-}
-
-/** A plain copy (Array.from goes through the iterator: ~20 ms for 12 × 5,000 samples, on the alert's path). */
-function toArray (a: Int16Array): number[] {
-  const out = new Array<number>(a.length)
-  for (let i = 0; i < a.length; i++) out[i] = a[i]!
-  return out
 }
 
 function clampUv (uv: number): number {

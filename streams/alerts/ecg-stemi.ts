@@ -213,6 +213,7 @@ export class EcgStemiWatch {
       const a = scratch ? this.scratch.subarray(l * u.cap, (l + 1) * u.cap) : new Int16Array(u.cap)
       a.set(row.subarray(u.pos), 0)
       a.set(row.subarray(0, u.pos), u.cap - u.pos)
+      out.push(a)
     }
     return out
   }

@@ -40,26 +40,18 @@ import type { Position, RawSpoolBatch, Spool } from './spool.js'
 import type { DeadLetterStore } from './dead-letter.js'
 import { crashPoint } from './crash-point.js'
 import { StreamError, type StreamErrorCode } from './errors.js'
-import { InfluxWriteClient } from './influx-write.js'
+import { InfluxWriteClient, type InfluxWriteTarget } from './influx-write.js'
 import type { JobOutcome, WireError } from './sink-job.js'
 import { SinkThread, type SinkThreadMode } from './sink-thread.js'
 
-export interface InfluxSinkOptions {
-  url: string
-  api: 'v2' | 'v1'
-  /** v2 token, or `user:password` for v1 with auth enabled. */
-  token?: string
-  org?: string
-  bucket?: string
-  db?: string
+/** Where to write (url, api, token, org, bucket or db; timeoutMs, the request timeout), and how. */
+export interface InfluxSinkOptions extends InfluxWriteTarget {
   /** Most points per write request. */
   maxBatchPoints: number
   /** Most line-protocol bytes per write request (before gzip). */
   maxBatchBytes: number
   /** How long a batch may wait to fill once data is there, in ms. */
   lingerMs: number
-  /** Request timeout, in ms. */
-  timeoutMs: number
   /**
    * Write requests in flight. InfluxDB parses a request on one core: with one request at a
    * time it idles while the gateway reads, gzips and commits the next batch, and a 2-core

@@ -10,10 +10,12 @@ import { StreamError } from './errors.js'
 export interface InfluxWriteTarget {
   url: string
   api: 'v2' | 'v1'
+  /** v2 token, or `user:password` for v1 with auth enabled. */
   token?: string
   org?: string
   bucket?: string
   db?: string
+  /** Request timeout, in ms (INFLUX_TIMEOUT_MS). */
   timeoutMs: number
 }
 

@@ -172,7 +172,7 @@ export class InfluxSink {
 
   start (): void {
     if (this.running !== null || this.closing !== null) return
-    this.running = this.loop().catch(err => { this.events.onError?.(err as Error) })
+    this.running = this.loop().catch(err => { this.halt(err as Error) })
   }
 
   /** Checks that InfluxDB answers (`/ping`, served by 1.x, 2.x, 3.x and VictoriaMetrics). */
@@ -189,10 +189,17 @@ export class InfluxSink {
       const { batch, done } = inFlight.shift()!
       const out = await done
       if (out === null) return false
-      // Dead letters just before the cursor passes them (see the top of this file).
-      if (!await this.deadLetter(out)) return false
-      crashPoint('sink-written')
-      await this.spool.commit(batch.end)
+      try {
+        // Dead letters just before the cursor passes them (see the top of this file).
+        if (!await this.deadLetter(out)) return false
+        crashPoint('sink-written')
+        await this.spool.commit(batch.end)
+      } catch (err) {
+        // The dead letters' or the spool's disk failed: stop, visibly (/readyz), rather than
+        // leave a loop that died with the sink still reported as writing.
+        this.halt(err as Error)
+        return false
+      }
       for (const [key, at] of this.deadLettered) {
         if (at.segment < batch.end.segment || (at.segment === batch.end.segment && at.offset < batch.end.offset)) this.deadLettered.delete(key)
       }
@@ -332,7 +339,14 @@ export class InfluxSink {
       this.deadLettered.set(key, { segment: f.segment, offset: f.offset })
     }
     for (const r of out.rejected) {
-      await this.deadLetters.add({ source: 'influx', code: 'AMB_ERR_INFLUX_REJECTED', reason: r.message, lines: r.text })
+      const kept = await this.deadLetters.add({ source: 'influx', code: 'AMB_ERR_INFLUX_REJECTED', reason: r.message, lines: r.text })
+      if (!kept) {
+        // Neither InfluxDB nor the dead letters keep these lines: the cursor must not pass them.
+        // The batch stays in the spool (written again after a restart, once the dead letters
+        // have room), and /readyz says the sink stopped.
+        this.halt(new StreamError('AMB_ERR_INFLUX_REJECTED', `InfluxDB refused lines the dead letters could not keep (full or closed): ${r.message}`.slice(0, 2000)))
+        return false
+      }
       this.events.onRejected?.(1, r.message)
     }
     return true

@@ -30,6 +30,8 @@ export class SinkThread {
   private generation = 0
   private ready: Promise<void> = Promise.resolve()
   private markReady: () => void = () => {}
+  /** `ready` is not resolved yet. */
+  private readyPending = false
   private readonly pending = new Map<number, (out: JobOutcome) => void>()
   /** The worker generation each job's records were sent to. */
   private readonly sentTo = new Map<number, number>()
@@ -114,7 +116,16 @@ export class SinkThread {
 
   /** Jobs wait from here until a worker is up. */
   private notReady (): void {
-    this.ready = new Promise(resolve => { this.markReady = resolve })
+    // Already waiting for a worker (one died before it said ready): keep that promise, so the
+    // jobs and close() waiting on it are woken by whichever worker comes up next.
+    if (this.readyPending) return
+    this.readyPending = true
+    this.ready = new Promise(resolve => {
+      this.markReady = () => {
+        this.readyPending = false
+        resolve()
+      }
+    })
   }
 
   private spawn (): void {

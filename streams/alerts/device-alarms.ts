@@ -30,6 +30,12 @@ export function deviceAlarm (c: EngineCore, u: UnitState, a: WireAlarm, t: numbe
     c.book.raise(u, 'device_alarm', a.code, slot, priority, message, null, t, nowGw)
   } else {
     open.touchedGw = nowGw
+    // A report older than what the alert already shows (a resent or late frame: the device has
+    // since escalated or changed it) is history: it keeps the alarm alive, never changes it. Else
+    // a resend would downgrade a latched high alarm (IEC 60601-1-8: it stays until acknowledged),
+    // let it time out unacknowledged, or withdraw an acknowledgement when the next live report
+    // "raises" it again.
+    if (t < open.alert.updatedAt) return
     c.book.update(open, priority, message, null, t, nowGw, true)
   }
 }

@@ -12,7 +12,7 @@
  */
 import { calculateJwkThumbprint, exportJWK } from 'jose'
 import { Readable } from 'node:stream'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import {
   DataspaceError,
@@ -30,6 +30,7 @@ import {
 } from '../../streams/index.js'
 import { resolveScope, type Scope, type ScopeQuery } from '../../streams/index.js'
 import { sendCatalog } from './catalog-route.js'
+import { refusal } from './refuse.js'
 import type { Dataspace } from './service.js'
 
 function bearer (req: FastifyRequest): string | undefined {
@@ -59,25 +60,7 @@ function asDataspaceError (err: unknown, req: FastifyRequest): DataspaceError {
 export function registerDataspaceRoutes (app: FastifyInstance, ds: Dataspace): void {
   const { metrics, audit, options } = ds
 
-  /** Logs and answers a refusal. The audit entry comes first; if even that fails, say 503. */
-  const refuse = async (reply: FastifyReply, endpoint: string, original: DataspaceError, event: AuditEvent): Promise<FastifyReply> => {
-    let err = original
-    if (err.code !== 'AMB_ERR_AUDIT_INTEGRITY' && err.code !== 'AMB_ERR_AUDIT_UNAVAILABLE') {
-      try {
-        await audit.append({ ...event, outcome: 'refused', status: err.statusCode, code: err.code, reason: err.message })
-      } catch (auditErr) {
-        reply.log.error({ err: auditErr }, 'audit log append failed')
-        // Every dataspace answer depends on the audit log: when it cannot be written, say so (503).
-        if (auditErr instanceof DataspaceError) err = auditErr
-      }
-    }
-    metrics.accesses.inc({ endpoint, outcome: 'refused' })
-    metrics.refused.inc({ code: err.code })
-    if (err.statusCode === 401) reply.header('www-authenticate', `Bearer realm="dataspace", error="invalid_token", error_description="${err.code}"`)
-    const retry = err.retryAfter()
-    if (retry !== null) reply.header('retry-after', Math.ceil(retry / 1000))
-    return reply.code(err.statusCode).header('cache-control', 'no-store').send({ code: err.code, message: err.message })
-  }
+  const refuse = refusal(ds)
 
   // The local issuer's public key (what `ambulink permit grant` signs with) as a JWKS (RFC 7517),
   // so any JOSE library can check a local permit without reading DATA_DIR.

@@ -8,7 +8,7 @@
  * refused when it would run out) → audit entry → answer. Nothing leaves unaudited or unpaid; a
  * refusal is audited too and spends nothing.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { VITAL_SIGNS } from '../../decoders/index.js'
 import {
   DataspaceError,
@@ -23,6 +23,7 @@ import {
   type Statistic,
   type StatsQuery
 } from '../../streams/index.js'
+import { refusal } from './refuse.js'
 import type { Dataspace } from './service.js'
 
 interface StatsQuerystring {
@@ -86,23 +87,7 @@ export function registerStatisticsRoutes (app: FastifyInstance, ds: Dataspace): 
   const noise = config.dataspaceStatsNoise as NoiseMechanism
   const budget = PrivacyBudget.forDataDir(config.dataDir, config.dataspaceStatsBudget)
 
-  const refuse = async (reply: FastifyReply, original: DataspaceError, event: AuditEvent): Promise<FastifyReply> => {
-    let err = original
-    if (err.code !== 'AMB_ERR_AUDIT_INTEGRITY' && err.code !== 'AMB_ERR_AUDIT_UNAVAILABLE') {
-      try {
-        await audit.append({ ...event, outcome: 'refused', status: err.statusCode, code: err.code, reason: err.message })
-      } catch (auditErr) {
-        reply.log.error({ err: auditErr }, 'audit log append failed')
-        if (auditErr instanceof DataspaceError) err = auditErr
-      }
-    }
-    metrics.accesses.inc({ endpoint: 'statistics', outcome: 'refused' })
-    metrics.refused.inc({ code: err.code })
-    if (err.statusCode === 401) reply.header('www-authenticate', `Bearer realm="dataspace", error="invalid_token", error_description="${err.code}"`)
-    const retry = err.retryAfter()
-    if (retry !== null) reply.header('retry-after', Math.ceil(retry / 1000))
-    return reply.code(err.statusCode).header('cache-control', 'no-store').send({ code: err.code, message: err.message })
-  }
+  const refuse = refusal(ds)
 
   app.get<{ Querystring: StatsQuerystring }>('/dataspace/statistics', async (req, reply) => {
     const token = bearer(req)
@@ -154,7 +139,7 @@ export function registerStatisticsRoutes (app: FastifyInstance, ds: Dataspace): 
         .send({ ...result, budget: paid === null ? null : { limit: budget.limit, spent: paid.spent, left: paid.left } })
     } catch (err) {
       if (!(err instanceof DataspaceError)) throw err
-      return await refuse(reply, err, event())
+      return await refuse(reply, 'statistics', err, event())
     }
   })
 }

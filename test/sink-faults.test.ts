@@ -2,10 +2,9 @@
 // acknowledged into the spool, readiness says so, and after recovery everything drains exactly
 // once. Answers a real InfluxDB cannot give on demand (a proxy's non-data 400, 429 with
 // Retry-After) come from a small fake HTTP server, which also records every body it accepted.
-import { createServer, type IncomingMessage, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { gunzipSync } from 'node:zlib'
+import type { IncomingMessage } from 'node:http'
 import mqtt from 'mqtt'
+import { startFakeInflux, type FakeAnswer, type FakeInflux } from '../testkit/fake-influx.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
 import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
@@ -55,35 +54,17 @@ describe('InfluxDB outage', () => {
 })
 
 describe('answers only a fake server gives on demand', () => {
-  let server: Server
+  let script: Array<(req: IncomingMessage) => FakeAnswer> = []
+  let fake: FakeInflux
   let url: string
-  let script: Array<(req: IncomingMessage) => { status: number, body?: string, headers?: Record<string, string> }> = []
-  const accepted: string[] = []
+  let accepted: string[]
   /** Every write request: when it came, its (gunzipped) body, the status answered. */
-  const writes: Array<{ at: number, body: string, status: number }> = []
+  let writes: FakeInflux['writes']
   beforeAll(async () => {
-    server = createServer((req, res) => {
-      const chunks: Buffer[] = []
-      req.on('data', (c: Buffer) => chunks.push(c))
-      req.on('end', () => {
-        if (req.url?.startsWith('/write') !== true) {
-          res.writeHead(200, { 'content-type': 'application/json' }).end('{"results":[{}]}')
-          return
-        }
-        const step = script.shift()
-        const answer = step?.(req) ?? { status: 204 }
-        const raw = Buffer.concat(chunks)
-        const body = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString()
-        writes.push({ at: Date.now(), body, status: answer.status })
-        if (answer.status === 204) accepted.push(body)
-        res.writeHead(answer.status, { 'content-type': 'application/json', ...answer.headers })
-        res.end(answer.body)
-      })
-    })
-    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    fake = await startFakeInflux(req => script.shift()?.(req))
+    ;({ url, accepted, writes } = fake)
   })
-  afterAll(async () => { await new Promise(resolve => server.close(resolve)) })
+  afterAll(async () => { await fake?.close() })
 
   it('retries a 400 that is not about the data instead of dead-lettering every line', async () => {
     accepted.length = 0

@@ -4,37 +4,24 @@
 // demand with a 400 for only some lines of a batch together with a full dead-letter store, and a
 // disk cannot fail one unlink on demand: a small HTTP server answers like InfluxDB does to a
 // field type conflict, and the spool's commit is made to throw once.
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { gunzipSync } from 'node:zlib'
+import { startFakeInflux, type FakeInflux } from '../testkit/fake-influx.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { DeadLetterStore, InfluxSink, Spool } from '../streams/index.js'
 import { waitFor } from '../testkit/proc.js'
 
 const cleanups: Array<() => Promise<void>> = []
 afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c() })
-let server: Server
+let fake: FakeInflux
 let url: string
-const accepted: string[] = []
+let accepted: string[]
 beforeAll(async () => {
-  server = createServer((req, res) => {
-    const chunks: Buffer[] = []
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => {
-      if (req.url?.startsWith('/api/v2/write') !== true) { res.writeHead(204).end(); return }
-      const body = gunzipSync(Buffer.concat(chunks)).toString()
-      if (body.includes('bad=1')) { res.writeHead(400).end('{"code":"invalid","message":"partial write: field type conflict"}'); return }
-      accepted.push(body)
-      res.writeHead(204).end()
-    })
-  })
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  fake = await startFakeInflux((_req, body) => body.includes('bad=1') ? { status: 400, body: '{"code":"invalid","message":"partial write: field type conflict"}' } : undefined)
+  ;({ url, accepted } = fake)
 })
-afterAll(async () => { await new Promise(resolve => server.close(resolve)) })
+afterAll(async () => { await fake?.close() })
 
 async function store (deadLetterMaxBytes = 512 * 1024 * 1024): Promise<{ spool: Spool, deadLetters: DeadLetterStore }> {
   const dir = await mkdtemp(join(tmpdir(), 'sink-halt-'))

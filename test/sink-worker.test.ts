@@ -5,12 +5,10 @@
 // linger decision compares spool bytes with spool bytes; the spool reads each byte from disk
 // about once. Answers a real InfluxDB cannot give on demand (one unit's writes failing while the
 // others succeed) come from a small fake HTTP server.
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { mkdtemp, open as fsOpen, readFile, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { gunzipSync } from 'node:zlib'
+import { startFakeInflux, type FakeInflux } from '../testkit/fake-influx.js'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { DeadLetterStore, frameRecord, InfluxSink, Spool, SPOOL_RECORD_FRAME, type InfluxSinkOptions, type SinkEvents } from '../streams/index.js'
 import { testFrame } from '../testkit/frames.js'
@@ -136,33 +134,16 @@ describe('the sink in a worker thread, against a real InfluxDB', () => {
 })
 
 describe('answers only a fake server gives on demand', () => {
-  let server: Server
+  let fake: FakeInflux
   let url: string
   /** Write bodies (gunzipped) answered 204. */
-  const accepted: string[] = []
+  let accepted: string[]
   let failUnit: string | null = null
   beforeAll(async () => {
-    server = createServer((req, res) => {
-      const chunks: Buffer[] = []
-      req.on('data', (c: Buffer) => chunks.push(c))
-      req.on('end', () => {
-        if (req.url?.startsWith('/write') !== true) {
-          res.writeHead(req.url?.startsWith('/ping') === true ? 204 : 200).end()
-          return
-        }
-        const body = gunzipSync(Buffer.concat(chunks)).toString()
-        if (failUnit !== null && body.includes(`unit=${failUnit}`)) {
-          res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":"engine: cache full"}')
-          return
-        }
-        accepted.push(body)
-        res.writeHead(204).end()
-      })
-    })
-    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    fake = await startFakeInflux((_req, body) => failUnit !== null && body.includes(`unit=${failUnit}`) ? { status: 500, body: '{"error":"engine: cache full"}' } : undefined)
+    ;({ url, accepted } = fake)
   })
-  afterAll(async () => { await new Promise(resolve => server.close(resolve)) })
+  afterAll(async () => { await fake?.close() })
 
   it('a refused frame whose batch was written but not committed (an older batch failing at stop) is dead-lettered once, when the cursor passes it', async () => {
     const { dir, spool, deadLetters } = await store()

@@ -101,7 +101,7 @@ export interface BenchReport {
   units: number
   frames_per_s: number
   ecg_points_per_s: number
-  lost: number
+  lost: number | null
   publish_to_stored_p50_ms: number
   publish_to_stored_p99_ms: number
   publish_to_alert_p50_ms: number
@@ -161,7 +161,7 @@ export interface BenchReport {
 
 const DEFINITIONS = {
   units: 'real-time units (12-lead 500 Hz ECG in 250 ms frames, numerics and position at 1 Hz, QoS 1); full run: the most sustained (lost = 0, no device backlog, publish→stored lag not growing)',
-  lost: 'frames PUBACKed to devices whose 125 ECG points are not all in InfluxDB after the drain (InfluxQL count per unit over the acknowledged frames)',
+  lost: 'frames PUBACKed to devices whose 125 ECG points are not all in InfluxDB after the drain (InfluxQL count per unit over the acknowledged frames); null when a spool still held data at the drain timeout, since a missing frame may then still be queued (not_stored_yet counts them)',
   publish_to_stored: 'InfluxDB polled every 25 ms for the latest ecg timestamp of 8 sampled units; frame publish = end of its 250 ms (when the simulated device sends it); resolution 25 ms; after the warm-up (first 5 s of a fresh gateway process: JIT)',
   publish_to_alert: 'probe units alternate systolic 80/120 mmHg each second; clinician subscribed to alerts/# on MQTT; probe hand-over to MQTT → raised/cleared event received; after the warm-up',
   gateway_rss_mb: 'peak VmRSS of the gateway process(es) during the real-time step',

@@ -22,6 +22,7 @@ export function createMetrics (defaults = true) {
     framesAccepted: new Counter({ name: 'ambulink_frames_accepted_total', help: 'Frames decoded, validated and spooled', labelNames: ['transport'], ...r }),
     framesRejected: new Counter({ name: 'ambulink_frames_rejected_total', help: 'Frames refused, by reason code', labelNames: ['reason'], ...r }),
     framesReplayed: new Counter({ name: 'ambulink_frames_replayed_total', help: 'Accepted frames whose (boot, seq) was seen before (device resends; idempotent)', ...r }),
+    frameConsumerErrors: new Counter({ name: 'ambulink_frame_consumer_errors_total', help: 'Frames a live consumer (alert engine, live hub, roster, research stream) failed on; the frame was kept and acknowledged all the same', labelNames: ['consumer'], ...r }),
     frameBytes: new Counter({ name: 'ambulink_frame_bytes_total', help: 'Bytes of accepted frames', ...r }),
     pointsSpooled: new Counter({ name: 'ambulink_points_spooled_total', help: 'Points appended to the spool', ...r }),
     pointsWritten: new Counter({ name: 'ambulink_points_written_total', help: 'Points acknowledged by InfluxDB', ...r }),

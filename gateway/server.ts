@@ -195,7 +195,7 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       maxFrameBytes: config.maxFrameBytes,
       maxFutureSkewMs: config.maxFutureSkewMs,
       maxPastAgeMs: config.maxPastAgeMs
-    }), spool, deadLetters, metrics)
+    }), spool, deadLetters, metrics, log.child({ component: 'ingest' }))
 
     const passwordThrottle = new PasswordThrottle({
       maxFailuresPerAddress: config.loginMaxFailuresPerIp,
@@ -321,7 +321,7 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       closers.push(() => roster.close())
     }
     // Dataspace: routes registered before the app listens; live streams get frames and alerts.
-    dataspace.attachFrames(ingest)
+    dataspace.attachFrames({ on: (e, l) => { ingest.consume(e, 'research_live', l) }, off: (e, l) => ingest.off(e, l) })
     dataspace.attachAlerts(alerts)
     registerDspRoutes(http, dsp)
     registerDataspaceRoutes(http, dataspace)
@@ -368,7 +368,7 @@ async function startRoster (link: ClusterLink, ingest: Ingest, wiring: { engine:
   })
   // With the alert engine (as soon as validated): the claim starts with the unit's take-over, so
   // its first alerts here are not dropped as another process' (cluster/alert-stream.ts).
-  ingest.on('validated', f => {
+  ingest.consume('validated', 'cluster_roster', f => {
     lastSeen.set(f.unitId, Date.now())
     roster.seen(f.unitId)
   })

@@ -12,11 +12,12 @@
  * (a bug in a live consumer) is logged and counted (`ambulink_frame_consumer_errors_total`) and
  * the other listeners still run; the frame is acknowledged as if nothing had happened.
  *
- * A frame the spool then refuses (disk full or failing, spool bound) has been evaluated: it was
- * really measured, so its alert stands (docs/alerts.md, "Alerts before storage"). The device is
- * not acknowledged and resends it; the resend is stored, and is not handed to the live
- * consumers a second time (`unkept` below), so it raises nothing twice and the dashboard's rings
- * hold it once.
+ * A frame is handed to the live consumers once: a device's resend of it (its first copy still
+ * being written, acknowledged with the PUBACK lost, or refused by the spool) is stored again
+ * (idempotent) but not evaluated or drawn again (handed-over.ts; `unkept` below for refused
+ * frames older than its window), so it raises nothing twice and the dashboard's rings hold it
+ * once. A frame the spool refuses (disk full or failing, spool bound) has been evaluated: it
+ * was really measured, so its alert stands (docs/alerts.md, "Alerts before storage").
  */
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
@@ -24,6 +25,7 @@ import { FrameDecoder, FrameError, type Frame } from '../decoders/index.js'
 import type { DeadLetterStore } from '../streams/index.js'
 import { countFrameLines, frameRecord } from '../streams/index.js'
 import { SPOOL_RECORD_FRAME, type Spool } from '../streams/index.js'
+import { HandedOver } from './handed-over.js'
 import type { Metrics } from './metrics.js'
 
 export type IngestResult =
@@ -56,6 +58,8 @@ export class Ingest extends EventEmitter<IngestEvents> {
   private readonly lastSeq = new Map<string, { boot: string, seq: string }>()
   /** Frames evaluated but refused by the spool ("unit boot seq"), oldest first; see UNKEPT_MAX. */
   private readonly unkept = new Set<string>()
+  /** Frames handed to the 'validated' consumers, per unit (resends are not handed over again). */
+  private readonly handedOver = new HandedOver()
   /** framesAccepted's child per transport: prom-client hashes a label object on every inc(). */
   private readonly acceptedBy = new Map<string, ReturnType<Metrics['framesAccepted']['labels']>>()
 
@@ -141,8 +145,10 @@ export class Ingest extends EventEmitter<IngestEvents> {
     // evaluated while the write and fsync run: the alert leaves before the frame is durable.
     const stored = this.spool.appendRecord(frameRecord(unit, bytes), lines.points, SPOOL_RECORD_FRAME)
     const key = this.unkept.size > 0 ? unkeptKey(frame) : null
-    // A resend of a frame already evaluated (its first copy refused by the spool) is not evaluated again.
-    const evaluated = key !== null && this.unkept.delete(key)
+    // A resend of a frame already evaluated (its first copy in flight, stored, or refused by the
+    // spool) is not evaluated again. Both are asked: each forgets what the other may still know.
+    const refusedBefore = key !== null && this.unkept.delete(key)
+    const evaluated = !this.handedOver.first(frame.unitId, frame.bootId, frame.seq) || refusedBefore
     // A listener that throws is isolated (deliver()): the frame's fate is its spool append's.
     if (!evaluated) this.deliver('validated', frame, transport)
     try {

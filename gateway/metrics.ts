@@ -40,6 +40,7 @@ export function createMetrics (defaults = true) {
     spoolFault: new Gauge({ name: 'ambulink_spool_fault', help: '1 while the disk under the spool refuses writes (full or failing), else 0', ...r }),
     spoolRotationFailures: new Counter({ name: 'ambulink_spool_rotation_failures_total', help: 'Spool segment rotations that failed (the current segment kept taking appends)', ...r }),
     spoolAppendSeconds: new Histogram({ name: 'ambulink_spool_append_duration_seconds', help: 'Append + group-commit fsync latency (what a device waits for its PUBACK)', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], ...r }),
+    spoolUndrainable: new Counter({ name: 'ambulink_spool_undrainable_total', help: 'Spooled frames the sink could not turn into line protocol (refused by the decoder, or an internal error), by reason code: dead-lettered, the drain goes on', labelNames: ['reason'], ...r }),
     deadLetters: new Counter({ name: 'ambulink_dead_letters_total', help: 'Entries written to the dead-letter store', labelNames: ['source'], ...r }),
     deadLettersDropped: new Counter({ name: 'ambulink_dead_letters_dropped_total', help: 'Dead letters not kept because the store is at its bound', ...r }),
     mqttRefused: new Counter({ name: 'ambulink_mqtt_refused_total', help: 'MQTT connections, publishes and subscriptions refused, by reason code', labelNames: ['reason'], ...r }),

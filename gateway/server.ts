@@ -169,6 +169,7 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
           log.error({ lines, message }, 'InfluxDB refused lines; moved to dead letters')
         },
         onSpoolRefused: (err, kept) => {
+          metrics.spoolUndrainable.inc({ reason: err.code })
           if (kept) {
             metrics.deadLetters.inc({ source: 'spool' })
             log.error({ code: err.code, err: err.message }, 'spooled frame refused when draining: kept in the dead letters')

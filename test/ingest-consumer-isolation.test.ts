@@ -110,9 +110,9 @@ describe('a throwing frame consumer', () => {
 
     // Logged once (later failures of the same consumer within 10 s are only counted), with the
     // unit and the consumer, never the encounter id.
-    const lines = tg.logs().split('\n').filter(l => l.includes('a frame consumer failed'))
-    expect(lines.length).toBeGreaterThanOrEqual(1)
-    const line = JSON.parse(lines.find(l => l.includes(unit))!) as { consumer: string, unit: string }
+    const lines = tg.logs().split('\n').filter(l => l.includes('a frame consumer failed') && l.includes(unit))
+    expect(lines).toHaveLength(1)
+    const line = JSON.parse(lines[0]!) as { consumer: string, unit: string }
     expect(line).toMatchObject({ consumer: 'live_hub', unit })
     expect(tg.logs()).not.toContain('enc-secret-77')
   }, 180_000)

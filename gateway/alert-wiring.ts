@@ -85,9 +85,9 @@ export async function startAlerts (deps: AlertWiringDeps): Promise<AlertWiring> 
   })
 
   const feed = (f: Frame): void => {
-    // Ingest emits 'validated' while the frame's spool append is in flight (an alert never waits
-    // for an fsync; ingest.ts); an engine fault must not fail the device's frame.
-    try { engine.onFrame(f) } catch (err) { log.error({ err, unit: f.unitId }, 'alert engine failed on a frame') }
+    // Caught here, not only by Ingest: held frames (cluster take-over) are fed from here too. An
+    // engine fault never fails the device's frame; it is logged and counted by Ingest.
+    try { engine.onFrame(f) } catch (err) { ingest.consumerFailed('alert_engine', f.unitId, err) }
   }
   /** Cluster mode: units whose take-over is in progress → their frames held meanwhile (in order). */
   const holding = new Map<string, Frame[]>()
@@ -141,7 +141,7 @@ export async function startAlerts (deps: AlertWiringDeps): Promise<AlertWiring> 
     })
     log.info({ unit: a.unit, kind: a.kind, key: a.key, priority: a.priority, event: ev.type, id: a.id }, 'alert')
   }
-  ingest.on('validated', onFrame)
+  ingest.consume('validated', 'alert_engine', onFrame)
   broker.on('publish', onPublish)
   // In a cluster, an event is spooled and sent on MQTT by the one process that published it.
   const clusterAlerts = deps.cluster !== undefined ? await ClusterAlerts.open({ link: deps.cluster, engine, log }) : null

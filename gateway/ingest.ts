@@ -8,17 +8,24 @@
  * cluster's roster). A refused frame is counted, kept in the dead letters with its reason, and
  * never disturbs the next frame.
  *
- * A frame the spool then refuses (disk full or failing, spool bound) has been evaluated: it was
- * really measured, so its alert stands (docs/alerts.md, "Alerts before storage"). The device is
- * not acknowledged and resends it; the resend is stored, and is not handed to the live
- * consumers a second time (`unkept` below), so it raises nothing twice and the dashboard's rings
- * hold it once.
+ * The frame's outcome depends only on decoding, validation and the spool: a listener that throws
+ * (a bug in a live consumer) is logged and counted (`ambulink_frame_consumer_errors_total`) and
+ * the other listeners still run; the frame is acknowledged as if nothing had happened.
+ *
+ * A frame is handed to the live consumers once: a device's resend of it (its first copy still
+ * being written, acknowledged with the PUBACK lost, or refused by the spool) is stored again
+ * (idempotent) but not evaluated or drawn again (handed-over.ts; `unkept` below for refused
+ * frames older than its window), so it raises nothing twice and the dashboard's rings hold it
+ * once. A frame the spool refuses (disk full or failing, spool bound) has been evaluated: it
+ * was really measured, so its alert stands (docs/alerts.md, "Alerts before storage").
  */
 import { EventEmitter } from 'node:events'
+import type { Logger } from 'pino'
 import { FrameDecoder, FrameError, type Frame } from '../decoders/index.js'
 import type { DeadLetterStore } from '../streams/index.js'
 import { countFrameLines, frameRecord } from '../streams/index.js'
 import { SPOOL_RECORD_FRAME, type Spool } from '../streams/index.js'
+import { HandedOver } from './handed-over.js'
 import type { Metrics } from './metrics.js'
 
 export type IngestResult =
@@ -40,21 +47,79 @@ export interface IngestEvents {
  */
 const UNKEPT_MAX = 10_000
 
+/** A consumer that keeps failing is logged at most this often (every failure is counted), ms. */
+const CONSUMER_LOG_EVERY_MS = 10_000
+
+/** The label of a listener added with `on()` rather than `consume()`. */
+const UNNAMED_CONSUMER = 'other'
+
 export class Ingest extends EventEmitter<IngestEvents> {
   /** unit → boot → highest seq seen (its decimal) to tell resends from new frames. */
   private readonly lastSeq = new Map<string, { boot: string, seq: string }>()
   /** Frames evaluated but refused by the spool ("unit boot seq"), oldest first; see UNKEPT_MAX. */
   private readonly unkept = new Set<string>()
+  /** Frames handed to the 'validated' consumers, per unit (resends are not handed over again). */
+  private readonly handedOver = new HandedOver()
   /** framesAccepted's child per transport: prom-client hashes a label object on every inc(). */
   private readonly acceptedBy = new Map<string, ReturnType<Metrics['framesAccepted']['labels']>>()
+
+  /** Consumer names of the listeners added with consume() (the metric's `consumer` label). */
+  private readonly consumerNames = new WeakMap<object, string>()
+  /** consumer → when its failure was last logged, and the failures not logged since. */
+  private readonly consumerLogged = new Map<string, { atMs: number, unlogged: number }>()
 
   constructor (
     private readonly decoder: FrameDecoder,
     private readonly spool: Spool,
     private readonly deadLetters: DeadLetterStore,
-    private readonly metrics: Metrics
+    private readonly metrics: Metrics,
+    private readonly log: Logger | null = null
   ) {
     super()
+  }
+
+  /**
+   * Adds a listener under a consumer name (a stable, low-cardinality label such as `live_hub`):
+   * what it throws is isolated (see deliver()) and counted under that name. Remove it with off().
+   */
+  consume<K extends keyof IngestEvents> (event: K, consumer: string, listener: (...args: IngestEvents[K]) => void): void {
+    this.consumerNames.set(listener, consumer)
+    this.on(event, listener as never)
+  }
+
+  /**
+   * A consumer failed on a unit's frame: logged (unit id only, never the encounter; at most once
+   * per CONSUMER_LOG_EVERY_MS per consumer) and counted in `ambulink_frame_consumer_errors_total`.
+   * Consumers that catch their own errors (the alert engine's wiring) report them here too.
+   */
+  consumerFailed (consumer: string, unit: string, err: unknown): void {
+    this.metrics.frameConsumerErrors.inc({ consumer })
+    const now = Date.now()
+    const seen = this.consumerLogged.get(consumer)
+    if (seen !== undefined && now - seen.atMs < CONSUMER_LOG_EVERY_MS) { seen.unlogged++; return }
+    this.log?.error({ err, consumer, unit, unloggedSince: seen?.unlogged ?? 0 }, 'a frame consumer failed; the frame stands and the other consumers ran')
+    this.consumerLogged.set(consumer, { atMs: now, unlogged: 0 })
+  }
+
+  /**
+   * Hands a frame to every listener of `event`, each on its own: a listener that throws is
+   * reported (consumerFailed) and the next one still runs. The frame's outcome (acknowledged or
+   * not) depends only on decoding, validation and the spool: a bug in a live consumer (the
+   * dashboard's hub, the roster) must not become an ingest outage for the unit, whose device
+   * would resend a frame already stored, again and again.
+   */
+  private deliver (event: keyof IngestEvents, frame: Frame, transport: string): void {
+    // A copy, as emit() makes one: a listener removed meanwhile still gets this frame (raw: a
+    // once() listener is removed by its wrapper).
+    const ls = this.rawListeners(event) as Array<(f: Frame, t: string) => void>
+    for (let i = 0; i < ls.length; i++) {
+      const l = ls[i]!
+      try {
+        l.call(this, frame, transport)
+      } catch (err) {
+        this.consumerFailed(this.consumerNames.get(l) ?? UNNAMED_CONSUMER, frame.unitId, err)
+      }
+    }
   }
 
   /**
@@ -80,21 +145,18 @@ export class Ingest extends EventEmitter<IngestEvents> {
     // evaluated while the write and fsync run: the alert leaves before the frame is durable.
     const stored = this.spool.appendRecord(frameRecord(unit, bytes), lines.points, SPOOL_RECORD_FRAME)
     const key = this.unkept.size > 0 ? unkeptKey(frame) : null
-    // A resend of a frame already evaluated (its first copy refused by the spool) is not evaluated again.
-    const evaluated = key !== null && this.unkept.delete(key)
-    // A listener that throws fails the frame as before, but only once its append has settled
-    // (never an append left unobserved, nor a rejection unhandled).
-    let listenerError: unknown = null
-    if (!evaluated) {
-      try { this.emit('validated', frame, transport) } catch (err) { listenerError = err }
-    }
+    // A resend of a frame already evaluated (its first copy in flight, stored, or refused by the
+    // spool) is not evaluated again. Both are asked: each forgets what the other may still know.
+    const refusedBefore = key !== null && this.unkept.delete(key)
+    const evaluated = !this.handedOver.first(frame.unitId, frame.bootId, frame.seq) || refusedBefore
+    // A listener that throws is isolated (deliver()): the frame's fate is its spool append's.
+    if (!evaluated) this.deliver('validated', frame, transport)
     try {
       await stored
     } catch (err) {
       this.rememberUnkept(key ?? unkeptKey(frame))
       throw err
     }
-    if (listenerError !== null) throw listenerError
     this.metrics.spoolAppendSeconds.observe((performance.now() - t0) / 1000)
     let accepted = this.acceptedBy.get(transport)
     if (accepted === undefined) this.acceptedBy.set(transport, accepted = this.metrics.framesAccepted.labels(transport))
@@ -103,7 +165,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.metrics.pointsSpooled.inc(lines.points)
     const replay = this.isReplay(frame)
     if (replay) this.metrics.framesReplayed.inc()
-    this.emit('frame', frame, transport)
+    this.deliver('frame', frame, transport)
     return { ok: true, frame, points: lines.points, replay }
   }
 

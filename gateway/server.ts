@@ -169,6 +169,7 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
           log.error({ lines, message }, 'InfluxDB refused lines; moved to dead letters')
         },
         onSpoolRefused: (err, kept) => {
+          metrics.spoolUndrainable.inc({ reason: err.code })
           if (kept) {
             metrics.deadLetters.inc({ source: 'spool' })
             log.error({ code: err.code, err: err.message }, 'spooled frame refused when draining: kept in the dead letters')
@@ -195,7 +196,7 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       maxFrameBytes: config.maxFrameBytes,
       maxFutureSkewMs: config.maxFutureSkewMs,
       maxPastAgeMs: config.maxPastAgeMs
-    }), spool, deadLetters, metrics)
+    }), spool, deadLetters, metrics, log.child({ component: 'ingest' }))
 
     const passwordThrottle = new PasswordThrottle({
       maxFailuresPerAddress: config.loginMaxFailuresPerIp,
@@ -321,7 +322,7 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       closers.push(() => roster.close())
     }
     // Dataspace: routes registered before the app listens; live streams get frames and alerts.
-    dataspace.attachFrames(ingest)
+    dataspace.attachFrames({ on: (e, l) => { ingest.consume(e, 'research_live', l) }, off: (e, l) => ingest.off(e, l) })
     dataspace.attachAlerts(alerts)
     registerDspRoutes(http, dsp)
     registerDataspaceRoutes(http, dataspace)
@@ -368,7 +369,7 @@ async function startRoster (link: ClusterLink, ingest: Ingest, wiring: { engine:
   })
   // With the alert engine (as soon as validated): the claim starts with the unit's take-over, so
   // its first alerts here are not dropped as another process' (cluster/alert-stream.ts).
-  ingest.on('validated', f => {
+  ingest.consume('validated', 'cluster_roster', f => {
     lastSeen.set(f.unitId, Date.now())
     roster.seen(f.unitId)
   })

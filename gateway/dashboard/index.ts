@@ -139,7 +139,7 @@ export async function startDashboard (opts: DashboardOptions, deps: DashboardDep
     }
   }
   // With the alert engine, as soon as the frame is validated (its spool append in flight).
-  deps.ingest.on('validated', onFrame)
+  deps.ingest.consume('validated', 'live_hub', onFrame)
   const onAlert = (e: AlertEvent): void => { hub.pushAlert(e) }
   const attach = (engine: AlertEngineLike | null): void => {
     alerts?.off('alert', onAlert)

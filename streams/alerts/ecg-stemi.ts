@@ -44,6 +44,8 @@ class UnitEcg {
   /** Device time just past the last sample, ms. */
   endMs = NaN
   device: SourceResult | null = null
+  /** Device time of the frame whose interpretation `device` holds (an older one never replaces it). */
+  deviceAtMs = -Infinity
   deviceFlags = { lbbb: false, paced: false }
   gateway: SourceResult | null = null
   /** Leads that have met the criteria during this encounter: the alert names them all, so a lead near its limit cannot make the alert flap. */
@@ -71,10 +73,18 @@ export class EcgStemiWatch {
     if (a.ageYears !== undefined && a.ageYears !== null) u.patient = { ...u.patient, ageYears: a.ageYears > 0 ? a.ageYears : null }
   }
 
-  /** Feeds one new frame (after the engine's resend check); returns a finding when there is a new verdict to report. */
-  onFrame (f: Frame): EcgFinding | null {
+  /**
+   * Feeds one frame; returns a finding when there is a new verdict to report. `late`: the engine's
+   * resend check found it not newer than what the unit already sent (a QoS 1 resend, or a frame
+   * arriving out of order). A late frame's ECG is left out — appended, it would break the
+   * contiguous tracing and restart the 10 s window, or hold its 250 ms twice — and so is its
+   * encounter (the previous patient's late frame resets nothing); its interpretation counts only
+   * when no newer one was seen.
+   */
+  onFrame (f: Frame, late = false): EcgFinding | null {
     const u = this.unit(f.unitId)
     if (f.encounterId !== '' && f.encounterId !== u.encounter) {
+      if (late) return null
       // Another patient: what we knew about the last one no longer applies. An empty id says
       // nothing about the patient (issue 9: it never ends an encounter), so it changes nothing.
       if (u.encounter !== '') this.units.set(f.unitId, new UnitEcg())
@@ -82,9 +92,10 @@ export class EcgStemiWatch {
     }
     const v = this.units.get(f.unitId)!
     let fresh = false
-    if (f.waveforms.length > 0 && this.append(v, f)) fresh = this.measure(v)
+    if (!late && f.waveforms.length > 0 && this.append(v, f)) fresh = this.measure(v)
     const i = f.interpretation
-    if (i !== null && i !== undefined) {
+    if (i !== null && i !== undefined && f.capturedAtMs > v.deviceAtMs) {
+      v.deviceAtMs = f.capturedAtMs
       const stUv: Partial<Record<LeadName, number>> = {}
       for (const d of i.stDeviations) stUv[LEAD_NAMES[d.lead - 1]!] = d.microvolts
       v.deviceFlags = { lbbb: i.lbbb, paced: i.paced }

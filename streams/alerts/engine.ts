@@ -184,7 +184,8 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     if (f.assessment !== null) applyAssessment(this.core, u, f.assessment, f.capturedAtMs, nowMs)
     // STEMI from the ECG (issue 9): the device's interpretation and the gateway's ST measurement.
     if (f.assessment !== null) this.core.ecgStemi.assessment(u.unit, f.assessment)
-    const ecg = this.core.ecgStemi.onFrame(f)
+    // A resend or late frame is not the tracing's continuation: the watch leaves its ECG out.
+    const ecg = this.core.ecgStemi.onFrame(f, resend)
     if (ecg !== null) ecgStemiAlert(this.core, u, ecg, f.capturedAtMs, nowMs)
     if (f.encounterEnded && !resend && u.encounter !== '') this.endEncounter(u, f.capturedAtMs, nowMs)
   }

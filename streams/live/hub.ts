@@ -99,6 +99,8 @@ interface UnitState {
   lastSeenMs: number
   firstSeenMs: number
   lastUpdateSentMs: number
+  /** Device time of the newest frame of this encounter, ms (what tells a late frame). */
+  latestMs: number
   values: Float64Array
   times: Float64Array
   position: PositionView | null
@@ -148,11 +150,19 @@ export class LiveHub {
 
   // ---- input -------------------------------------------------------------------------------
 
-  /** One validated frame. Synchronous, allocation-light, never waits on a subscriber. */
+  /**
+   * One validated frame. Synchronous, allocation-light, never waits on a subscriber. Late data (a
+   * resend, a store-and-forward backlog: older than what the unit showed) never goes back in
+   * time: the ECG ring takes only its continuation (rings.ts), a sign's value, the position and
+   * the assessment only what is not older than the one shown, and a late frame of another
+   * encounter (the previous patient's) is left out altogether (docs/dashboard.md).
+   */
   push (f: Frame): void {
     if (this.closed) return
     const now = this.options.now()
     const u = this.unitFor(f)
+    if (u === null) return
+    if (f.capturedAtMs > u.latestMs) u.latestMs = f.capturedAtMs
     if (u.firstSeenMs === 0) u.firstSeenMs = now
     u.lastSeenMs = now
     let changed = false
@@ -160,10 +170,10 @@ export class LiveHub {
       const col = n.sign - 1
       if (col < 0 || col >= SIGNS) continue
       const t = f.capturedAtMs + n.offsetMs
-      if (t >= u.times[col]!) {
-        u.values[col] = n.value
-        u.times[col] = t
-      }
+      // An older value would overwrite a newer one in the trend's current row: left out.
+      if (t < u.times[col]!) continue
+      u.values[col] = n.value
+      u.times[col] = t
       u.trend.setValue(t, col, n.value)
       changed = true
     }
@@ -172,11 +182,11 @@ export class LiveHub {
       const t = f.capturedAtMs + p.offsetMs
       if (u.position === null || t >= u.position.t) {
         u.position = { latitude: p.latitude, longitude: p.longitude, speedMps: p.speedMps, headingDeg: p.headingDeg, t }
+        u.trend.setPosition(t, p.latitude, p.longitude, p.speedMps, p.headingDeg)
+        changed = true
       }
-      u.trend.setPosition(t, p.latitude, p.longitude, p.speedMps, p.headingDeg)
-      changed = true
     }
-    if (f.assessment !== null) {
+    if (f.assessment !== null && (u.assessment === null || f.capturedAtMs >= u.assessment.t)) {
       u.assessment = { ...f.assessment, t: f.capturedAtMs }
       changed = true
     }
@@ -223,11 +233,16 @@ export class LiveHub {
     this.hooks.onLocalMessage?.('news2', unit, data)
   }
 
-  private unitFor (f: Frame): UnitState {
+  /** The unit's state for this frame; null for a late frame of another encounter (left out). */
+  private unitFor (f: Frame): UnitState | null {
     let u = this.units.get(f.unitId)
     // A new encounter is a new patient: their trend must not continue the previous one's.
-    // ('' → id is the same patient being assigned an encounter by dispatch.)
-    if (u !== undefined && f.encounterId !== u.encounter && u.encounter !== '') u = undefined
+    // ('' → id is the same patient being assigned an encounter by dispatch.) A frame of another
+    // encounter older than the newest shown is the previous patient's, late: it resets nothing.
+    if (u !== undefined && f.encounterId !== u.encounter && u.encounter !== '') {
+      if (f.capturedAtMs < u.latestMs) return null
+      u = undefined
+    }
     if (u === undefined) {
       const o = this.options
       u = {
@@ -236,6 +251,7 @@ export class LiveHub {
         lastSeenMs: 0,
         firstSeenMs: 0,
         lastUpdateSentMs: 0,
+        latestMs: Number.NEGATIVE_INFINITY,
         values: new Float64Array(SIGNS).fill(Number.NaN),
         times: new Float64Array(SIGNS).fill(Number.NEGATIVE_INFINITY),
         position: null,

@@ -6,6 +6,7 @@ export type StreamErrorCode =
   | 'AMB_ERR_SPOOL_CLOSED'
   | 'AMB_ERR_SPOOL_CORRUPT'
   | 'AMB_ERR_SPOOL_UNDECODABLE'
+  | 'AMB_ERR_SPOOL_DRAIN_FAILED'
   | 'AMB_ERR_SPOOL_IO'
   | 'AMB_ERR_DISK_FULL'
   | 'AMB_ERR_INFLUX_REJECTED'
@@ -19,6 +20,7 @@ export const STREAM_ERRORS: Readonly<Record<StreamErrorCode, ErrorDefinition<Str
   createError('AMB_ERR_DISK_FULL', 'as AMB_ERR_SPOOL_IO, because the disk is full (ENOSPC/EDQUOT)', 503),
   createError('AMB_ERR_SPOOL_CORRUPT', 'a spool record fails its checksum inside a segment', 503),
   createError('AMB_ERR_SPOOL_UNDECODABLE', 'a spooled frame could not be turned into line protocol when draining (a record kind this version does not know, or a frame the current decoder refuses); a refused frame goes to the dead letters, an unknown kind stops the sink with the record kept', 503),
+  createError('AMB_ERR_SPOOL_DRAIN_FAILED', 'turning a spooled frame into line protocol failed with an internal error (a bug in the decoder or the line-protocol writer, not a refusal); the frame goes to the dead letters and the drain goes on', 503),
   createError('AMB_ERR_INFLUX_REJECTED', 'InfluxDB refused a line\'s content; it goes to the dead letters', 503),
   createError('AMB_ERR_INFLUX_UNAVAILABLE', 'InfluxDB did not answer in time; the sink retries', 503)
 )

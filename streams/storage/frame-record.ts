@@ -13,9 +13,13 @@
  * at ingest and acknowledged, so a clock that moved on (store-and-forward past maxPastAgeMs by
  * the time InfluxDB is back) or a limit an operator lowered since must not refuse it. Should the
  * decoder of a later version refuse it all the same, it goes to the dead letters (never
- * silently dropped) with AMB_ERR_SPOOL_UNDECODABLE.
+ * silently dropped) with AMB_ERR_SPOOL_UNDECODABLE. Should decoding or writing its line protocol
+ * fail otherwise (a bug: an error that is not the decoder's coded refusal), it goes there too,
+ * with AMB_ERR_SPOOL_DRAIN_FAILED: one frame a bug cannot handle must not stop the storage of
+ * every unit's frames behind it.
  */
-import { FrameDecoder } from '../../decoders/index.js'
+import { FrameDecoder, FrameError } from '../../decoders/index.js'
+import { drainFaultUnit } from './drain-fault.js'
 import { LineBuffer } from './line-buffer.js'
 import { writeFrameLines } from './line-protocol.js'
 import { SPOOL_RECORD_HEADER } from './spool.js'
@@ -52,21 +56,40 @@ export function parseFrameRecord (payload: Buffer): { unit: string, bytes: Buffe
 export class FrameRecordExpander {
   private readonly decoder = new FrameDecoder({ maxFrameBytes: Infinity, maxFutureSkewMs: Infinity, maxPastAgeMs: Infinity, maxWaveformSpanMs: Infinity })
   private readonly out = new LineBuffer(64 * 1024)
+  /** Test hook (drain-fault.ts): the unit whose frames fail as a bug would; null in production. */
+  private readonly faultUnit = drainFaultUnit()
 
-  /** The record's line protocol (a fresh buffer); throws AMB_ERR_SPOOL_UNDECODABLE. */
+  /**
+   * The record's line protocol (a fresh buffer). Throws only StreamErrors:
+   * AMB_ERR_SPOOL_UNDECODABLE (the record or the decoder's refusal) or AMB_ERR_SPOOL_DRAIN_FAILED
+   * (anything else: a bug).
+   */
   expand (payload: Buffer): Buffer {
     const { unit, bytes } = parseFrameRecord(payload)
     let frame
     try {
       frame = this.decoder.decode(bytes, unit, 0)
     } catch (err) {
-      throw new StreamError('AMB_ERR_SPOOL_UNDECODABLE', `spooled frame of unit ${unit} refused when draining: ${(err as Error).message}`, { cause: err })
+      if (err instanceof FrameError) throw new StreamError('AMB_ERR_SPOOL_UNDECODABLE', `spooled frame of unit ${unit} refused when draining: ${err.message}`, { cause: err })
+      throw drainFailed(unit, err)
     }
     const out = this.out
-    out.reset()
-    writeFrameLines(frame, out)
+    try {
+      if (this.faultUnit === unit) throw new TypeError('line protocol writer failed (injected by AMBULINK_FAULT_DRAIN_UNIT)')
+      out.reset()
+      writeFrameLines(frame, out)
+    } catch (err) {
+      // The scratch buffer may hold half a frame: the next record resets it.
+      throw drainFailed(unit, err)
+    }
     return Buffer.from(out.buf.subarray(0, out.length))
   }
+}
+
+/** An internal error while draining a frame of `unit`, as the coded error the dead letters keep. */
+export function drainFailed (unit: string | undefined, err: unknown): StreamError {
+  const e = err as Error
+  return new StreamError('AMB_ERR_SPOOL_DRAIN_FAILED', `spooled frame of unit ${unit ?? '?'} could not be turned into line protocol (internal error: ${e?.name ?? 'Error'}: ${e?.message ?? String(err)})`.slice(0, 2000), { cause: err })
 }
 
 /**
@@ -79,9 +102,9 @@ export function spoolFrameExpander (deadLetters: DeadLetterStore, onUndecodable?
   return async payload => {
     try {
       return expander.expand(payload)
-    } catch (err) {
-      if (!(err instanceof StreamError)) throw err
+    } catch (thrown) {
       const parsed = (() => { try { return parseFrameRecord(payload) } catch { return null } })()
+      const err = thrown instanceof StreamError ? thrown : drainFailed(parsed?.unit, thrown)
       const kept = await deadLetters.add({ source: 'spool', code: err.code, reason: err.message, unit: parsed?.unit, payload: parsed?.bytes ?? payload })
       // Told after the dead letters answered, so "kept" is only ever reported when it is true.
       onUndecodable?.(err, kept)

@@ -10,7 +10,7 @@
  */
 import { promisify } from 'node:util'
 import { gzip as gzipCb, constants as zc } from 'node:zlib'
-import { FrameRecordExpander, parseFrameRecord } from './frame-record.js'
+import { drainFailed, FrameRecordExpander, parseFrameRecord } from './frame-record.js'
 import { SPOOL_RECORD_FRAME, SPOOL_RECORD_LINES, spoolRecords, spoolSegmentName } from './spool-records.js'
 import { StreamError } from './errors.js'
 import { crashPoint } from './crash-point.js'
@@ -117,7 +117,11 @@ export class SinkJobs {
     this.client.close()
   }
 
-  /** The batch's line protocol; throws AMB_ERR_SPOOL_CORRUPT / _UNDECODABLE to stop the sink. */
+  /**
+   * The batch's line protocol, and the frames to dead-letter (refused, or failed by a bug:
+   * AMB_ERR_SPOOL_UNDECODABLE / _DRAIN_FAILED). Throws AMB_ERR_SPOOL_CORRUPT (a checksum) or
+   * _UNDECODABLE (a record kind this version does not know) to stop the sink with it kept.
+   */
   private prepare (job: WriteJob, bytes: Uint8Array): Prepared {
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     const parts: Buffer[] = []
@@ -131,9 +135,11 @@ export class SinkJobs {
       } else if (r.kind === SPOOL_RECORD_FRAME) {
         try {
           lines = this.expander.expand(r.payload)
-        } catch (err) {
-          if (!(err instanceof StreamError)) throw err
+        } catch (thrown) {
+          // One frame that cannot be drained goes to the dead letters; it never stops the sink
+          // (whatever it threw: a coded refusal or a bug), so every other unit's frames are stored.
           const parsed = (() => { try { return parseFrameRecord(r.payload) } catch { return null } })()
+          const err = thrown instanceof StreamError ? thrown : drainFailed(parsed?.unit, thrown)
           // A copy: a view would carry the whole batch's memory across the thread boundary.
           refused.push({ segment: job.segment, offset: job.offset + r.at, code: err.code, reason: err.message, unit: parsed?.unit, payload: Uint8Array.prototype.slice.call(parsed?.bytes ?? r.payload) })
           continue

@@ -9,6 +9,9 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    // expect.poll() gives up after 1 s by default: too short for a page under Chromium to
+    // re-render on a loaded 2-core machine. Bounded waits for state, not timing claims.
+    expect: { poll: { timeout: 20_000 } },
     pool: 'forks',
     fileParallelism: true,
     poolOptions: {

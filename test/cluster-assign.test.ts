@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Assignment, ServerMessage } from '../streams/index.js'
-import { liveFeed, login, startCluster, TestDevice, type LiveFeed, type TestCluster } from '../testkit/cluster.js'
+import { CLUSTER_START_TIMEOUT_MS, liveFeed, login, startCluster, TestDevice, type LiveFeed, type TestCluster } from '../testkit/cluster.js'
 import type { GatewayProcess } from '../testkit/gateway-process.js'
 import { waitFor } from '../testkit/proc.js'
 
@@ -42,7 +42,7 @@ describe('cluster: the incoming board\'s assignments on every process', () => {
     device = new TestDevice(UNIT, await cluster.addDevice(UNIT))
     a = await cluster.start('a')
     b = await cluster.start('b')
-  }, 150_000)
+  }, 2 * CLUSTER_START_TIMEOUT_MS + 60_000)
 
   afterAll(async () => {
     for (const f of feeds) f.ws.terminate()
@@ -103,5 +103,5 @@ describe('cluster: the incoming board\'s assignments on every process', () => {
     await waitFor(async () => (await journalled(c)).length >= 1, { timeoutMs: 10_000, what: 'C\'s journal' })
     expect(await journalled(c)).toEqual([r2.body.assignment])
     console.log(JSON.stringify({ assign: { otherProcessPageMs: latencyMs } }))
-  }, 150_000)
+  }, CLUSTER_START_TIMEOUT_MS + 150_000)
 })

@@ -54,7 +54,7 @@ describe('STEMI from the ECG, end to end', () => {
     expect(ecg.e.alert.message).toContain('ST elevation in II, III, aVF (inferior)')
     expect(ecg.e.alert.message).toContain('device interpretation and gateway measurement')
     // The crew's suspicion arrives as its own alert.
-    await waitFor(async () => events.some(x => x.e.alert.kind === 'stemi' && x.e.alert.key === ''), { timeoutMs: 5_000, what: 'the crew STEMI alert' })
+    await waitFor(async () => events.some(x => x.e.alert.kind === 'stemi' && x.e.alert.key === ''), { timeoutMs: 20_000, what: 'the crew STEMI alert' })
     // The healthy unit's frames went in first and were processed (its NEWS2 exists): nothing from it.
     expect(tg.gw.alerts.news2For('amb-ok')).not.toBeNull()
     expect(tg.gw.alerts.alertsFor('amb-ok')).toEqual([])
@@ -86,7 +86,7 @@ describe('STEMI from the ECG, end to end', () => {
     expect((await fetch(`${tg.httpUrl}/api/v1/alerts/..%2F..%2Fcredentials/ecg`, { headers: { cookie } })).status).toBe(400)
     // Durable under DATA_DIR, owner-only.
     const file = join(tg.dataDir, 'alerts', 'ecg', `${id}.json`)
-    await waitFor(async () => (await stat(file)).isFile(), { timeoutMs: 5_000, what: 'the snapshot file' })
+    await waitFor(async () => (await stat(file)).isFile(), { timeoutMs: 20_000, what: 'the snapshot file' })
     expect((await stat(file)).mode & 0o777).toBe(0o600)
   }, 60_000)
 })

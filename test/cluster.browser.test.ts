@@ -25,6 +25,7 @@ import { ROSTER_DEFAULTS } from '../gateway/cluster/roster.js'
 import { addDevice, addUser } from '../gateway/credentials.js'
 import type { AlertEvent, ServerMessage } from '../streams/index.js'
 import { testFrame } from '../testkit/frames.js'
+import { CLUSTER_START_TIMEOUT_MS } from '../testkit/cluster.js'
 import { startGatewayProcess, type GatewayProcess } from '../testkit/gateway-process.js'
 import { haproxyConfigFromDocs, startHaproxy, type HaproxyServer } from '../testkit/haproxy.js'
 import { createDatabase, startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
@@ -106,7 +107,7 @@ describe('a cluster of two gateway processes behind HAProxy', () => {
       await mkdir(dataDir, { recursive: true, mode: 0o700 })
       await symlink(join(shared, 'credentials.json'), join(dataDir, 'credentials.json'))
       // Generous: the machine running the tests may be loaded.
-      return await startGatewayProcess({ dataDir, env, startTimeoutMs: 60_000 })
+      return await startGatewayProcess({ dataDir, env, startTimeoutMs: CLUSTER_START_TIMEOUT_MS })
     }))
     lb = await startHaproxy({
       config: await haproxyConfigFromDocs(),
@@ -116,7 +117,7 @@ describe('a cluster of two gateway processes behind HAProxy', () => {
       ]))
     })
     browser = await launchChromium()
-  }, 180_000)
+  }, CLUSTER_START_TIMEOUT_MS + 120_000)
 
   afterAll(async () => {
     for (const d of devices) d.stop()

@@ -229,7 +229,6 @@ describe('a cluster of two gateway processes behind HAProxy', () => {
     // wall-clock bound: Chromium and three servers on a loaded machine can stall for longer than
     // the 1 s of docs/scale-out.md, which loadtest/cluster-assign-latency.ts measures.
     expect(assignSeenMs).toBeGreaterThanOrEqual(0)
-    console.log(JSON.stringify({ assign: { holderPageMsAfterClick: holderSeenMs, otherPageMsAfterClick: assignSeenMs } }))
     expect(await onSurvivor.locator('.irow[data-unit="AMB-B"] .iassigned').textContent()).toContain('alice')
     await onHolder.context().close()
     await onSurvivor.context().close()

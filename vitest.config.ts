@@ -8,7 +8,12 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
-    hookTimeout: 60_000,
+    // Hooks start InfluxDB, gateways and brokers: on a loaded machine one setup ran past 60 s
+    // (test/alerts-e2e.test.ts's: InfluxDB, an in-process gateway, mosquitto_sub).
+    hookTimeout: 120_000,
+    // expect.poll() gives up after 1 s by default: too short for a page under Chromium to
+    // re-render on a loaded 2-core machine. Bounded waits for state, not timing claims.
+    expect: { poll: { timeout: 20_000 } },
     pool: 'forks',
     fileParallelism: true,
     poolOptions: {

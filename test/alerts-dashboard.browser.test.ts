@@ -61,17 +61,17 @@ describe('dashboard: acknowledgement silences, never hides', () => {
     const t0 = Date.now() - 60_000
     await frames(12, t0 + 12_000, { 7: 25, 3: 93 })   // NEWS2 5: urgent, medium
     const row = page.locator('.banner .alert', { hasText: 'NEWS2' })
-    await row.waitFor({ timeout: 5000 })
+    await row.waitFor({ timeout: 20_000 })
     expect(await row.getAttribute('data-priority')).toBe('medium')
     await expect.poll(() => flashing(page)).toBe('flash-med')
 
     await row.locator('button.ack').click()
-    await row.waitFor({ state: 'detached', timeout: 5000 })
+    await row.waitFor({ state: 'detached', timeout: 20_000 })
     await expect.poll(() => flashing(page)).toBe('none')
 
     await frames(12, t0 + 24_000, { 7: 25, 3: 93, 1: 135, 4: 105 })   // NEWS2 9: emergency, high
     const again = page.locator('.banner .alert[data-priority="high"]', { hasText: 'NEWS2' })
-    await again.waitFor({ timeout: 5000 })
+    await again.waitFor({ timeout: 20_000 })
     expect(await again.locator('button.ack').textContent()).toBe('Acknowledge')
     await expect.poll(() => flashing(page)).toBe('flash-high')
     expect(await page.evaluate(() => document.body.classList.contains('alarm-high'))).toBe(true)

@@ -29,7 +29,7 @@ let healthy: NodeJS.Timeout | null = null
 beforeAll(async () => {
   tg = await startTestGateway({ signalLossMs: 2_000, alertEscalateMs: 1_500, alertDeviceAlarmHoldMs: 1_000 })
   const password = await tg.addUser('dr-lee', 'clinician')
-  sub = await mosquittoSub({ port: tg.gw.ports.mqtt!, username: 'dr-lee', password, id: 'dr-lee', topic: 'alerts/#', qos: 1, timeoutMs: 120_000 })
+  sub = await mosquittoSub({ port: tg.gw.ports.mqtt!, username: 'dr-lee', password, id: 'dr-lee', topic: 'alerts/#', qos: 1, timeoutMs: 300_000 })
   for (const unit of ['amb-ack', 'amb-flap', 'amb-vf', 'amb-link', 'amb-probe', 'amb-ok']) {
     const token = await tg.addDevice(unit)
     devices.set(unit, await mqtt.connectAsync(tg.mqttUrl, { username: unit, password: token, clientId: unit, reconnectPeriod: 0 }))

@@ -39,12 +39,13 @@ beforeAll(async () => {
   // Signal loss and escalation far beyond the test's length, so the counts below are exact.
   tg = await startTestGateway({ influxUrl: influx.url, influxApi: 'v1', influxDb: DB, influxLingerMs: 50, signalLossMs: 600_000, alertEscalateMs: 600_000 })
   const password = await tg.addUser('dr-lee', 'clinician')
-  sub = await mosquittoSub({ port: tg.gw.ports.mqtt!, username: 'dr-lee', password, id: 'dr-lee', topic: 'alerts/#', qos: 1, timeoutMs: 60_000 })
+  // mosquitto_sub is stopped after timeoutMs: longer than the file may run on a loaded machine.
+  sub = await mosquittoSub({ port: tg.gw.ports.mqtt!, username: 'dr-lee', password, id: 'dr-lee', topic: 'alerts/#', qos: 1, timeoutMs: 300_000 })
   for (const unit of ['amb-crit', 'amb-ok']) {
     const token = await tg.addDevice(unit)
     devices.push(await mqtt.connectAsync(tg.mqttUrl, { username: unit, password: token, clientId: unit, reconnectPeriod: 0 }))
   }
-})
+}, 120_000) // InfluxDB, a gateway and mosquitto_sub: the default 60 s ran out on a loaded machine
 
 afterAll(async () => {
   for (const d of devices) await d.endAsync(true)
@@ -62,7 +63,7 @@ function received (): AlertEvent[] {
 
 /** Resolves once `n` alert messages have arrived on mosquitto_sub. */
 async function arrived (n: number): Promise<void> {
-  await waitFor(async () => sub.messages.length >= n, { timeoutMs: 10_000, intervalMs: 5, what: `${n} alert messages` })
+  await waitFor(async () => sub.messages.length >= n, { timeoutMs: 30_000, intervalMs: 5, what: `${n} alert messages` })
 }
 
 describe('alerts end to end', () => {
@@ -103,8 +104,8 @@ describe('alerts end to end', () => {
 
     // InfluxDB: exactly the four events as points, tagged per the storage contract. Counted again
     // once the spool is drained (nothing left to write), so a fifth point would be a duplicate.
-    await waitFor(async () => (await influx.count(DB, 'alerts', 'message')) >= 4, { timeoutMs: 15_000, intervalMs: 100, what: '4 alert points' })
-    await waitFor(async () => tg.gw.spool.pendingBytes === 0, { timeoutMs: 15_000, what: 'the spool to drain into InfluxDB' })
+    await waitFor(async () => (await influx.count(DB, 'alerts', 'message')) >= 4, { timeoutMs: 60_000, intervalMs: 100, what: '4 alert points' })
+    await waitFor(async () => tg.gw.spool.pendingBytes === 0, { timeoutMs: 60_000, what: 'the spool to drain into InfluxDB' })
     expect(await influx.count(DB, 'alerts', 'message')).toBe(4)
     expect(await influx.count(DB, 'alerts', 'message', `"unit" = 'amb-ok'`)).toBe(0)
     const r = await influx.query(`SELECT "event", "priority", "message", "value", "id" FROM alerts WHERE "kind" = 'threshold'`, DB, { epoch: 'u' })

@@ -60,7 +60,7 @@ describe('cluster: an assignment taken while Redis is down', () => {
     await waitFor(async () => a.board.pendingCount === 0, { timeoutMs: 10_000, what: 'A\'s retry done' })
     expect(b.seen).toEqual([x])
     expect(a.seen).toEqual([x])
-    await waitFor(async () => b.journal.assignments.get('AMB-9')?.at === x.at, { timeoutMs: 5000, what: 'B journalling it' })
+    await waitFor(async () => b.journal.assignments.get('AMB-9')?.at === x.at, { timeoutMs: 20_000, what: 'B journalling it' })
 
     // Older than what Redis holds (a retry after an outage, say): not shared.
     const older: Assignment = { ...x, action: 'stroke_team_standby', by: 'dr-ben', at: x.at - 60_000 }
@@ -68,7 +68,7 @@ describe('cluster: an assignment taken while Redis is down', () => {
     expect(JSON.parse((await sides[0]!.link.cmd.hget(ASSIGNMENTS, 'AMB-9'))!)).toEqual(x)
     const newer: Assignment = { ...x, action: 'handed_over', at: x.at + 1000 }
     expect(await a.board.share(newer)).toBe(true)
-    await waitFor(async () => b.seen.some(s => s.action === 'handed_over'), { timeoutMs: 5000, what: 'the newer one on B' })
+    await waitFor(async () => b.seen.some(s => s.action === 'handed_over'), { timeoutMs: 20_000, what: 'the newer one on B' })
     const link = sides[0]!.link
     expect(JSON.parse((await link.cmd.hget(ASSIGNMENTS, 'AMB-9'))!)).toEqual(newer)
     expect(a.seen.map(s => s.action)).toEqual(['cath_lab_activated', 'handed_over'])

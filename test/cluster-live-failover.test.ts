@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { SESSION_COOKIE, sessionId } from '../gateway/sessions.js'
 import { decodeEcgChunk, type EcgChunk } from '../streams/live/protocol.js'
 import type { ServerMessage } from '../streams/index.js'
-import { liveFeed, login, startCluster, TestDevice, type LiveFeed, type TestCluster } from '../testkit/cluster.js'
+import { CLUSTER_START_TIMEOUT_MS, liveFeed, login, startCluster, TestDevice, type LiveFeed, type TestCluster } from '../testkit/cluster.js'
 import type { GatewayProcess } from '../testkit/gateway-process.js'
 import { waitFor } from '../testkit/proc.js'
 
@@ -48,7 +48,7 @@ describe('cluster: the live view across the death of the serving process and of 
     b = await cluster.start('b')
     c = await cluster.start('c')
     t = Math.floor(Date.now() / 1000) * 1000 - 60_000
-  }, 180_000)
+  }, 3 * CLUSTER_START_TIMEOUT_MS + 60_000)
 
   afterAll(async () => {
     for (const f of feeds) f.ws.terminate()
@@ -107,5 +107,5 @@ describe('cluster: the live view across the death of the serving process and of 
     const recheckMs = Date.now() - deletedAt
     expect(code, 'B closed the socket of the ended session').toBe(4001)
     console.log(JSON.stringify({ live: { ecgFromNewOwnerMsAfterReconnect: ecgFromNewOwnerMs, sessionEndFoundMs: recheckMs } }))
-  }, 240_000)
+  }, CLUSTER_START_TIMEOUT_MS + 240_000)
 })

@@ -10,7 +10,7 @@
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Alert, AlertEvent, ServerMessage, UnitSnapshot } from '../streams/index.js'
-import { liveFeed, login, startCluster, TestDevice, type LiveFeed, type TestCluster } from '../testkit/cluster.js'
+import { CLUSTER_START_TIMEOUT_MS, liveFeed, login, startCluster, TestDevice, type LiveFeed, type TestCluster } from '../testkit/cluster.js'
 import type { GatewayProcess } from '../testkit/gateway-process.js'
 import { waitFor } from '../testkit/proc.js'
 
@@ -46,7 +46,7 @@ describe('cluster: Redis stops while units stream', () => {
     device = new TestDevice(UNIT, await cluster.addDevice(UNIT))
     a = await cluster.start('a')
     b = await cluster.start('b')
-  }, 150_000)
+  }, 2 * CLUSTER_START_TIMEOUT_MS + 60_000)
 
   afterAll(async () => {
     for (const f of feeds) f.ws.terminate()

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { encodeFrame } from '../decoders/index.js'
 import { addDevice, addUser } from '../gateway/credentials.js'
 import type { AlertEvent, UnitSnapshot } from '../streams/index.js'
+import { CLUSTER_START_TIMEOUT_MS } from '../testkit/cluster.js'
 import { startGatewayProcess, type GatewayProcess } from '../testkit/gateway-process.js'
 import { makeTempDir, removeTempDir, waitFor } from '../testkit/proc.js'
 import { startRedis, type RedisServer } from '../testkit/redis.js'
@@ -52,14 +53,14 @@ describe('cluster: a unit\'s alert state follows it to the surviving process', (
       await mkdir(dataDir, { recursive: true, mode: 0o700 })
       await symlink(join(shared, 'credentials.json'), join(dataDir, 'credentials.json'))
       // Generous: the machine running the tests may be loaded.
-      return await startGatewayProcess({ dataDir, env, startTimeoutMs: 60_000 })
+      return await startGatewayProcess({ dataDir, env, startTimeoutMs: CLUSTER_START_TIMEOUT_MS })
     }
     a = await start('a')
     b = await start('b')
     clinician = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.ports.mqtt!}`, { username: 'dr-lee', password, clientId: 'dr-lee', reconnectPeriod: 0 })
     clinician.on('message', (topic, payload) => { if (topic === `alerts/${UNIT}`) heard.push({ at: Date.now(), ev: JSON.parse(payload.toString()) as AlertEvent }) })
     await clinician.subscribeAsync('alerts/#', { qos: 1 })
-  }, 150_000)
+  }, 2 * CLUSTER_START_TIMEOUT_MS + 60_000)
 
   afterAll(async () => {
     await device?.endAsync(true)

@@ -12,7 +12,7 @@ import { Redis } from 'ioredis'
 import mqtt, { type MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { AlertEngine, type AlertEvent, type UnitSnapshot } from '../streams/index.js'
-import { startCluster, TestDevice, type TestCluster } from '../testkit/cluster.js'
+import { CLUSTER_START_TIMEOUT_MS, startCluster, TestDevice, type TestCluster } from '../testkit/cluster.js'
 import type { GatewayProcess } from '../testkit/gateway-process.js'
 import { waitFor } from '../testkit/proc.js'
 import { frame } from './alert-harness.js'
@@ -67,7 +67,7 @@ describe('cluster: rule windows follow the unit to the surviving process', () =>
     clinician = await mqtt.connectAsync(`mqtt://127.0.0.1:${b.ports.mqtt!}`, { username: 'dr-lee', password, clientId: 'dr-lee', reconnectPeriod: 0 })
     clinician.on('message', (_topic, payload) => { heard.push({ at: Date.now(), ev: JSON.parse(payload.toString()) as AlertEvent }) })
     await clinician.subscribeAsync('alerts/#', { qos: 1 })
-  }, 150_000)
+  }, 2 * CLUSTER_START_TIMEOUT_MS + 60_000)
 
   afterAll(async () => {
     for (const d of devices) await d.close()

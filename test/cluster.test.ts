@@ -85,7 +85,7 @@ describe('cluster: sessions, alert stream and acknowledgements across two proces
     expect((await fetch(`${b.httpUrl}/api/v1/session`, { headers: { cookie: s.cookie } })).status).toBe(200)
     const onB = await feed(b.httpUrl, s.cookie)
     feeds.push(onB)
-    await waitFor(async () => onB.messages.some(m => m.type === 'snapshot'), { timeoutMs: 5000, what: 'snapshot on B' })
+    await waitFor(async () => onB.messages.some(m => m.type === 'snapshot'), { timeoutMs: 20_000, what: 'snapshot on B' })
     const out = await fetch(`${a.httpUrl}/api/v1/session`, { method: 'DELETE', headers: { cookie: s.cookie, 'x-csrf-token': s.csrf } })
     expect(out.status).toBe(204)
     expect(await onB.closed).toBe(4001)
@@ -107,21 +107,21 @@ describe('cluster: sessions, alert stream and acknowledgements across two proces
     const fa = await feed(a.httpUrl, s.cookie)
     const fb = await feed(b.httpUrl, s.cookie)
     feeds.push(fa, fb)
-    await waitFor(async () => fa.messages.some(m => m.type === 'snapshot') && fb.messages.some(m => m.type === 'snapshot'), { timeoutMs: 5000, what: 'snapshots' })
+    await waitFor(async () => fa.messages.some(m => m.type === 'snapshot') && fb.messages.some(m => m.type === 'snapshot'), { timeoutMs: 20_000, what: 'snapshots' })
     // Systolic 80 mmHg raises at once (nibp_systolic < 90, no duration; 95 clears it, no clear
     // duration). On A; then the unit's frames reach B (a failover: A's engine keeps its state).
     await post(a, 'AMB-1', 80)
-    const first = await waitFor(async () => alertEvents(fb, 'AMB-1')[0], { timeoutMs: 5000, what: 'A\'s alert on B' })
+    const first = await waitFor(async () => alertEvents(fb, 'AMB-1')[0], { timeoutMs: 20_000, what: 'A\'s alert on B' })
     expect(first.type).toBe('raised')
     await post(b, 'AMB-1', 78)
     // B's engine raises its own: the stream continues A's alert (same id), as an update.
-    const continued = await waitFor(async () => alertEvents(fa, 'AMB-1')[1], { timeoutMs: 5000, what: 'B continuing the alert' })
+    const continued = await waitFor(async () => alertEvents(fa, 'AMB-1')[1], { timeoutMs: 20_000, what: 'B continuing the alert' })
     expect(continued).toMatchObject({ type: 'updated', alert: { id: first.alert.id, raisedAt: first.alert.raisedAt } })
     await post(b, 'AMB-1', 150)
-    await waitFor(async () => alertEvents(fa, 'AMB-1').some(e => e.type === 'cleared'), { timeoutMs: 5000, what: 'the clear' })
+    await waitFor(async () => alertEvents(fa, 'AMB-1').some(e => e.type === 'cleared'), { timeoutMs: 20_000, what: 'the clear' })
     await post(b, 'AMB-1', 80)
-    await waitFor(async () => alertEvents(fa, 'AMB-1').filter(e => e.type === 'raised').length >= 2, { timeoutMs: 5000, what: 'a new episode raised' })
-    await waitFor(async () => alertEvents(fb, 'AMB-1').length === alertEvents(fa, 'AMB-1').length, { timeoutMs: 5000, what: 'both feeds level' })
+    await waitFor(async () => alertEvents(fa, 'AMB-1').filter(e => e.type === 'raised').length >= 2, { timeoutMs: 20_000, what: 'a new episode raised' })
+    await waitFor(async () => alertEvents(fb, 'AMB-1').length === alertEvents(fa, 'AMB-1').length, { timeoutMs: 20_000, what: 'both feeds level' })
     const onA = alertEvents(fa, 'AMB-1')
     expect(alertEvents(fb, 'AMB-1'), 'the same events, in the same order, on both processes').toEqual(onA)
     // Per episode (alert id): one raised, first; nothing after its clear.
@@ -137,7 +137,7 @@ describe('cluster: sessions, alert stream and acknowledgements across two proces
 
   it('an acknowledgement made on B reaches the engine on A that holds the alert', async () => {
     await post(a, 'AMB-2', 80)
-    const id = await waitFor(async () => a.gw.alerts.openAlerts().find(x => x.unit === 'AMB-2')?.id, { timeoutMs: 5000, what: 'the alert on A' })
+    const id = await waitFor(async () => a.gw.alerts.openAlerts().find(x => x.unit === 'AMB-2')?.id, { timeoutMs: 20_000, what: 'the alert on A' })
     expect(b.gw.alerts.get(id), 'B\'s engine does not hold it').toBeNull()
     const s = await login(b.httpUrl, 'alice', passwords.alice!)
     const res = await fetch(`${b.httpUrl}/api/v1/alerts/${id}/ack`, { method: 'POST', headers: { cookie: s.cookie, 'x-csrf-token': s.csrf } })

@@ -151,21 +151,29 @@ beforeAll(async () => {
   influx = await startInfluxDB()
   relay = await HoldingRelay.start(Number(new URL(influx.url).port))
   // The public URL is configuration: the port is chosen first so the gateway can be told it.
-  const port = await freePort()
-  tg = await startTestGateway({
-    httpPort: port,
-    dataspacePublicUrl: `http://127.0.0.1:${port}`,
-    influxUrl: `http://127.0.0.1:${relay.port}`,
-    influxApi: 'v1',
-    influxDb: DB,
-    dataspacePermitIssuers: join(dir, 'issuers.json'),
-    dataspaceIssuerPollMs: 200,
-    dataspaceHdabName: 'Health Data Access Body (test)',
-    dataspaceHdabUrl: 'https://hdab.example/',
-    dataspaceCountry: 'FRA',
-    dataspacePublisher: 'Hôpital test',
-    dataspaceContact: 'data@hospital.example'
-  })
+  // A server of a test file running in parallel may bind that port first: then choose again.
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    try {
+      tg = await startTestGateway({
+        httpPort: port,
+        dataspacePublicUrl: `http://127.0.0.1:${port}`,
+        influxUrl: `http://127.0.0.1:${relay.port}`,
+        influxApi: 'v1',
+        influxDb: DB,
+        dataspacePermitIssuers: join(dir, 'issuers.json'),
+        dataspaceIssuerPollMs: 200,
+        dataspaceHdabName: 'Health Data Access Body (test)',
+        dataspaceHdabUrl: 'https://hdab.example/',
+        dataspaceCountry: 'FRA',
+        dataspacePublisher: 'Hôpital test',
+        dataspaceContact: 'data@hospital.example'
+      })
+      break
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 5) throw err
+    }
+  }
   const tokens: Record<string, string> = {}
   for (const u of UNITS) tokens[u] = await tg.addDevice(u)
   await tg.addUser('dr-ana', 'researcher')

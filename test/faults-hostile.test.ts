@@ -47,13 +47,17 @@ describe('hostile MQTT and HTTP clients', () => {
   afterAll(async () => { await tg?.close() })
 
   it('closes a connection whose packet declares more than MAX_PACKET_BYTES, before buffering it', async () => {
+    const refusedBefore = await refused(tg, 'AMB_ERR_PACKET_TOO_LARGE')
     const s = await rawConnect(tg.gw.ports.mqtt!)
     const before = process.memoryUsage().rss
     // PUBLISH, remaining length 200 MiB (varint 0x80 0x80 0x80 0x64), then 1 MiB of payload.
     s.write(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x64]))
     s.write(Buffer.alloc(1024 * 1024, 0x41))
-    expect(await closedWithin(s, 3000)).toBeLessThan(3000)
-    expect(await refused(tg, 'AMB_ERR_PACKET_TOO_LARGE')).toBeGreaterThanOrEqual(1)
+    // The wait for the close is bounded generously, not timed (a loaded machine can take seconds
+    // to move 1 MiB); that the size guard closed it, not aedes' 10 s CONNECT timeout, is what
+    // its refusal code proves.
+    await closedWithin(s, 30_000)
+    expect(await refused(tg, 'AMB_ERR_PACKET_TOO_LARGE')).toBeGreaterThan(refusedBefore)
     // Nothing near the declared 200 MiB was allocated.
     expect(process.memoryUsage().rss - before).toBeLessThan(64 * 1024 * 1024)
   })
@@ -61,7 +65,7 @@ describe('hostile MQTT and HTTP clients', () => {
   it('closes a connection whose remaining-length varint runs past 4 bytes', async () => {
     const s = await rawConnect(tg.gw.ports.mqtt!)
     s.write(Buffer.from([0x10, 0x80, 0x80, 0x80, 0x80, 0x01]))
-    await closedWithin(s, 3000)
+    await closedWithin(s, 30_000)
     expect(await refused(tg, 'AMB_ERR_PACKET_MALFORMED')).toBeGreaterThanOrEqual(1)
   })
 
@@ -88,16 +92,20 @@ describe('hostile MQTT and HTTP clients', () => {
 
   it('caps connections per address and frees the slots when they close', async () => {
     const socks: Socket[] = []
-    const closes: Array<Promise<number>> = []
+    const closed = new Set<number>()
     try {
       for (let i = 0; i < 20; i++) {
         const s = await rawConnect(tg.gw.ports.mqtt!)
         socks.push(s)
-        closes.push(closedWithin(s, 1500).catch(() => -1))
+        s.on('error', () => {})
+        s.once('close', () => { closed.add(i) })
       }
-      const results = await Promise.all(closes)
-      // 8 allowed (they stay open, waiting for CONNECT); the other 12 were closed at once.
-      expect(results.filter(r => r >= 0).length).toBe(12)
+      // Wait for the refusals themselves, not for a fixed 1.5 s per socket: on a loaded machine
+      // the close events can be read after any such timer has fired.
+      const closedFirst = await waitFor(async () => closed.size >= 12 ? [...closed].sort((x, y) => x - y) : undefined, { timeoutMs: 30_000, what: '12 connections over the cap closed' })
+      // 8 allowed (the first 8, accepted in order; they stay open, waiting for CONNECT, which
+      // aedes allows 10 s); the other 12 were closed at once.
+      expect(closedFirst).toEqual(Array.from({ length: 12 }, (_, i) => 8 + i))
       expect(await refused(tg, 'AMB_ERR_TOO_MANY_CONNECTIONS')).toBeGreaterThanOrEqual(12)
     } finally {
       for (const s of socks) s.destroy()
@@ -107,7 +115,7 @@ describe('hostile MQTT and HTTP clients', () => {
       const open = await closedWithin(s, 300).then(() => false, () => true)
       s.destroy()
       return open
-    }, { timeoutMs: 5000, what: 'a connection slot to be free again' })
+    }, { timeoutMs: 30_000, what: 'a connection slot to be free again' })
   })
 
   it('times out an HTTP client that trickles its request', async () => {

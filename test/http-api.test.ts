@@ -6,7 +6,6 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import type { Config } from '../gateway/config.js'
 import { encodeFrame, type FrameInit } from '../decoders/index.js'
 import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
-import { freePort } from '../testkit/ports.js'
 
 const PROTOBUF = 'application/x-protobuf'
 
@@ -71,8 +70,9 @@ describe('probes', () => {
   })
 
   it('with InfluxDB unreachable: /readyz is 503 naming influxdb, /healthz stays 200, and devices are still accepted', async () => {
-    const port = await freePort() // closed: nothing listens there
-    const tg = await gateway({ influxUrl: `http://127.0.0.1:${port}`, influxApi: 'v1' })
+    // Port 1 (tcpmux): nothing listens there. A port that was free a moment ago could be taken
+    // meanwhile by a server of a test file running in parallel (an InfluxDB would answer).
+    const tg = await gateway({ influxUrl: 'http://127.0.0.1:1', influxApi: 'v1' })
 
     const ready = await fetch(`${tg.httpUrl}/readyz`)
     expect(ready.status).toBe(503)

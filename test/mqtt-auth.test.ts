@@ -235,7 +235,7 @@ describe('a client written by others (mosquitto_pub)', () => {
     expect(bad.code).not.toBe(0)
     expect(bad.stderr + bad.stdout).toMatch(/refused|password|authori/i)
 
-    const foreign = await mosquittoPub({ port, id: 'amb-03', username: 'amb-03', password: token, topic: 'units/amb-04/telemetry', message: frame('amb-04'), qos: 1, timeoutMs: 5_000 })
+    const foreign = await mosquittoPub({ port, id: 'amb-03', username: 'amb-03', password: token, topic: 'units/amb-04/telemetry', message: frame('amb-04'), qos: 1, timeoutMs: 15_000 })
     expect(foreign.code).not.toBe(0)
     expect(await count(tg.gw.metrics.framesAccepted)).toBe(1)
     expect(await count(tg.gw.metrics.mqttRefused, { reason: 'AMB_ERR_FORBIDDEN_TOPIC' })).toBe(1)
@@ -257,7 +257,7 @@ describe('users', () => {
     await new Promise<void>((resolve, reject) => {
       tg.gw.broker.publish({ cmd: 'publish', topic: 'alerts/amb-01', payload: Buffer.from('{"kind":"stemi"}'), qos: 1, retain: false, dup: false }, err => { if (err) reject(err); else resolve() })
     })
-    await waitFor(async () => got.length === 1, { timeoutMs: 2_000, what: 'the alert' })
+    await waitFor(async () => got.length === 1, { timeoutMs: 20_000, what: 'the alert' })
     expect(got[0]).toMatchObject({ topic: 'alerts/amb-01', payload: '{"kind":"stemi"}' })
 
     const gone = closed(c)
@@ -327,9 +327,9 @@ describe('wills', () => {
       will: { topic: 'units/amb-01/status', payload: Buffer.from('offline'), qos: 1, retain: true }
     })
     await device.publishAsync('units/amb-01/status', 'online', { qos: 1, retain: true })
-    await waitFor(async () => got.length >= 1, { timeoutMs: 2_000, what: 'online' })
+    await waitFor(async () => got.length >= 1, { timeoutMs: 20_000, what: 'online' })
     device.stream.destroy()
-    await waitFor(async () => got.length >= 2, { timeoutMs: 3_000, what: 'the will' })
+    await waitFor(async () => got.length >= 2, { timeoutMs: 20_000, what: 'the will' })
     expect(got).toEqual([
       { topic: 'units/amb-01/status', payload: 'online', retain: false },
       { topic: 'units/amb-01/status', payload: 'offline', retain: false }
@@ -339,7 +339,7 @@ describe('wills', () => {
     const late = await connect(tg.mqttUrl, { clientId: 'dr-lee:late', username: 'dr-lee', password })
     const lateGot = collect(late)
     await late.subscribeAsync('units/+/status', { qos: 1 })
-    await waitFor(async () => lateGot.length >= 1, { timeoutMs: 2_000, what: 'the retained status' })
+    await waitFor(async () => lateGot.length >= 1, { timeoutMs: 20_000, what: 'the retained status' })
     expect(lateGot).toEqual([{ topic: 'units/amb-01/status', payload: 'offline', retain: true }])
   })
 })

@@ -103,7 +103,7 @@ describe(`offline queue of a persistent clinician session (${mode})`, () => {
         // In Redis the dropped messages are gone too, not just unlisted: exactly CAP queued packets.
         const r = new Redis(redis.url)
         try {
-          await waitFor(async () => await r.llen('outgoing:nurse-q%3Apager') === CAP ? true : undefined, { timeoutMs: 5000, intervalMs: 20, what: 'the trimmed queue' })
+          await waitFor(async () => await r.llen('outgoing:nurse-q%3Apager') === CAP ? true : undefined, { timeoutMs: 20_000, intervalMs: 20, what: 'the trimmed queue' })
           const packets = (await r.keys('packet:*')).filter(k => !k.endsWith(':offlineCount'))
           expect(packets).toHaveLength(CAP)
         } finally {
@@ -121,7 +121,7 @@ describe(`offline queue of a persistent clinician session (${mode})`, () => {
       const open = tg.gw.alerts.openAlerts()
       // A marker published after the queue: once it is in, everything queued has arrived.
       await alarm('MED-C', 2, false)
-      await waitFor(async () => got.length > CAP ? true : undefined, { timeoutMs: 5000, intervalMs: 10, what: 'the live event after the queue' })
+      await waitFor(async () => got.length > CAP ? true : undefined, { timeoutMs: 20_000, intervalMs: 10, what: 'the live event after the queue' })
       const queued = got.slice(0, -1)
       expect(queued).toHaveLength(CAP)
       // Every open alert arrives in its current state (its newest event before the reconnect).

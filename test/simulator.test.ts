@@ -397,7 +397,7 @@ describe('Fleet over MQTT', () => {
     cleanups.push(() => fleet.close())
     await fleet.start()
     const report = (unit: string): UnitReport => fleet.unitReports().find(r => r.unitId === unit)!
-    const until = (what: string, check: () => boolean): Promise<true> => waitFor(async () => check(), { timeoutMs: 10_000, intervalMs: 10, what })
+    const until = (what: string, check: () => boolean): Promise<true> => waitFor(async () => check(), { timeoutMs: 30_000, intervalMs: 10, what })
 
     await until('12 frames acknowledged per unit', () => fleet.unitReports().every(r => r.acked >= 12))
     // The gateway stops acknowledging amb-2, then its connection dies with frames in flight:
@@ -412,7 +412,7 @@ describe('Fleet over MQTT', () => {
     const generatedAtCut = report('amb-2').generated
     await until('amb-2 to reconnect and catch up', () => report('amb-2').connects === 2 && report('amb-2').acked >= generatedAtCut + 4)
     await until('more than 30 frames per unit', () => fleet.unitReports().every(r => r.generated > 30))
-    const stats = await fleet.stop({ drain: true, timeoutMs: 5_000 })
+    const stats = await fleet.stop({ drain: true, timeoutMs: 30_000 })
 
     expect(broker.decodeErrors).toEqual([])
     expect(stats.pending).toBe(0)
@@ -469,11 +469,11 @@ describe('Fleet over MQTT', () => {
     await fleet.start()
     expect(fleet.stats().framesGenerated).toBe(0)
     skewMs = 1_000 // as if the process had been frozen for a second: 20 frames are due at once
-    await waitFor(async () => fleet.stats().framesGenerated >= 2 * 20, { timeoutMs: 10_000, intervalMs: 10, what: '20 frames per unit' })
+    await waitFor(async () => fleet.stats().framesGenerated >= 2 * 20, { timeoutMs: 30_000, intervalMs: 10, what: '20 frames per unit' })
     expect(fleet.stats().framesGenerated).toBe(2 * 20) // exactly what is due, not one more
     skewMs = 2_000 // the rest (frames 21..40) falls due: maxFrames stops it
     await fleet.whenGenerated()
-    const stats = await fleet.stop({ drain: true, timeoutMs: 5_000 })
+    const stats = await fleet.stop({ drain: true, timeoutMs: 30_000 })
     expect(stats.framesGenerated).toBe(80)
     expect(stats.framesAcked).toBe(80)
     for (const u of units) {

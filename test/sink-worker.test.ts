@@ -107,27 +107,28 @@ describe('the sink in a worker thread, against a real InfluxDB', () => {
     expect(await influx.count('crash1', 'vitals', 'heart_rate', `"unit" = 'w-crash'`)).toBe(80)
   }, 180_000)
 
-  it('after a 20-40 s backoff, stores the backlog within 5 s of InfluxDB answering again (/ping probe every 500 ms)', async () => {
+  it('in a 5-10 minute backoff, stores the backlog as soon as InfluxDB answers again (/ping probe every 500 ms)', async () => {
     const { spool, deadLetters } = await store()
     await appendFrames(spool, 'w-probe', [1, 2])
     const retries: number[] = []
-    // Every retry backoff lasts 20-40 s: only the probe can end it sooner.
-    const s = sink({ url: influx.url, db: 'probe1', minRetryDelayMs: 40_000, maxRetryDelayMs: 40_000, timeoutMs: 2000 }, spool, deadLetters, { onRetry: (_err, _attempt, delayMs) => { retries.push(delayMs) } })
+    // Every retry backoff lasts 5-10 minutes, far longer than this test may run: only the probe
+    // can end it, so the backlog being stored at all is the proof, whatever the machine's load.
+    // (Recovery after an outage is measured by the catch-up step of `ambulink bench`.)
+    const s = sink({ url: influx.url, db: 'probe1', minRetryDelayMs: 600_000, maxRetryDelayMs: 600_000, timeoutMs: 2000 }, spool, deadLetters, { onRetry: (_err, _attempt, delayMs) => { retries.push(delayMs) } })
     s.start()
     await waitFor(async () => spool.pendingBytes === 0 ? true : undefined, { timeoutMs: 90_000, what: 'the first frames stored' })
     influx.kill('SIGKILL')
     await appendFrames(spool, 'w-probe', [3, 4, 5, 6])
     await waitFor(async () => retries.length > 0 ? true : undefined, { timeoutMs: 60_000, what: 'a failed write and its backoff' })
-    expect(retries[0]).toBeGreaterThanOrEqual(20_000)
+    expect(retries[0]).toBeGreaterThanOrEqual(300_000)
     expect(s.healthy).toBe(false)
     // restart() returns once InfluxDB answers.
     await influx.restart()
     const answered = Date.now()
-    await waitFor(async () => spool.pendingBytes === 0 ? true : undefined, { timeoutMs: 40_000, what: 'the backlog stored after InfluxDB came back' })
-    const resumedMs = Date.now() - answered
-    // The probe runs every 500 ms: about a second, with room for a loaded machine, and far
-    // below the 20 s the backoff alone would have waited.
-    expect(resumedMs).toBeLessThan(5000)
+    // Bounded far below the 5 minutes the backoff alone would wait; not a timing claim: on a
+    // loaded 2-core machine even the ~1 s the probe needs can stretch to several.
+    await waitFor(async () => spool.pendingBytes === 0 ? true : undefined, { timeoutMs: 120_000, what: 'the backlog stored after InfluxDB came back' })
+    console.log(JSON.stringify({ probe: { backlogStoredMsAfterInfluxAnswered: Date.now() - answered } }))
     expect(await influx.count('probe1', 'ecg', 'i', `"unit" = 'w-probe'`)).toBe(6 * 125)
     expect(s.healthy).toBe(true)
   }, 180_000)

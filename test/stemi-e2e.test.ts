@@ -4,9 +4,10 @@
 // alerts/amb-stemi; the healthy unit raises nothing. The snapshot API then returns 12 leads ×
 // 10 s to a logged-in clinician and 401 without a session; the file under DATA_DIR is 0600.
 import { stat } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { UnitFrameSource } from '../simulator/frame-source.js'
 import type { AlertEvent } from '../streams/alerts/index.js'
 import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
@@ -37,25 +38,46 @@ afterAll(async () => {
 })
 
 /** Streams `seconds` of a simulated unit's frames, device time ending now, each acknowledged (QoS 1). */
-async function stream (c: MqttClient, unit: string, profile: 'stemi' | 'healthy', seconds: number): Promise<void> {
+async function stream (c: MqttClient, unit: string, profile: 'stemi' | 'healthy', seconds: number): Promise<UnitFrameSource> {
   const src = new UnitFrameSource({ unitId: unit, startMs: Date.now() - seconds * 1000, profile, seed: 5, stemi: 'inferior' })
   for (let i = 0; i < seconds * 4; i++) await c.publishAsync(`units/${unit}/telemetry`, src.nextFrame().bytes, { qos: 1 })
+  return src
+}
+
+/**
+ * Goes on sending the unit's frames in real time (one per 250 ms, a monitor's pace) until the
+ * returned stop() is called. A unit that fell silent would raise ECG stream loss 10 s later on
+ * the gateway clock (with signal loss set far off here), which a loaded machine reached before
+ * the checks (reproduced: stream_loss/ecg on the healthy unit).
+ */
+function keepStreaming (c: MqttClient, unit: string, src: UnitFrameSource): () => Promise<void> {
+  let on = true
+  const loop = (async () => {
+    while (on) {
+      await c.publishAsync(`units/${unit}/telemetry`, src.nextFrame().bytes, { qos: 1 })
+      await sleep(250)
+    }
+  })()
+  return async () => { on = false; await loop }
 }
 
 describe('STEMI from the ECG, end to end', () => {
   it('a simulated STEMI unit raises stemi/ecg on alerts/# naming the leads; a healthy unit raises nothing', async () => {
     const [sick, ok] = devices as [MqttClient, MqttClient]
-    await stream(ok, 'amb-ok', 'healthy', 12)
+    const stopOk = keepStreaming(ok, 'amb-ok', await stream(ok, 'amb-ok', 'healthy', 12))
+    onTestFinished(stopOk)
     await stream(sick, 'amb-stemi', 'stemi', 12)
-    const ecg = await waitFor(async () => events.find(x => x.e.alert.kind === 'stemi' && x.e.alert.key === 'ecg'), { timeoutMs: 15_000, what: 'the ECG STEMI alert on alerts/#' })
+    const ecg = await waitFor(async () => events.find(x => x.e.alert.kind === 'stemi' && x.e.alert.key === 'ecg'), { timeoutMs: 30_000, what: 'the ECG STEMI alert on alerts/#' })
     expect(ecg.topic).toBe('alerts/amb-stemi')
     expect(ecg.e.type).toBe('raised')
     expect(ecg.e.alert.priority).toBe('high')
     expect(ecg.e.alert.message).toContain('ST elevation in II, III, aVF (inferior)')
     expect(ecg.e.alert.message).toContain('device interpretation and gateway measurement')
     // The crew's suspicion arrives as its own alert.
-    await waitFor(async () => events.some(x => x.e.alert.kind === 'stemi' && x.e.alert.key === ''), { timeoutMs: 5_000, what: 'the crew STEMI alert' })
-    // The healthy unit's frames went in first and were processed (its NEWS2 exists): nothing from it.
+    await waitFor(async () => events.some(x => x.e.alert.kind === 'stemi' && x.e.alert.key === ''), { timeoutMs: 20_000, what: 'the crew STEMI alert' })
+    // The healthy unit's frames went in first and were processed (its NEWS2 exists), and it has
+    // streamed all along: nothing from it.
+    await stopOk()
     expect(tg.gw.alerts.news2For('amb-ok')).not.toBeNull()
     expect(tg.gw.alerts.alertsFor('amb-ok')).toEqual([])
     expect(events.filter(x => x.topic !== 'alerts/amb-stemi')).toEqual([])
@@ -86,7 +108,7 @@ describe('STEMI from the ECG, end to end', () => {
     expect((await fetch(`${tg.httpUrl}/api/v1/alerts/..%2F..%2Fcredentials/ecg`, { headers: { cookie } })).status).toBe(400)
     // Durable under DATA_DIR, owner-only.
     const file = join(tg.dataDir, 'alerts', 'ecg', `${id}.json`)
-    await waitFor(async () => (await stat(file)).isFile(), { timeoutMs: 5_000, what: 'the snapshot file' })
+    await waitFor(async () => (await stat(file)).isFile(), { timeoutMs: 20_000, what: 'the snapshot file' })
     expect((await stat(file)).mode & 0o777).toBe(0o600)
   }, 60_000)
 })

@@ -19,7 +19,7 @@ let device: MqttClient | undefined
 beforeAll(async () => {
   tg = await startTestGateway({ hospitalLat: HOSPITAL.lat, hospitalLon: HOSPITAL.lon })
   const password = await tg.addUser('dr-eta', 'clinician')
-  sub = await mosquittoSub({ port: tg.gw.ports.mqtt!, username: 'dr-eta', password, id: 'dr-eta', topic: 'alerts/#', qos: 1, timeoutMs: 120_000 })
+  sub = await mosquittoSub({ port: tg.gw.ports.mqtt!, username: 'dr-eta', password, id: 'dr-eta', topic: 'alerts/#', qos: 1, timeoutMs: 300_000 })
   const token = await tg.addDevice('amb-eta')
   device = await mqtt.connectAsync(tg.mqttUrl, { username: 'amb-eta', password: token, clientId: 'amb-eta', reconnectPeriod: 0 })
 })

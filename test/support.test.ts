@@ -152,7 +152,7 @@ describe('mosquitto helpers', () => {
   });
 
   it('round-trips binary and text payloads through a private broker', async () => {
-    const sub = await mosquittoSub({ port: broker.port, topic: 'amb/+/ecg', qos: 1, count: 2, timeoutMs: 10_000 });
+    const sub = await mosquittoSub({ port: broker.port, topic: 'amb/+/ecg', qos: 1, count: 2, timeoutMs: 60_000 });
     const binary = Buffer.from([0x00, 0x01, 0xff, 0x0a, 0x0d, 0x09, 0x80]);
     const a = await mosquittoPub({ port: broker.port, topic: 'amb/a1/ecg', message: binary, qos: 1, id: 'amb-a1' });
     expect(a).toMatchObject({ code: 0, stderr: '' });

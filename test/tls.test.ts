@@ -31,7 +31,7 @@ function connectCode (url: string, opts: IClientOptions): Promise<number | strin
   return new Promise(resolve => {
     // With TLS 1.3 a refused client certificate arrives as an alert after the client's side of
     // the handshake, often as a bare close: mqtt.js' connectAsync would wait for ever.
-    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...opts })
+    const c = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 20_000, ...opts })
     const done = (v: number | string): void => {
       clearTimeout(timer)
       c.removeAllListeners()
@@ -39,7 +39,7 @@ function connectCode (url: string, opts: IClientOptions): Promise<number | strin
       c.end(true)
       resolve(v)
     }
-    const timer = setTimeout(() => { done('timeout') }, 6000)
+    const timer = setTimeout(() => { done('timeout') }, 25_000)
     c.once('connect', () => { done(0) })
     c.once('error', (err: Error & { code?: number | string }) => { done(typeof err.code === 'number' ? err.code : (err.code ?? err.message)) })
     c.once('close', () => { done('closed') })

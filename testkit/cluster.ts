@@ -26,6 +26,12 @@ export interface TestCluster {
   stop: () => Promise<void>
 }
 
+/**
+ * How long one gateway process may take to listen, ms. Tests size their hook and test timeouts
+ * from it (one start or restart each).
+ */
+export const CLUSTER_START_TIMEOUT_MS = 120_000
+
 export async function startCluster (opts: { prefix: string, env?: Record<string, string> }): Promise<TestCluster> {
   const dir = await makeTempDir(opts.prefix)
   const redis = await startRedis()
@@ -41,8 +47,9 @@ export async function startCluster (opts: { prefix: string, env?: Record<string,
       const dataDir = join(dir, name)
       await mkdir(dataDir, { recursive: true, mode: 0o700 })
       await symlink(join(shared, 'credentials.json'), join(dataDir, 'credentials.json'))
-      // Generous: the machine running the tests may be loaded.
-      const gw = await startGatewayProcess({ dataDir, env: { ...env, ...extra }, startTimeoutMs: 60_000 })
+      // Generous: the machine running the tests may be loaded (a third gateway once took more
+      // than 60 s to listen there, compiling at start while two others and Redis ran).
+      const gw = await startGatewayProcess({ dataDir, env: { ...env, ...extra }, startTimeoutMs: CLUSTER_START_TIMEOUT_MS })
       gateways.set(name, gw)
       return gw
     },

@@ -5,8 +5,8 @@
 // temp dir and is stopped after.
 import { readFile, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { freePort, pidListensOn } from './ports.js'
-import { makeTempDir, removeTempDir, resolveBinary, spawnManaged, tailFile, waitFor } from './proc.js'
+import { freePorts, pidListensOn } from './ports.js'
+import { makeTempDir, ProcessExitedError, removeTempDir, resolveBinary, spawnManaged, tailFile, waitFor } from './proc.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
 
@@ -38,44 +38,57 @@ export async function haproxyConfigFromDocs (): Promise<string> {
   return m[1]!
 }
 
+/** Tries to start haproxy this many times when another process took a listener's port first. */
+const START_ATTEMPTS = 3
+
 export async function startHaproxy (o: HaproxyOptions): Promise<HaproxyServer> {
   const bin = resolveBinary('haproxy')
-  const dir = await makeTempDir('haproxy-test-')
-  const cfg = join(dir, 'haproxy.cfg')
-  const logFile = join(dir, 'haproxy.log')
-  await writeFile(cfg, o.config)
-  const ports: Record<string, number> = {}
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '', ...o.env }
-  for (const name of o.listeners) {
-    ports[name] = await freePort()
-    env[name] = `127.0.0.1:${ports[name]}`
-  }
-  for (const name of new Set([...o.config.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map(m => m[1]!))) {
-    if (env[name] === undefined) throw new Error(`haproxy configuration needs ${name}, which the test did not set`)
-  }
-  // -db: foreground, no daemon; -W would add a master process, which the test need not stop.
-  const proc = spawnManaged(bin, ['-db', '-f', cfg], { cwd: dir, env, logFile })
-  try {
-    for (const port of Object.values(ports)) {
-      await waitFor(() => pidListensOn(proc.pid, port), { timeoutMs: o.startTimeoutMs ?? 10_000, what: `haproxy listener on 127.0.0.1:${port}`, proc })
+  for (let attempt = 1; ; attempt++) {
+    const dir = await makeTempDir('haproxy-test-')
+    const cfg = join(dir, 'haproxy.cfg')
+    const logFile = join(dir, 'haproxy.log')
+    await writeFile(cfg, o.config)
+    const ports: Record<string, number> = {}
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '', ...o.env }
+    // freePorts holds every socket until all are known: no two listeners get the same port.
+    const free = await freePorts(o.listeners.length)
+    o.listeners.forEach((name, i) => {
+      ports[name] = free[i]!
+      env[name] = `127.0.0.1:${ports[name]}`
+    })
+    for (const name of new Set([...o.config.matchAll(/\$\{([A-Z0-9_]+)\}/g)].map(m => m[1]!))) {
+      if (env[name] === undefined) {
+        await removeTempDir(dir)
+        throw new Error(`haproxy configuration needs ${name}, which the test did not set`)
+      }
     }
-  } catch (err) {
-    await proc.stop(1000)
-    const log = await tailFile(logFile)
-    await removeTempDir(dir)
-    throw new Error(`haproxy failed to start: ${(err as Error).message}\n--- log ---\n${log}`)
-  }
-  let stopped = false
-  return {
-    ports,
-    pid: proc.pid,
-    logFile,
-    logTail: async lines => await tailFile(logFile, lines),
-    async stop () {
-      if (stopped) return
-      stopped = true
-      await proc.stop(5000)
+    // -db: foreground, no daemon; -W would add a master process, which the test need not stop.
+    const proc = spawnManaged(bin, ['-db', '-f', cfg], { cwd: dir, env, logFile })
+    try {
+      for (const port of Object.values(ports)) {
+        await waitFor(() => pidListensOn(proc.pid, port), { timeoutMs: o.startTimeoutMs ?? 10_000, what: `haproxy listener on 127.0.0.1:${port}`, proc })
+      }
+    } catch (err) {
+      await proc.stop(1000)
+      const log = await tailFile(logFile)
       await removeTempDir(dir)
+      // A server of a test file running in parallel took one of the ports between freePorts()
+      // and haproxy's bind ("cannot bind socket (Address already in use)"): choose again.
+      if (err instanceof ProcessExitedError && /address already in use/i.test(log) && attempt < START_ATTEMPTS) continue
+      throw new Error(`haproxy failed to start: ${(err as Error).message}\n--- log ---\n${log}`)
+    }
+    let stopped = false
+    return {
+      ports,
+      pid: proc.pid,
+      logFile,
+      logTail: async lines => await tailFile(logFile, lines),
+      async stop () {
+        if (stopped) return
+        stopped = true
+        await proc.stop(5000)
+        await removeTempDir(dir)
+      }
     }
   }
 }

@@ -190,6 +190,24 @@ describe('signal loss with a hold-off; stream loss', () => {
   })
 })
 
+describe('a silent unit is a link loss, not a lead off', () => {
+  it('with SIGNAL_LOSS_MS above the 10 s stream-loss window, a unit that stops altogether raises signal loss only, never ECG lead-off', async () => {
+    const h = await harness({ signalLossMs: 30 * S })
+    h.feed(T0, T0 + 10 * S, {}, { waveforms: true })
+    for (let t = T0 + 11 * S; t <= T0 + 45 * S; t += S) h.engine.tick(t)
+    expect(h.of('stream_loss')).toEqual([])
+    expect(h.of('signal_loss', 'raised').map(e => e.alert.priority)).toEqual(['high'])
+  })
+
+  it('ECG stopping while frames go on still raises lead-off after 10 s, with SIGNAL_LOSS_MS at 30 s', async () => {
+    const h = await harness({ signalLossMs: 30 * S })
+    h.feed(T0, T0 + 10 * S, {}, { waveforms: true })
+    for (let t = T0 + 11 * S; t <= T0 + 25 * S; t += S) { h.engine.onFrame(frame({ t, numerics: NORMAL }), t); h.engine.tick(t) }
+    expect(h.of('stream_loss', 'raised').map(e => e.alert.key)).toEqual(['ecg'])
+    expect(h.of('signal_loss')).toEqual([])
+  })
+})
+
 describe('stale is not normal', () => {
   it('a probe falling off never steps down or clears an emergency NEWS2 alert; the threshold alert keeps its last value with its age', async () => {
     const h = await harness({ updateIntervalMs: 10 * S })

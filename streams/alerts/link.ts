@@ -111,7 +111,11 @@ export class LinkWatch {
 
   private streams (u: UnitState, nowGw: number): void {
     const limit = this.o.streamLossMs
-    if (u.lastEcgGw > -Infinity && nowGw - u.lastEcgGw >= limit && !u.open.has(ECG)) {
+    // Lead off is ECG missing while the unit's other frames go on arriving, for streamLossMs. A
+    // unit gone silent altogether is a link loss (signal_loss, after signalLossMs), not a lead
+    // off: without this check a silence longer than streamLossMs raised "ECG lost ... while other
+    // data continue (lead off?)" whenever SIGNAL_LOSS_MS was set above it.
+    if (u.lastEcgGw > -Infinity && nowGw - u.lastEcgGw >= limit && u.lastSeenGw - u.lastEcgGw >= limit && !u.open.has(ECG)) {
       this.book.raise(u, 'stream_loss', 'ecg', ECG, 'medium', streamLossMessage('ecg', nowGw - u.lastEcgGw, null), null, nowGw, nowGw)
     }
     for (const field of CONTINUOUS) {

@@ -208,6 +208,21 @@ describe('a silent unit is a link loss, not a lead off', () => {
   })
 })
 
+describe('a late frame of the previous patient', () => {
+  it('raises nothing for the patient now on the unit: its suspected STEMI and device alarm stay out, a current one still counts', async () => {
+    const h = await harness()
+    h.engine.onFrame(frame({ t: T0, encounter: 'enc-A', numerics: NORMAL }), T0)
+    h.engine.onFrame(frame({ t: T0 + 60 * S, encounter: 'enc-B', numerics: NORMAL }), T0 + 60 * S)
+    // Encounter A's frame from before the hand-over arrives late (same boot, older capture time).
+    h.engine.onFrame(frame({ t: T0 + 30 * S, encounter: 'enc-A', assessment: { stemiSuspected: true }, alarms: [{ code: 'VF', priority: 3, text: 'VFib' }] }), T0 + 61 * S)
+    expect(h.of('stemi')).toEqual([])
+    expect(h.of('device_alarm')).toEqual([])
+    // A late frame of the current encounter is still applied (an assessment new to the gateway).
+    h.engine.onFrame(frame({ t: T0 + 59 * S + 500, encounter: 'enc-B', assessment: { stemiSuspected: true } }), T0 + 62 * S)
+    expect(h.of('stemi', 'raised')).toHaveLength(1)
+  })
+})
+
 describe('stale is not normal', () => {
   it('a probe falling off never steps down or clears an emergency NEWS2 alert; the threshold alert keeps its last value with its age', async () => {
     const h = await harness({ updateIntervalMs: 10 * S })

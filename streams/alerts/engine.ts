@@ -167,7 +167,8 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     this.link.frameArrived(u, nowMs, f.waveforms.length > 0)
 
     // A resend (same boot, not newer than what we processed) changes no physiology, but its
-    // alarms and assessment may be new to us (a late frame): they are still applied below.
+    // alarms and assessment may be new to us (a late frame): they are still applied below, when
+    // the frame is of the current encounter.
     const resend = f.bootId === u.bootId && f.capturedAtMs <= u.lastCapturedAt
     if (!resend) {
       u.bootId = f.bootId
@@ -180,10 +181,16 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     // Expected arrival from the position (before the assessment, so a new stroke alert shows it).
     const pos = f.position
     if (pos !== null && !resend && this.options.hospital !== null) this.setEta(u.unit, etaAt(this.options.hospital, pos, f.capturedAtMs + pos.offsetMs), nowMs)
-    for (const a of f.alarms) deviceAlarm(this.core, u, a, f.capturedAtMs + a.offsetMs, nowMs)
-    if (f.assessment !== null) applyAssessment(this.core, u, f.assessment, f.capturedAtMs, nowMs)
-    // STEMI from the ECG (issue 9): the device's interpretation and the gateway's ST measurement.
-    if (f.assessment !== null) this.core.ecgStemi.assessment(u.unit, f.assessment)
+    // A late frame of another encounter (the previous patient's, arriving after the next one
+    // began) is stored but says nothing about the patient on screen now: its device alarms and
+    // assessment (suspected STEMI, stroke scale, sex and age for the ST thresholds) stay out.
+    const otherPatient = resend && f.encounterId !== '' && f.encounterId !== u.encounter
+    if (!otherPatient) {
+      for (const a of f.alarms) deviceAlarm(this.core, u, a, f.capturedAtMs + a.offsetMs, nowMs)
+      if (f.assessment !== null) applyAssessment(this.core, u, f.assessment, f.capturedAtMs, nowMs)
+      // STEMI from the ECG (issue 9): the device's interpretation and the gateway's ST measurement.
+      if (f.assessment !== null) this.core.ecgStemi.assessment(u.unit, f.assessment)
+    }
     // A resend or late frame is not the tracing's continuation: the watch leaves its ECG out.
     const ecg = this.core.ecgStemi.onFrame(f, resend)
     if (ecg !== null) ecgStemiAlert(this.core, u, ecg, f.capturedAtMs, nowMs)

@@ -269,6 +269,25 @@ describe('the live hub: late data stays out of the live view', () => {
   })
 })
 
+describe('the live hub: an empty encounter id is no new patient', () => {
+  it('a frame without an encounter id mid-encounter keeps the patient on screen: same encounter, trend and ECG go on', () => {
+    const h = new LiveHub({ hospital: { name: 'H', latitude: 45.744, longitude: 4.9055 } })
+    onTestFinished(() => h.close())
+    for (let seq = 1; seq <= 4; seq++) h.push(decoded('amb-z', seq, { encounter: 'enc-1' }))
+    const before = h.snapshot({ name: 'dr', role: 'clinician' })
+    h.push(decoded('amb-z', 5, { encounter: '' })) // e.g. a monitor restarted without its assignment
+    const after = h.snapshot({ name: 'dr', role: 'clinician' })
+    if (before.type !== 'snapshot' || after.type !== 'snapshot') throw new Error('no snapshot')
+    const b = before.units.find(u => u.unit === 'amb-z')!
+    const a = after.units.find(u => u.unit === 'amb-z')!
+    expect(a.encounter).toBe('enc-1')
+    expect(a.trendEpoch).toBe(b.trendEpoch)
+    expect(a.ecg?.epoch ?? null).toBe(b.ecg?.epoch ?? null)
+    const got = backfill(h, 'amb-z', 3)
+    expect(got.map(([i]) => i)).toEqual(Array.from({ length: 5 * N }, (_, i) => i))
+  })
+})
+
 describe('what ingest remembers it handed over (gateway/handed-over.ts)', () => {
   it('tells a resend within the window; lets through what it cannot tell (older than the window, another boot, past 2^53), never withholds a new frame', () => {
     const h = new HandedOver()

@@ -239,7 +239,9 @@ export class LiveHub {
     // A new encounter is a new patient: their trend must not continue the previous one's.
     // ('' → id is the same patient being assigned an encounter by dispatch.) A frame of another
     // encounter older than the newest shown is the previous patient's, late: it resets nothing.
-    if (u !== undefined && f.encounterId !== u.encounter && u.encounter !== '') {
+    // An empty id is no new patient either (contract v1.1: an empty encounter_id never ends an
+    // encounter, as in the alert engine): the patient on screen stays, with their encounter.
+    if (u !== undefined && f.encounterId !== u.encounter && u.encounter !== '' && f.encounterId !== '') {
       if (f.capturedAtMs < u.latestMs) return null
       u = undefined
     }
@@ -264,7 +266,7 @@ export class LiveHub {
       // Held here now: its remote announcement is stale, and pages here watching it are served locally.
       if (this.remote.delete(f.unitId)) for (const s of this.subscribers) if (s.watching.has(f.unitId)) this.hooks.onRemoteUnwatch?.(s.id, f.unitId)
     }
-    u.encounter = f.encounterId
+    if (f.encounterId !== '') u.encounter = f.encounterId
     return u
   }
 

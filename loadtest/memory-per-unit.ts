@@ -97,7 +97,9 @@ async function heapSnapshot (): Promise<string> {
     // Written in one synchronous call on the gateway's thread: once /metrics answers again and
     // the size has not moved for 3 s, the file is complete.
     if (Date.now() - stableSince >= 3000) {
-      await scrape(`http://127.0.0.1:${gw!.ports.http}`)
+      // A loaded gateway may still be writing, or catching up on the frames that queued while
+      // it wrote: /metrics not answering within the scrape's timeout means "not yet", not a failure.
+      try { await scrape(`http://127.0.0.1:${gw!.ports.http}`) } catch { continue }
       return file
     }
   }

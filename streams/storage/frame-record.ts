@@ -55,6 +55,19 @@ export class FrameRecordExpander {
 
   /** The record's line protocol (a fresh buffer); throws AMB_ERR_SPOOL_UNDECODABLE. */
   expand (payload: Buffer): Buffer {
+    const out = this.out
+    out.reset()
+    this.expandInto(payload, out)
+    return Buffer.from(out.buf.subarray(0, out.length))
+  }
+
+  /**
+   * Appends the record's line protocol to `out`; throws AMB_ERR_SPOOL_UNDECODABLE having written
+   * nothing (the frame is decoded whole before a line is written). The sink's worker writes a
+   * whole batch this way into one buffer: a fresh buffer per frame record, then their
+   * concatenation, cost it more than the decoding and the line protocol together (issue 12).
+   */
+  expandInto (payload: Buffer, out: LineBuffer): void {
     const { unit, bytes } = parseFrameRecord(payload)
     let frame
     try {
@@ -62,10 +75,7 @@ export class FrameRecordExpander {
     } catch (err) {
       throw new StreamError('AMB_ERR_SPOOL_UNDECODABLE', `spooled frame of unit ${unit} refused when draining: ${(err as Error).message}`, { cause: err })
     }
-    const out = this.out
-    out.reset()
     writeFrameLines(frame, out)
-    return Buffer.from(out.buf.subarray(0, out.length))
   }
 }
 

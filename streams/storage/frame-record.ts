@@ -65,6 +65,20 @@ export class FrameRecordExpander {
    * (anything else: a bug).
    */
   expand (payload: Buffer): Buffer {
+    const out = this.out
+    out.reset()
+    this.expandInto(payload, out)
+    return Buffer.from(out.buf.subarray(0, out.length))
+  }
+
+  /**
+   * Appends the record's line protocol to `out`; throws AMB_ERR_SPOOL_UNDECODABLE or
+   * AMB_ERR_SPOOL_DRAIN_FAILED having written nothing (the frame is decoded whole before a line
+   * is written, and a failed write is rolled back). The sink's worker writes a
+   * whole batch this way into one buffer: a fresh buffer per frame record, then their
+   * concatenation, cost it more than the decoding and the line protocol together (issue 12).
+   */
+  expandInto (payload: Buffer, out: LineBuffer): void {
     const { unit, bytes } = parseFrameRecord(payload)
     let frame
     try {
@@ -73,16 +87,16 @@ export class FrameRecordExpander {
       if (err instanceof FrameError) throw new StreamError('AMB_ERR_SPOOL_UNDECODABLE', `spooled frame of unit ${unit} refused when draining: ${err.message}`, { cause: err })
       throw drainFailed(unit, err)
     }
-    const out = this.out
+    // Nothing of this record stays in `out` if writing its lines fails (a bug): the buffer goes
+    // back to where the record started.
+    const start = out.length
     try {
       if (this.faultUnit === unit) throw new TypeError('line protocol writer failed (injected by AMBULINK_FAULT_DRAIN_UNIT)')
-      out.reset()
       writeFrameLines(frame, out)
     } catch (err) {
-      // The scratch buffer may hold half a frame: the next record resets it.
+      out.length = start
       throw drainFailed(unit, err)
     }
-    return Buffer.from(out.buf.subarray(0, out.length))
   }
 }
 

@@ -11,6 +11,7 @@
 import { promisify } from 'node:util'
 import { gzip as gzipCb, constants as zc } from 'node:zlib'
 import { drainFailed, FrameRecordExpander, parseFrameRecord } from './frame-record.js'
+import { LineBuffer } from './line-buffer.js'
 import { SPOOL_RECORD_FRAME, SPOOL_RECORD_LINES, spoolRecords, spoolSegmentName } from './spool-records.js'
 import { StreamError } from './errors.js'
 import { crashPoint } from './crash-point.js'
@@ -64,10 +65,15 @@ export type JobOutcome =
    */
   | { id: number, ok: false, kind: 'retry' | 'fatal' | 'lost', error: WireError }
 
-interface Prepared { data: Buffer, points: number, refused: RefusedFrame[] }
+interface Prepared { data: Buffer, points: number, refused: RefusedFrame[], lines: LineBuffer }
+
+/** Line buffers kept for reuse once their batch is stored (about the batches in flight). */
+const MAX_FREE_LINE_BUFFERS = 4
 
 export class SinkJobs {
   private readonly prepared = new Map<number, Prepared>()
+  /** Line buffers of stored batches, for the next ones: no allocation per batch once warm. */
+  private readonly free: LineBuffer[] = []
   private readonly expander = new FrameRecordExpander()
   private readonly client: InfluxWriteClient
   private readonly maxBytes: number
@@ -105,6 +111,9 @@ export class SinkJobs {
       return { id, ok: false, kind: 'retry', error: wireError(err) }
     }
     this.prepared.delete(id)
+    // Every post of it has completed (gzip read its bytes before): the buffer can be reused. A
+    // forgotten batch's buffer is not, as a post of it may still be reading it.
+    if (this.free.length < MAX_FREE_LINE_BUFFERS) this.free.push(p.lines)
     return { id, ok: true, points: p.points, bytes: p.data.length, latencyMs: performance.now() - started, refused: p.refused, rejected }
   }
 
@@ -114,30 +123,33 @@ export class SinkJobs {
   /** Closes the idle sockets (a worker's go with it anyway). */
   close (): void {
     this.prepared.clear()
+    this.free.length = 0
     this.client.close()
   }
 
   /**
-   * The batch's line protocol, and the frames to dead-letter (refused, or failed by a bug:
-   * AMB_ERR_SPOOL_UNDECODABLE / _DRAIN_FAILED). Throws AMB_ERR_SPOOL_CORRUPT (a checksum) or
-   * _UNDECODABLE (a record kind this version does not know) to stop the sink with it kept.
+   * The batch's line protocol, written into one reused buffer, and the frames to dead-letter
+   * (refused, or failed by a bug: AMB_ERR_SPOOL_UNDECODABLE / _DRAIN_FAILED). Throws
+   * AMB_ERR_SPOOL_CORRUPT (a checksum) or _UNDECODABLE (a record kind this version does not know)
+   * to stop the sink with it kept.
    */
   private prepare (job: WriteJob, bytes: Uint8Array): Prepared {
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    const parts: Buffer[] = []
+    const out = this.free.pop() ?? new LineBuffer(256 * 1024)
+    out.reset()
     const refused: RefusedFrame[] = []
-    let size = 0
     let points = 0
     for (const r of spoolRecords(buf, job.segment, job.offset)) {
-      let lines: Buffer
       if (r.kind === SPOOL_RECORD_LINES) {
-        lines = r.payload
+        out.bytes(r.payload)
       } else if (r.kind === SPOOL_RECORD_FRAME) {
+        const mark = out.length
         try {
-          lines = this.expander.expand(r.payload)
+          this.expander.expandInto(r.payload, out)
         } catch (thrown) {
           // One frame that cannot be drained goes to the dead letters; it never stops the sink
           // (whatever it threw: a coded refusal or a bug), so every other unit's frames are stored.
+          out.length = mark
           const parsed = (() => { try { return parseFrameRecord(r.payload) } catch { return null } })()
           const err = thrown instanceof StreamError ? thrown : drainFailed(parsed?.unit, thrown)
           // A copy: a view would carry the whole batch's memory across the thread boundary.
@@ -147,11 +159,9 @@ export class SinkJobs {
       } else {
         throw new StreamError('AMB_ERR_SPOOL_UNDECODABLE', `spool record at ${spoolSegmentName(job.segment)}:${job.offset + r.at} is of kind ${r.kind}, which this version does not know`)
       }
-      parts.push(lines)
-      size += lines.length
       points += r.points
     }
-    return { data: parts.length === 1 ? parts[0]! : Buffer.concat(parts, size), points, refused }
+    return { data: out.buf.subarray(0, out.length), points, refused, lines: out }
   }
 
   /**

@@ -148,7 +148,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
     // A resend of a frame already evaluated (its first copy in flight, stored, or refused by the
     // spool) is not evaluated again. Both are asked: each forgets what the other may still know.
     const refusedBefore = key !== null && this.unkept.delete(key)
-    const evaluated = !this.handedOver.first(frame.unitId, frame.bootId, frame.seq) || refusedBefore
+    const evaluated = !this.handedOver.first(frame.unitId, frame.bootId, frame.seq, frame.capturedAtMs) || refusedBefore
     // A listener that throws is isolated (deliver()): the frame's fate is its spool append's.
     if (!evaluated) this.deliver('validated', frame, transport)
     try {
@@ -187,7 +187,7 @@ export class Ingest extends EventEmitter<IngestEvents> {
   }
 }
 
-function unkeptKey (f: Frame): string { return `${f.unitId} ${f.bootId} ${f.seq}` }
+function unkeptKey (f: Frame): string { return `${f.unitId} ${f.bootId} ${f.seq} ${f.capturedAtMs}` }
 
 /**
  * a > b for the decimals of two uint64 (no sign, no leading zeros, as the decoder writes them):

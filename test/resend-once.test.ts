@@ -163,6 +163,22 @@ describe('through the gateway: a QoS 1 resend reaches the live consumers once', 
       expect(got.map(([, v]) => v)).toEqual(Array.from({ length: 8 * N }, (_, k) => sampleValue(lead, k)))
     }
   }, 180_000)
+
+  it('a device that reuses one seq for every frame (never sets it: 0) still has each new frame evaluated', async () => {
+    const unit = 'amb-seq0'
+    const token = await tg.addDevice(unit)
+    const validated: number[] = []
+    const onValidated = (f: Frame): void => { if (f.unitId === unit) validated.push(f.capturedAtMs) }
+    tg.gw.ingest.on('validated', onValidated)
+    onTestFinished(() => { tg.gw.ingest.off('validated', onValidated) })
+    const c = await device(unit, token)
+    const at = (k: number, extra: Partial<FrameInit> = {}): Buffer => Buffer.from(encodeFrame({ ...frameInit(unit, k), seq: 0, ...extra }))
+    for (let k = 1; k <= 3; k++) await c.publishAsync(`units/${unit}/telemetry`, at(k), { qos: 1 })
+    await c.publishAsync(`units/${unit}/telemetry`, at(4, { alarms: [{ code: 'VF', priority: HIGH, text: 'VF', offsetMs: 0 }] }), { qos: 1 })
+    await c.publishAsync(`units/${unit}/telemetry`, at(4, { alarms: [{ code: 'VF', priority: HIGH, text: 'VF', offsetMs: 0 }] }), { qos: 1, dup: true }) // a true resend
+    expect(validated).toEqual([1, 2, 3, 4].map(k => T0 + (k - 1) * 250))
+    expect(events.filter(e => e.alert.unit === unit).map(e => `${e.type} ${e.alert.key}`)).toEqual(['raised VF'])
+  }, 180_000)
 })
 
 describe('the ECG STEMI watch: a resend or a late frame neither restarts nor feeds the 10 s window twice', () => {
@@ -292,26 +308,30 @@ describe('what ingest remembers it handed over (gateway/handed-over.ts)', () => 
   it('tells a resend within the window; lets through what it cannot tell (older than the window, another boot, past 2^53), never withholds a new frame', () => {
     const h = new HandedOver()
     const W = HANDED_OVER_WINDOW
-    expect(h.first('u', 'b1', '5')).toBe(true)
-    expect(h.first('u', 'b1', '5')).toBe(false) // resend
-    expect(h.first('u', 'b1', '3')).toBe(true) // late, never seen
-    expect(h.first('u', 'b1', '3')).toBe(false)
-    expect(h.first('u', 'b1', '4')).toBe(true)
-    expect(h.first('u2', 'b1', '5')).toBe(true) // another unit
+    expect(h.first('u', 'b1', '5', 1000)).toBe(true)
+    expect(h.first('u', 'b1', '5', 1000)).toBe(false) // resend
+    expect(h.first('u', 'b1', '3', 1000)).toBe(true) // late, never seen
+    expect(h.first('u', 'b1', '3', 1000)).toBe(false)
+    expect(h.first('u', 'b1', '4', 1000)).toBe(true)
+    expect(h.first('u2', 'b1', '5', 1000)).toBe(true) // another unit
     // A jump: the seqs skipped are new, whatever their slots held a window ago.
-    expect(h.first('u', 'b1', String(5 + W))).toBe(true)
-    expect(h.first('u', 'b1', String(5 + W - 1))).toBe(true)
-    expect(h.first('u', 'b1', '5')).toBe(true) // older than the window: unknown, let through
-    expect(h.first('u', 'b1', String(4 + W + 2))).toBe(true)
-    expect(h.first('u', 'b1', String(4 + W + 2))).toBe(false)
+    expect(h.first('u', 'b1', String(5 + W), 1000)).toBe(true)
+    expect(h.first('u', 'b1', String(5 + W - 1), 1000)).toBe(true)
+    expect(h.first('u', 'b1', '5', 1000)).toBe(true) // older than the window: unknown, let through
+    expect(h.first('u', 'b1', String(4 + W + 2), 1000)).toBe(true)
+    expect(h.first('u', 'b1', String(4 + W + 2), 1000)).toBe(false)
     // A far jump clears everything.
-    expect(h.first('u', 'b1', String(10 * W))).toBe(true)
-    expect(h.first('u', 'b1', String(10 * W - 3))).toBe(true)
+    expect(h.first('u', 'b1', String(10 * W), 1000)).toBe(true)
+    expect(h.first('u', 'b1', String(10 * W - 3), 1000)).toBe(true)
     // A new boot starts over: its seq 5 is a new frame.
-    expect(h.first('u', 'b2', '5')).toBe(true)
-    expect(h.first('u', 'b2', '5')).toBe(false)
+    expect(h.first('u', 'b2', '5', 1000)).toBe(true)
+    expect(h.first('u', 'b2', '5', 1000)).toBe(false)
     // Past 2^53 a number cannot tell neighbours apart: always handed over.
-    expect(h.first('u', 'b2', '18446744073709551615')).toBe(true)
-    expect(h.first('u', 'b2', '18446744073709551615')).toBe(true)
+    expect(h.first('u', 'b2', '18446744073709551615', 1000)).toBe(true)
+    expect(h.first('u', 'b2', '18446744073709551615', 1000)).toBe(true)
+    // The same seq with another capture time is another frame (a device reusing seqs): handed over.
+    expect(h.first('u', 'b2', '7', 1000)).toBe(true)
+    expect(h.first('u', 'b2', '7', 1250)).toBe(true)
+    expect(h.first('u', 'b2', '7', 1250)).toBe(false)
   })
 })

@@ -143,6 +143,8 @@ try {
         log(`round ${round}, ${units} units, ${v.name} (sink +${v.sinkNice}, InfluxDB +${v.influxNice})`)
         const p = await runPhase(v, units, round, `p${n}`, credsDir, creds, probeIds, fleetIds.slice(0, units - probeCount))
         phases.push(p)
+        // Each phase also whole on stderr: a run cut short keeps what it measured.
+        log(`phase ${JSON.stringify(p)}`)
         log(`  alert p50 ${p.publish_to_alert_ms.p50} p99 ${p.publish_to_alert_ms.p99} ms (${p.publish_to_alert_ms.count}); stages p99 ${STAGES.map(s => `${s} ${p.stages_ms[s].p99}`).join(', ')}; gateway main wait ${p.sched.gateway_main.wait} s/s; stored p99 ${p.publish_to_stored_ms.p99} ms; PUBACK p99 ${p.puback_ms.p99} ms`)
       }
     }

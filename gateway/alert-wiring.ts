@@ -18,6 +18,7 @@ import type { Config } from './config.js'
 import type { AlertEngineLike } from './dashboard/alerts-adapter.js'
 import type { Ingest } from './ingest.js'
 import type { Metrics } from './metrics.js'
+import { traceAlertDelivered, traceAlertEmitted, type AlertTrace } from './trace.js'
 
 export interface AlertWiringDeps {
   config: Config
@@ -132,12 +133,15 @@ export async function startAlerts (deps: AlertWiringDeps): Promise<AlertWiring> 
   }
   const onAlert = (ev: AlertEvent): void => {
     const a = ev.alert
+    const trace: AlertTrace | null = traceAlertEmitted.hasSubscribers ? { unit: a.unit, type: ev.type, id: a.id } : null
+    if (trace !== null) traceAlertEmitted.publish(trace)
     metrics.alertsTotal.inc({ kind: a.kind, priority: a.priority, event: ev.type })
     spool.append(alertEventToLine(ev), 1).catch((err: Error) => {
       log.error({ err: err.message, id: a.id, event: ev.type }, 'alert not spooled (InfluxDB will miss this event)')
     })
     broker.publish({ topic: `alerts/${a.unit}`, payload: Buffer.from(JSON.stringify(ev)), qos: 1, retain: false, cmd: 'publish', dup: false }, err => {
       if (err !== undefined && err !== null) log.warn({ err: err.message, id: a.id }, 'alert not published on MQTT')
+      if (trace !== null) traceAlertDelivered.publish(trace)
     })
     log.info({ unit: a.unit, kind: a.kind, key: a.key, priority: a.priority, event: ev.type, id: a.id }, 'alert')
   }

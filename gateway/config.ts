@@ -60,6 +60,7 @@ export const OPTIONS = {
   influxLingerMs: { env: 'INFLUX_LINGER_MS', kind: 'int', default: INFLUX_SINK_DEFAULTS.lingerMs, doc: 'ms a batch may wait to fill' },
   influxTimeoutMs: { env: 'INFLUX_TIMEOUT_MS', kind: 'int', default: INFLUX_SINK_DEFAULTS.timeoutMs, doc: 'write request timeout, ms' },
   influxConcurrency: { env: 'INFLUX_CONCURRENCY', kind: 'int', default: INFLUX_SINK_DEFAULTS.concurrency, doc: 'write requests in flight (the spool cursor still moves in order)' },
+  sinkWorkerNice: { env: 'SINK_WORKER_NICE', kind: 'int', default: INFLUX_SINK_DEFAULTS.workerNice, doc: 'nice levels (0-19) below the gateway at which the InfluxDB sink\'s worker thread (line protocol, gzip, HTTP) runs, so MQTT and alerts get the CPU first on a box shared with InfluxDB (Linux; capped at nice 19; elsewhere a logged notice and no change)' },
   maxSpoolBytes: { env: 'MAX_SPOOL_BYTES', kind: 'int', default: SPOOL_DEFAULTS.maxSpoolBytes, doc: 'bound on spool disk use, bytes; frames beyond it are refused' },
   spoolSegmentBytes: { env: 'SPOOL_SEGMENT_BYTES', kind: 'int', default: SPOOL_DEFAULTS.segmentBytes, doc: 'spool segment size, bytes' },
   maxDeadLetterBytes: { env: 'MAX_DEAD_LETTER_BYTES', kind: 'int', default: DEAD_LETTER_DEFAULTS.maxBytes, doc: 'bound on dead-letter disk use, bytes' },
@@ -157,6 +158,7 @@ export function loadConfig (overrides: Partial<Config> = {}, env: NodeJS.Process
   if (c.influxUrl !== undefined) {
     try { new URL(c.influxUrl) } catch { throw new ConfigError(`INFLUX_URL is not a URL: ${c.influxUrl}`) }
   }
+  if (c.sinkWorkerNice > 19) throw new ConfigError(`SINK_WORKER_NICE must be within 0..19, got ${c.sinkWorkerNice}`)
   if (c.influxConcurrency < 1) throw new ConfigError(`INFLUX_CONCURRENCY must be at least 1, got ${c.influxConcurrency}`)
   if (c.redisUrl !== undefined) {
     let u: URL | undefined

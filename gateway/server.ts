@@ -149,7 +149,8 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
         maxBatchBytes: config.influxBatchBytes,
         lingerMs: config.influxLingerMs,
         timeoutMs: config.influxTimeoutMs,
-        concurrency: config.influxConcurrency
+        concurrency: config.influxConcurrency,
+        workerNice: config.sinkWorkerNice
       }, spool, deadLetters, {
         onWritten: (points, _bytes, latencyMs, firstReceivedAtMs) => {
           metrics.pointsWritten.inc(points)
@@ -176,6 +177,10 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
           } else {
             log.error({ code: err.code, err: err.message }, 'spooled frame refused when draining and the dead letters are full: the drain stops, the frame stays spooled')
           }
+        },
+        onWorkerPriority: p => {
+          if (p.notice !== null) log.warn({ tid: p.tid, nice: p.nice, sinkWorkerNice: config.sinkWorkerNice }, `InfluxDB sink worker thread priority: ${p.notice}`)
+          else log.info({ tid: p.tid, niceBefore: p.niceBefore, nice: p.nice }, 'InfluxDB sink worker thread started')
         },
         onWorkerCrash: (err, restartInMs) => {
           metrics.sinkWorkerCrashes.inc()

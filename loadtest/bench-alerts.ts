@@ -30,6 +30,8 @@ export interface AlertProbeOptions {
   deviceMqttOptions?: IClientOptions
   /** MQTT clean session of the probe devices (default true). */
   clean?: boolean
+  /** Each matched event, with its two wall-clock times (loadtest/alert-path.ts times the stages between). */
+  onEvent?: (e: { unit: string, type: 'raised' | 'cleared', sentAt: number, receivedAt: number }) => void
 }
 
 interface Probe {
@@ -134,6 +136,7 @@ export class AlertProbes {
     p.pending[ev.type] = null
     this.latencies.push(now - sentAt)
     this.latencyAt.push(now)
+    this.o.onEvent?.({ unit: p.link.unitId, type: ev.type, sentAt, receivedAt: now })
   }
 
   /** Stops sending; waits (bounded) for PUBACKs and late alerts; disconnects. */

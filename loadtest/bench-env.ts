@@ -15,6 +15,7 @@ import { startGatewayProcess, type GatewayProcess } from '../testkit/gateway-pro
 import { createDatabase, startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
 import { makeTempDir, removeTempDir } from '../testkit/proc.js'
 import { startRedis, type RedisServer } from '../testkit/redis.js'
+import { ownNice, reniceAll } from './proc-sched.js'
 
 export const BENCH_DB = 'ambulink'
 
@@ -37,6 +38,8 @@ export interface BenchEnvOptions {
    */
   influxAtStart?: boolean
   keep?: boolean
+  /** InfluxDB's threads run this many nice levels below this process (capped at 19), from each start. */
+  influxNice?: number
   log: (msg: string) => void
 }
 
@@ -69,6 +72,8 @@ export interface BenchEnv {
    * would weigh on whatever is measured next.
    */
   freshInflux: () => Promise<void>
+  /** Applies `influxNice` to the current InfluxDB process (call after restarting it); the nice value applied, or null. */
+  lowerInflux: () => number | null
   stop: () => Promise<void>
 }
 
@@ -78,6 +83,13 @@ export async function startBenchEnv (o: BenchEnvOptions): Promise<BenchEnv> {
   let redis: RedisServer | null = null
   const gateways: GatewayProcess[] = []
   const env: { influx: InfluxServer | null } = { influx: null }
+  const lowerInflux = (): number | null => {
+    if (env.influx === null || (o.influxNice ?? 0) === 0) return null
+    const nice = Math.min(19, ownNice() + o.influxNice!)
+    const r = reniceAll(env.influx.pid, nice)
+    o.log(`bench: InfluxDB (pid ${env.influx.pid}) at nice ${nice}, ${r.threads} threads${r.error !== null ? ` (${r.error})` : ''}`)
+    return nice
+  }
   const stop = async (): Promise<void> => {
     // Gateways first (SIGTERM: they drain and, with --cpu-prof, write their profiles).
     await Promise.all(gateways.map(g => g.stop()))
@@ -90,6 +102,7 @@ export async function startBenchEnv (o: BenchEnvOptions): Promise<BenchEnv> {
     if (o.influx !== false) {
       o.log('bench: starting InfluxDB')
       env.influx = await startInfluxDB({ logLevel: 'warn' })
+      lowerInflux()
       await createDatabase(env.influx.url, BENCH_DB)
     }
     if (o.gateways > 1) {
@@ -145,9 +158,11 @@ export async function startBenchEnv (o: BenchEnvOptions): Promise<BenchEnv> {
       freshInflux: async () => {
         await env.influx?.stop()
         env.influx = await startInfluxDB({ logLevel: 'warn' })
+        lowerInflux()
         await createDatabase(env.influx.url, BENCH_DB)
         o.log(`bench: fresh InfluxDB on ${env.influx.url}`)
       },
+      lowerInflux,
       discardSpool: async i => {
         const g = gateways[i]!
         await g.stop()

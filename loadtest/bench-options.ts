@@ -62,6 +62,11 @@ export interface BenchOptions {
   cpuProfDir?: string
   skipReferences: boolean
   keep: boolean
+  /**
+   * Nice levels below the bench (and so below the gateways) at which InfluxDB's threads run,
+   * from each start of it (docs/operations.md: a shared box gives InfluxDB the lower priority).
+   */
+  influxNice: number
 }
 
 export const BENCH_DEFAULTS: Readonly<Record<'quick' | 'full', Omit<BenchOptions, 'cpuProfDir'>>> = Object.freeze({
@@ -92,7 +97,8 @@ export const BENCH_DEFAULTS: Readonly<Record<'quick' | 'full', Omit<BenchOptions
     catchupMaxS: 45,
     scryptN: PRODUCTION_SCRYPT_N,
     skipReferences: false,
-    keep: false
+    keep: false,
+    influxNice: 0
   },
   full: {
     mode: 'full',
@@ -121,7 +127,8 @@ export const BENCH_DEFAULTS: Readonly<Record<'quick' | 'full', Omit<BenchOptions
     catchupMaxS: 900,
     scryptN: PRODUCTION_SCRYPT_N,
     skipReferences: false,
-    keep: false
+    keep: false,
+    influxNice: 0
   }
 })
 
@@ -161,6 +168,8 @@ InfluxDB outage and its catch-up (30-45 minutes in all).
                           0 = no catch-up step)
   --catchup-max S         most seconds the backlog may take to drain after it (quick 45, full 900)
   --gateway-env NAME=V    extra gateway environment, repeatable (e.g. INFLUX_CONCURRENCY=3)
+  --influx-nice N         run InfluxDB's threads N nice levels below the bench and gateways
+                          (0-19, capped at nice 19; default 0)
   --scrypt-n N            scrypt cost of the bench credentials (default ${PRODUCTION_SCRYPT_N}, production)
   --cpu-prof DIR          write each gateway's V8 CPU profile to DIR
   --skip-references       gateway only (no raw InfluxDB, no Mosquitto)
@@ -192,6 +201,7 @@ const INT_OPTIONS: Record<string, keyof BenchOptions> = {
   'catchup-units': 'catchupUnits',
   outage: 'outageS',
   'catchup-max': 'catchupMaxS',
+  'influx-nice': 'influxNice',
   'scrypt-n': 'scryptN'
 }
 
@@ -249,6 +259,7 @@ export function validateBenchOptions (o: BenchOptions): BenchOptions {
   positive('--raw-concurrency', o.rawConcurrency)
   positive('--gateways', o.gateways)
   positive('--search-step', o.searchStep)
+  if (o.influxNice > 19) throw new BenchUsageError(`--influx-nice must be within 0..19, got ${o.influxNice}`)
   if (o.probes >= o.units) throw new BenchUsageError(`--probes ${o.probes} must be fewer than --units ${o.units}`)
   if (o.searchFrom <= o.probes) throw new BenchUsageError(`--search-from ${o.searchFrom} must exceed --probes ${o.probes}`)
   if (o.mode === 'full' && o.outageS > 0 && o.catchupUnits <= o.probes) throw new BenchUsageError(`--catchup-units ${o.catchupUnits} must exceed --probes ${o.probes}`)

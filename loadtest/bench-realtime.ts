@@ -297,6 +297,7 @@ async function runOutage (spec: OutageSpec, env: BenchEnv, t0: number, progress:
     peakLagS = Math.max(peakLagS, (await lagAndBacklog().catch(() => ({ lag: 0, bytes: 0 }))).lag)
   }
   await influx.restart()
+  env.lowerInflux()
   const upAt = wallNow()
   const untilMs = Date.now() + spec.catchupMaxMs
   const { bytes: backlogBytesAtUp } = await lagAndBacklog().catch(() => ({ lag: 0, bytes: 0 }))

@@ -212,6 +212,7 @@ export async function runBench (o: BenchOptions, progress: (line: string) => voi
     keep: o.keep,
     influxAtStart: false,
     gatewayEnv: o.gatewayEnv,
+    influxNice: o.influxNice,
     log: progress
   })
   try {

@@ -43,6 +43,7 @@ import { StreamError, type StreamErrorCode } from './errors.js'
 import { InfluxWriteClient, type InfluxWriteTarget } from './influx-write.js'
 import type { JobOutcome, WireError } from './sink-job.js'
 import { SinkThread, type SinkThreadMode } from './sink-thread.js'
+import type { ThreadPriority } from './thread-priority.js'
 
 /** Where to write (url, api, token, org, bucket or db; timeoutMs, the request timeout), and how. */
 export interface InfluxSinkOptions extends InfluxWriteTarget {
@@ -67,6 +68,12 @@ export interface InfluxSinkOptions extends InfluxWriteTarget {
    * (for same-run comparisons, loadtest/sink-thread.ts).
    */
   thread: SinkThreadMode
+  /**
+   * How many nice levels below the gateway the worker thread runs (0: the same; Linux only,
+   * capped at 19: thread-priority.ts). On a box shared with InfluxDB the drain then takes the CPU
+   * the thread serving MQTT and alerts leaves.
+   */
+  workerNice: number
 }
 
 export const INFLUX_SINK_DEFAULTS = Object.freeze({
@@ -82,6 +89,7 @@ export const INFLUX_SINK_DEFAULTS = Object.freeze({
   maxRetryDelayMs: 15_000,
   probeIntervalMs: 500,
   thread: 'worker' as SinkThreadMode,
+  workerNice: 0,
   /** How long close() waits for in-flight and spooled batches before giving up (they stay spooled). */
   closeGraceMs: 5_000
 })
@@ -101,6 +109,8 @@ export interface SinkEvents {
    * (`kept`), or could not (the sink stops with the record still spooled).
    */
   onSpoolRefused?: (err: StreamError, kept: boolean) => void
+  /** A worker thread is up, at this priority (its notice says why not as asked). */
+  onWorkerPriority?: (priority: ThreadPriority) => void
   /** The worker thread crashed (also reported through onError); it restarts after `restartInMs`. */
   onWorkerCrash?: (err: Error, restartInMs: number) => void
   /** Another failure in the sink loop (logged by the owner). */
@@ -148,8 +158,9 @@ export class InfluxSink {
       onCrash: (err, restartInMs) => {
         this.events.onWorkerCrash?.(err, restartInMs)
         this.events.onError?.(err)
-      }
-    })
+      },
+      onPriority: priority => { this.events.onWorkerPriority?.(priority) }
+    }, o.workerNice)
   }
 
   private readonly client: InfluxWriteClient
@@ -164,6 +175,9 @@ export class InfluxSink {
 
   /** Crashes of the worker thread since start. */
   get workerCrashes (): number { return this.thread.crashes }
+
+  /** The worker thread's priority as it reported it (null on the main thread or before it is up). */
+  get workerPriority (): ThreadPriority | null { return this.thread.priority }
 
   /** Resolves once the worker thread is up (benchmarks leave its start-up out). */
   async whenReady (): Promise<void> {

@@ -9,7 +9,8 @@
  * A job's line protocol is kept until it is stored, so a retry does not decode or expand again.
  */
 import { promisify } from 'node:util'
-import { gzip as gzipCb, constants as zc } from 'node:zlib'
+import { isMainThread } from 'node:worker_threads'
+import { gzip as gzipCb, gzipSync, constants as zc } from 'node:zlib'
 import { drainFailed, FrameRecordExpander, parseFrameRecord } from './frame-record.js'
 import { LineBuffer } from './line-buffer.js'
 import { SPOOL_RECORD_FRAME, SPOOL_RECORD_LINES, spoolRecords, spoolSegmentName } from './spool-records.js'
@@ -184,7 +185,10 @@ export class SinkJobs {
   }
 
   private async post (data: Buffer): Promise<void> {
-    const body = await gzip(data, { level: zc.Z_BEST_SPEED })
+    // In the worker thread, gzip runs on that thread (its own, lowered priority: SINK_WORKER_NICE),
+    // not on libuv's pool, which the main thread's spool writes and fsyncs share and which runs
+    // at the gateway's priority. On the main thread (comparisons only) it must not block.
+    const body = isMainThread ? await gzip(data, { level: zc.Z_BEST_SPEED }) : gzipSync(data, { level: zc.Z_BEST_SPEED })
     const sent = this.client.write(body)
     crashPoint('sink-posting')
     await sent

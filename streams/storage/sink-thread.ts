@@ -12,13 +12,16 @@ import { Worker } from 'node:worker_threads'
 import { createRequire } from 'node:module'
 import { pathToFileURL } from 'node:url'
 import { SinkJobs, type SinkJobTarget, type JobOutcome, type WriteJob } from './sink-job.js'
-import type { ToSinkWorker } from './sink-worker.js'
+import type { SinkWorkerData, SinkWorkerReady, ToSinkWorker } from './sink-worker.js'
+import type { ThreadPriority } from './thread-priority.js'
 
 export type SinkThreadMode = 'worker' | 'main'
 
 export interface SinkThreadEvents {
   /** The worker crashed; it is restarted after `restartInMs`. */
   onCrash?: (err: Error, restartInMs: number) => void
+  /** A worker is up, at this priority (thread-priority.ts); once per worker started. */
+  onPriority?: (priority: ThreadPriority) => void
 }
 
 /** Restart backoff after a crash: doubling from the first, capped at the last, in ms. */
@@ -44,11 +47,18 @@ export class SinkThread {
   private readonly inline: SinkJobs | null
   /** Worker crashes since start. */
   crashes = 0
+  /** The current worker's priority as it reported it when it came up (null: main thread, or not up yet). */
+  priority: ThreadPriority | null = null
 
+  /**
+   * `niceIncrement`: how many nice levels below the caller the worker thread runs (0: the same;
+   * thread-priority.ts); ignored on the main thread.
+   */
   constructor (
     private readonly target: SinkJobTarget,
     readonly mode: SinkThreadMode = 'worker',
-    private readonly events: SinkThreadEvents = {}
+    private readonly events: SinkThreadEvents = {},
+    private readonly niceIncrement = 0
   ) {
     this.inline = mode === 'main' ? new SinkJobs(target) : null
     if (mode === 'worker') {
@@ -132,10 +142,13 @@ export class SinkThread {
     const gen = ++this.generation
     // Only the first worker gets a crash point (crash-point.ts), so a test's crash happens once.
     const env = gen === 1 ? process.env : { ...process.env, AMBULINK_CRASH_AT: '' }
-    const w = new Worker(workerEntry(), { workerData: { target: this.target }, env, name: 'ambulink-sink' })
+    const workerData: SinkWorkerData = { target: this.target, niceIncrement: this.niceIncrement }
+    const w = new Worker(workerEntry(), { workerData, env, name: 'ambulink-sink' })
     this.worker = w
-    w.on('message', (m: JobOutcome | { type: 'ready' }) => {
+    w.on('message', (m: JobOutcome | SinkWorkerReady) => {
       if ('type' in m) {
+        this.priority = m.priority ?? null
+        if (m.priority !== undefined) this.events.onPriority?.(m.priority)
         this.markReady()
         return
       }

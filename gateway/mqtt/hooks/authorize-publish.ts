@@ -4,6 +4,7 @@
  * publish nothing.
  */
 import type { Ingest } from '../../ingest.js'
+import { traceFrameReceived, type FrameReceivedTrace } from '../../trace.js'
 import { principalOf, validStatus, type Hook, type HookContext } from './context.js'
 
 export function authorizePublishHook (ctx: HookContext, ingest: Ingest): Hook<'authorizePublish'> {
@@ -29,6 +30,7 @@ export function authorizePublishHook (ctx: HookContext, ingest: Ingest): Hook<'a
     if (leaf !== 'telemetry') return done(refuse('AMB_ERR_FORBIDDEN_TOPIC', client, `${p.unit} may not publish to ${packet.topic}`))
     // Telemetry is consumed here, never retained nor routed to subscribers as raw frames.
     packet.retain = false
+    if (traceFrameReceived.hasSubscribers) traceFrameReceived.publish({ unit: p.unit } satisfies FrameReceivedTrace)
     ingest.ingest(p.unit, packet.payload as Buffer, 'mqtt').then(
       () => { done(null) },
       (err: Error) => {

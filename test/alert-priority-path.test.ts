@@ -15,6 +15,7 @@ import { encodeFrame, type Frame, type FrameInit } from '../decoders/index.js'
 import type { AlertEvent } from '../streams/alerts/index.js'
 import type { ServerMessage } from '../streams/live/protocol.js'
 import { setSpoolSyncHook } from '../streams/storage/sync-hook.js'
+import { holdFsyncs } from '../testkit/hold-fsyncs.js'
 import { startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
 import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
 import { waitFor } from '../testkit/proc.js'
@@ -43,16 +44,6 @@ function frame (unit: string, seq: number, extra: Partial<FrameInit> = {}): Buff
 }
 
 const alarm = (code: string): Partial<FrameInit> => ({ alarms: [{ code, priority: HIGH, text: code, offsetMs: 0 }] })
-
-/** The spool's fsyncs wait until release(); `reached` resolves once one is waiting. */
-function holdFsyncs (): { reached: Promise<void>, release: () => void } {
-  let release!: () => void
-  const gate = new Promise<void>(resolve => { release = resolve })
-  let reachedOnce!: () => void
-  const reached = new Promise<void>(resolve => { reachedOnce = resolve })
-  setSpoolSyncHook(async () => { reachedOnce(); await gate })
-  return { reached, release: () => { setSpoolSyncHook(null); release() } }
-}
 
 /** Tracks a promise's settlement without awaiting it. */
 function track<T> (p: Promise<T>): { settled: () => boolean, promise: Promise<T> } {

@@ -20,6 +20,7 @@ import { LiveHub } from '../streams/live/hub.js'
 import { decodeEcgChunk, type EcgChunk, type ServerMessage } from '../streams/live/protocol.js'
 import type { LiveSink } from '../streams/live/subscriber.js'
 import { setSpoolSyncHook } from '../streams/storage/sync-hook.js'
+import { holdFsyncs } from '../testkit/hold-fsyncs.js'
 import { HANDED_OVER_WINDOW, HandedOver } from '../gateway/handed-over.js'
 import { startTestGateway, type TestGateway } from '../testkit/gateway.js'
 import { waitFor } from '../testkit/proc.js'
@@ -83,16 +84,6 @@ function backfill (hub: LiveHub, unit: string, lead: number): Array<[number, num
     }
   }
   return out
-}
-
-/** The spool's fsyncs wait until release(); `reached` resolves once one is waiting. */
-function holdFsyncs (): { reached: Promise<void>, release: () => void } {
-  let release!: () => void
-  const gate = new Promise<void>(resolve => { release = resolve })
-  let reachedOnce!: () => void
-  const reached = new Promise<void>(resolve => { reachedOnce = resolve })
-  setSpoolSyncHook(async () => { reachedOnce(); await gate })
-  return { reached, release: () => { setSpoolSyncHook(null); release() } }
 }
 
 describe('through the gateway: a QoS 1 resend reaches the live consumers once', () => {

@@ -285,6 +285,26 @@ describe('the live hub: late data stays out of the live view', () => {
   })
 })
 
+describe('the live hub: a new patient whose device clock is behind', () => {
+  it('is shown at once: a frame of an encounter the unit never had, older than the newest shown (clock corrected back), replaces the previous patient', () => {
+    const h = new LiveHub({ hospital: { name: 'H', latitude: 45.744, longitude: 4.9055 } })
+    onTestFinished(() => h.close())
+    for (let seq = 5; seq <= 8; seq++) h.push(decoded('amb-c', seq, { encounter: 'enc-old' }))
+    // Same boot, later seqs, but the device clock went back 1 s: the next patient, heart rate 150.
+    for (let k = 1; k <= 2; k++) h.push(decoded('amb-c', k, { encounter: 'enc-next', extra: { seq: 8 + k, numerics: [{ sign: 1, value: 150, offsetMs: 0 }] } }))
+    const snap = h.snapshot({ name: 'dr', role: 'clinician' })
+    if (snap.type !== 'snapshot') throw new Error('no snapshot')
+    const v = snap.units.find(u => u.unit === 'amb-c')!
+    expect(v.encounter).toBe('enc-next')
+    expect(v.numerics.heart_rate?.value).toBe(150)
+    // The previous patient's late frame, after that, is still left out.
+    h.push(decoded('amb-c', 1, { encounter: 'enc-old', extra: { seq: 1, numerics: [{ sign: 1, value: 40, offsetMs: 0 }] } }))
+    const after = h.snapshot({ name: 'dr', role: 'clinician' })
+    if (after.type !== 'snapshot') throw new Error('no snapshot')
+    expect(after.units.find(u => u.unit === 'amb-c')).toMatchObject({ encounter: 'enc-next', numerics: { heart_rate: { value: 150 } } })
+  })
+})
+
 describe('the live hub: an empty encounter id is no new patient', () => {
   it('a frame without an encounter id mid-encounter keeps the patient on screen: same encounter, trend and ECG go on', () => {
     const h = new LiveHub({ hospital: { name: 'H', latitude: 45.744, longitude: 4.9055 } })

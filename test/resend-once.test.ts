@@ -225,6 +225,22 @@ describe('the ECG STEMI watch: a resend or a late frame neither restarts nor fee
     expect(raised[0]!.alert.message).toBe(clean.events.find(e => e.type === 'raised')!.alert.message)
     expect(noisy.events.map(e => e.type)).toEqual(clean.events.map(e => e.type))
   })
+
+  it('ECG chunks sent when full, after a vitals frame measured meanwhile (not newer, yet the tracing\'s continuation): the alert is raised as without it', async () => {
+    const clean = await run((push, frames) => { for (const f of frames) push(f) })
+    const split = await run((push, frames) => {
+      frames.forEach((f, i) => {
+        // Once a second the monitor sends its vitals at once (100 ms into the chunk being
+        // filled, its own seq); the chunk follows when its 250 ms are full.
+        if (i % 4 === 0) push({ ...f, seq: String(100_000 + i), capturedAtMs: f.capturedAtMs + 100, waveforms: [] })
+        push({ ...f, numerics: [] })
+      })
+    })
+    // The very first chunk comes after the first vitals frame with no tracing to continue: left
+    // out, so 10 s of ECG are held one chunk later. Before the fix, never raised.
+    expect(split.raisedAt).toBe(clean.raisedAt + 1)
+    expect(split.events.filter(e => e.type === 'raised')).toHaveLength(1)
+  })
 })
 
 describe('the live hub: late data stays out of the live view', () => {

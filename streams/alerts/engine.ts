@@ -194,7 +194,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
       // STEMI from the ECG (issue 9): the device's interpretation and the gateway's ST measurement.
       if (f.assessment !== null) this.core.ecgStemi.assessment(u.unit, f.assessment)
     }
-    // A resend or late frame is not the tracing's continuation: the watch leaves its ECG out.
+    // A resend or late frame: the watch takes its ECG only as the tracing's exact continuation.
     const ecg = this.core.ecgStemi.onFrame(f, resend)
     if (ecg !== null) ecgStemiAlert(this.core, u, ecg, f.capturedAtMs, nowMs)
     if (f.encounterEnded && !resend && u.encounter !== '') this.endEncounter(u, f.capturedAtMs, nowMs)

@@ -221,6 +221,15 @@ describe('a late frame of the previous patient', () => {
     h.engine.onFrame(frame({ t: T0 + 59 * S + 500, encounter: 'enc-B', assessment: { stemiSuspected: true } }), T0 + 62 * S)
     expect(h.of('stemi', 'raised')).toHaveLength(1)
   })
+
+  it('is only a frame of an encounter the unit had: a new patient whose device clock stepped back (same boot) still raises its device alarm', async () => {
+    const h = await harness()
+    h.engine.onFrame(frame({ t: T0 + 60 * S, encounter: 'enc-A', numerics: NORMAL }), T0)
+    // The device's clock is corrected back by a minute (within the 5 min future skew allowed);
+    // then the next patient (an encounter this unit never had) is connected, in ventricular fibrillation.
+    h.engine.onFrame(frame({ t: T0 + 5 * S, encounter: 'enc-B', alarms: [{ code: 'VF', priority: 3, text: 'VFib' }] }), T0 + 5 * S)
+    expect(h.of('device_alarm', 'raised')).toHaveLength(1)
+  })
 })
 
 describe('stale is not normal', () => {

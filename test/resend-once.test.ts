@@ -216,6 +216,22 @@ describe('the ECG STEMI watch: a resend or a late frame neither restarts nor fee
     expect(raised[0]!.alert.message).toBe(clean.events.find(e => e.type === 'raised')!.alert.message)
     expect(noisy.events.map(e => e.type)).toEqual(clean.events.map(e => e.type))
   })
+
+  it('ECG chunks sent when full, after a vitals frame measured meanwhile (not newer, yet the tracing\'s continuation): the alert is raised as without it', async () => {
+    const clean = await run((push, frames) => { for (const f of frames) push(f) })
+    const split = await run((push, frames) => {
+      frames.forEach((f, i) => {
+        // Once a second the monitor sends its vitals at once (100 ms into the chunk being
+        // filled, its own seq); the chunk follows when its 250 ms are full.
+        if (i % 4 === 0) push({ ...f, seq: String(100_000 + i), capturedAtMs: f.capturedAtMs + 100, waveforms: [] })
+        push({ ...f, numerics: [] })
+      })
+    })
+    // The very first chunk comes after the first vitals frame with no tracing to continue: left
+    // out, so 10 s of ECG are held one chunk later. Before the fix, never raised.
+    expect(split.raisedAt).toBe(clean.raisedAt + 1)
+    expect(split.events.filter(e => e.type === 'raised')).toHaveLength(1)
+  })
 })
 
 describe('the live hub: late data stays out of the live view', () => {
@@ -273,6 +289,26 @@ describe('the live hub: late data stays out of the live view', () => {
     expect(a.trendEpoch).toBe(b.trendEpoch)
     expect(a.ecg).toEqual(b.ecg)
     expect(a.trendNext).toBe(b.trendNext)
+  })
+})
+
+describe('the live hub: a new patient whose device clock is behind', () => {
+  it('is shown at once: a frame of an encounter the unit never had, older than the newest shown (clock corrected back), replaces the previous patient', () => {
+    const h = new LiveHub({ hospital: { name: 'H', latitude: 45.744, longitude: 4.9055 } })
+    onTestFinished(() => h.close())
+    for (let seq = 5; seq <= 8; seq++) h.push(decoded('amb-c', seq, { encounter: 'enc-old' }))
+    // Same boot, later seqs, but the device clock went back 1 s: the next patient, heart rate 150.
+    for (let k = 1; k <= 2; k++) h.push(decoded('amb-c', k, { encounter: 'enc-next', extra: { seq: 8 + k, numerics: [{ sign: 1, value: 150, offsetMs: 0 }] } }))
+    const snap = h.snapshot({ name: 'dr', role: 'clinician' })
+    if (snap.type !== 'snapshot') throw new Error('no snapshot')
+    const v = snap.units.find(u => u.unit === 'amb-c')!
+    expect(v.encounter).toBe('enc-next')
+    expect(v.numerics.heart_rate?.value).toBe(150)
+    // The previous patient's late frame, after that, is still left out.
+    h.push(decoded('amb-c', 1, { encounter: 'enc-old', extra: { seq: 1, numerics: [{ sign: 1, value: 40, offsetMs: 0 }] } }))
+    const after = h.snapshot({ name: 'dr', role: 'clinician' })
+    if (after.type !== 'snapshot') throw new Error('no snapshot')
+    expect(after.units.find(u => u.unit === 'amb-c')).toMatchObject({ encounter: 'enc-next', numerics: { heart_rate: { value: 150 } } })
   })
 })
 

@@ -76,8 +76,9 @@ export class EcgStemiWatch {
   /**
    * Feeds one frame; returns a finding when there is a new verdict to report. `late`: the engine's
    * resend check found it not newer than what the unit already sent (a QoS 1 resend, or a frame
-   * arriving out of order). A late frame's ECG is left out — appended, it would break the
-   * contiguous tracing and restart the 10 s window, or hold its 250 ms twice — and so is its
+   * arriving out of order). A late frame's ECG is left out unless it is the tracing's exact
+   * continuation — appended, it would break the contiguous tracing and restart the 10 s window,
+   * or hold its 250 ms twice — and so is its
    * encounter (the previous patient's late frame resets nothing); its interpretation counts only
    * when no newer one was seen.
    */
@@ -92,7 +93,10 @@ export class EcgStemiWatch {
     }
     const v = this.units.get(f.unitId)!
     let fresh = false
-    if (!late && f.waveforms.length > 0 && this.append(v, f)) fresh = this.measure(v)
+    // A late frame's ECG is still taken when it is the tracing's exact continuation: a frame is
+    // late by its capture time against every frame, so an ECG chunk sent when full, after a vitals
+    // frame measured meanwhile, is late yet never held; left out, each such chunk broke the tracing.
+    if (f.waveforms.length > 0 && (!late || this.continues(v, f)) && this.append(v, f)) fresh = this.measure(v)
     const i = f.interpretation
     if (i !== null && i !== undefined && f.capturedAtMs > v.deviceAtMs) {
       v.deviceAtMs = f.capturedAtMs
@@ -136,6 +140,12 @@ export class EcgStemiWatch {
   }
 
   /** Copies a 12-lead frame into the ring; false when the frame is not a diagnostic 12-lead. */
+  /** Whether the frame's ECG starts where the tracing held ends (within a sample), at its rate. */
+  private continues (u: UnitEcg, f: Frame): boolean {
+    const w = f.waveforms[0]!
+    return w.sampleRateHz === u.fs && Math.abs(f.capturedAtMs + w.offsetMs - u.endMs) <= 1000 / w.sampleRateHz
+  }
+
   private append (u: UnitEcg, f: Frame): boolean {
     const w = f.waveforms
     if (w.length !== 12) { u.filled = 0; return false }

@@ -184,14 +184,17 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     // A late frame of another encounter (the previous patient's, arriving after the next one
     // began) is stored but says nothing about the patient on screen now: its device alarms and
     // assessment (suspected STEMI, stroke scale, sex and age for the ST thresholds) stay out.
-    const otherPatient = resend && f.encounterId !== '' && f.encounterId !== u.encounter
+    // Only an encounter the unit had is told late this way: an id it never had is the next patient,
+    // whose device clock may be behind the last frame (corrected back within the same boot), and
+    // their alarms must sound.
+    const otherPatient = resend && f.encounterId !== '' && f.encounterId !== u.encounter && u.pastEncounters.includes(f.encounterId)
     if (!otherPatient) {
       for (const a of f.alarms) deviceAlarm(this.core, u, a, f.capturedAtMs + a.offsetMs, nowMs)
       if (f.assessment !== null) applyAssessment(this.core, u, f.assessment, f.capturedAtMs, nowMs)
       // STEMI from the ECG (issue 9): the device's interpretation and the gateway's ST measurement.
       if (f.assessment !== null) this.core.ecgStemi.assessment(u.unit, f.assessment)
     }
-    // A resend or late frame is not the tracing's continuation: the watch leaves its ECG out.
+    // A resend or late frame: the watch takes its ECG only as the tracing's exact continuation.
     const ecg = this.core.ecgStemi.onFrame(f, resend)
     if (ecg !== null) ecgStemiAlert(this.core, u, ecg, f.capturedAtMs, nowMs)
     if (f.encounterEnded && !resend && u.encounter !== '') this.endEncounter(u, f.capturedAtMs, nowMs)
@@ -262,6 +265,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
 
   private changeEncounter (u: UnitState, next: string, t: number, nowGw: number): void {
     const prev = u.encounter
+    u.encounterOver(prev)
     u.encounter = next
     if (prev === '' || prev === '?') {
       // Dispatch assigned an encounter to the patient already monitored: same patient, re-tag.
@@ -279,6 +283,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     for (const [slot, e] of [...u.open]) this.book.clear(u, slot, e, slot === LOSS ? nowGw : t, nowGw)
     setAge(this.core, u, null)
     u.resetPatient()
+    u.encounterOver(u.encounter)
     u.encounter = ''
     this.store?.remove(u.unit)
     u.dirty = false

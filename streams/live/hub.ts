@@ -101,6 +101,8 @@ interface UnitState {
   lastUpdateSentMs: number
   /** Device time of the newest frame of this encounter, ms (what tells a late frame). */
   latestMs: number
+  /** The unit's encounters before this one (newest last, at most PAST_ENCOUNTERS): whose late frames are left out. */
+  pastEncounters: string[]
   values: Float64Array
   times: Float64Array
   position: PositionView | null
@@ -114,6 +116,8 @@ const SIGNS = TREND_SIGNS.length
 /** A unit update goes out at least this often while ECG-only frames arrive (last-seen time). */
 const UPDATE_EVERY_MS = 1000
 const MAX_WATCH = 32
+/** Encounters remembered per unit to tell a late frame of a previous patient (as the alert engine). */
+const PAST_ENCOUNTERS = 4
 
 export class LiveHub {
   readonly options: Readonly<LiveHubOptions>
@@ -241,8 +245,13 @@ export class LiveHub {
     // encounter older than the newest shown is the previous patient's, late: it resets nothing.
     // An empty id is no new patient either (contract v1.1: an empty encounter_id never ends an
     // encounter, as in the alert engine): the patient on screen stays, with their encounter.
+    // Only an encounter the unit had is told late so: an id it never had is the next patient, even
+    // when their device clock is behind the newest frame shown (corrected back, or reset by a reboot).
+    let past: string[] = []
     if (u !== undefined && f.encounterId !== u.encounter && u.encounter !== '' && f.encounterId !== '') {
-      if (f.capturedAtMs < u.latestMs) return null
+      if (f.capturedAtMs < u.latestMs && u.pastEncounters.includes(f.encounterId)) return null
+      past = u.pastEncounters.filter(e => e !== u!.encounter && e !== f.encounterId).slice(-(PAST_ENCOUNTERS - 1))
+      past.push(u.encounter)
       u = undefined
     }
     if (u === undefined) {
@@ -254,6 +263,7 @@ export class LiveHub {
         firstSeenMs: 0,
         lastUpdateSentMs: 0,
         latestMs: Number.NEGATIVE_INFINITY,
+        pastEncounters: past,
         values: new Float64Array(SIGNS).fill(Number.NaN),
         times: new Float64Array(SIGNS).fill(Number.NEGATIVE_INFINITY),
         position: null,

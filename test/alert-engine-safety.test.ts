@@ -232,6 +232,41 @@ describe('a late frame of the previous patient', () => {
   })
 })
 
+describe('a late reading of this patient', () => {
+  const { nibp_systolic: _sbp, ...noBp } = NORMAL
+  /** Frames every second without a blood pressure; the one at T0 + 30 s carries 79 mmHg, in order or sent last. */
+  async function run (late: boolean): Promise<Awaited<ReturnType<typeof harness>>> {
+    const h = await harness()
+    const bp = frame({ t: T0 + 30 * S, numerics: { ...noBp, nibp_systolic: 79 } })
+    for (let t = T0; t <= T0 + 60 * S; t += S) {
+      if (t === T0 + 30 * S && !late) { h.engine.onFrame(bp, t); h.engine.tick(t); continue }
+      h.engine.onFrame(frame({ t, numerics: noBp }), t); h.engine.tick(t)
+    }
+    if (late) { h.engine.onFrame(bp, T0 + 61 * S); h.engine.tick(T0 + 61 * S) }
+    return h
+  }
+
+  it('a blood pressure taken while the link was down and sent after the live frames is evaluated as it would have been in order', async () => {
+    const inOrder = await run(false)
+    const late = await run(true)
+    expect(inOrder.of('threshold', 'raised').map(e => [e.alert.key, e.alert.priority])).toEqual([['nibp_systolic', 'high']])
+    expect(late.of('threshold', 'raised').map(e => [e.alert.key, e.alert.priority])).toEqual([['nibp_systolic', 'high']])
+    // It counts in NEWS2 too (systolic ≤ 90 scores 3, RCP 2017).
+    expect(late.engine.news2For('amb-1', T0 + 61 * S)!.parameters.systolic_bp).toMatchObject({ value: 79 })
+  })
+
+  it('a late copy of readings the engine already holds changes nothing; an older reading never replaces a newer one', async () => {
+    const h = await harness()
+    h.feed(T0, T0 + 30 * S, { heart_rate: 150 })
+    const before = h.events.length
+    h.engine.onFrame(frame({ t: T0 + 30 * S, numerics: { ...NORMAL, heart_rate: 150 } }), T0 + 31 * S) // a resend
+    h.engine.onFrame(frame({ t: T0 + 10 * S, numerics: { ...NORMAL, heart_rate: 72 } }), T0 + 31 * S) // older
+    h.engine.tick(T0 + 31 * S)
+    expect(h.events.slice(before).filter(e => e.type === 'cleared' || e.type === 'raised')).toEqual([])
+    expect(h.engine.news2For('amb-1', T0 + 31 * S)!.parameters.pulse).toMatchObject({ value: 150 })
+  })
+})
+
 describe('stale is not normal', () => {
   it('a probe falling off never steps down or clears an emergency NEWS2 alert; the threshold alert keeps its last value with its age', async () => {
     const h = await harness({ updateIntervalMs: 10 * S })

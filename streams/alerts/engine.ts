@@ -176,7 +176,13 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
       // An empty encounter id never ends an encounter (contract v1.1): only encounter_ended does.
       if (f.encounterId !== '' && f.encounterId !== u.encounter) this.changeEncounter(u, f.encounterId, f.capturedAtMs, nowMs)
       u.dirty = true
-      this.numerics(u, f, nowMs)
+      this.numerics(u, f, nowMs, false)
+    } else if (f.encounterId === u.encounter || f.encounterId === '') {
+      // A late frame of this patient (a store-and-forward backlog sent after live frames, a
+      // reading stamped when its measurement began): a reading newer than what the engine holds
+      // for its sign — a blood pressure taken while the link was down — is still evaluated. A
+      // resend's own readings, and older ones, change nothing.
+      this.numerics(u, f, nowMs, true)
     }
     // Expected arrival from the position (before the assessment, so a new stroke alert shows it).
     const pos = f.position
@@ -200,7 +206,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     if (f.encounterEnded && !resend && u.encounter !== '') this.endEncounter(u, f.capturedAtMs, nowMs)
   }
 
-  private numerics (u: UnitState, f: Frame, nowMs: number): void {
+  private numerics (u: UnitState, f: Frame, nowMs: number, late: boolean): void {
     let news2Dirty = false
     let bpDirty = false
     let latest = f.capturedAtMs
@@ -211,15 +217,19 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
       const t = f.capturedAtMs + n.offsetMs
       const r = u.readings[info.field]
       if (r === undefined) u.readings[info.field] = { value: n.value, atMs: t }
-      else if (t >= r.atMs) { r.value = n.value; r.atMs = t } else continue
+      else if (late ? t > r.atMs : t >= r.atMs) { r.value = n.value; r.atMs = t } else continue
       if (t > latest) latest = t
       if (t > u.latestNumericT) u.latestNumericT = t
-      if (u.open.size > 0) this.link.streamBack(u, info.field, t, nowMs)
+      // A late reading does not clear a stream-loss alert: the stream may still be lost now, and
+      // the next check would raise it again (an alert that flaps).
+      if (u.open.size > 0 && !late) this.link.streamBack(u, info.field, t, nowMs)
       if (NEWS2_FIELDS.has(info.field)) news2Dirty = true
       if (n.sign === 4 || n.sign === 5) bpDirty = true
       const ri = this.core.ruleBySign[n.sign]
       if (ri !== undefined) applyRule(this.core, u, ri, rules[ri]!, n.value, t, nowMs)
     }
+    // A late reading changes the score as of the newest reading held, not as of its own time.
+    if (late && (news2Dirty || bpDirty)) { latest = Math.max(latest, u.latestNumericT); u.dirty = true }
     if (news2Dirty) evaluateNews2(this.core, u, latest, nowMs)
     if (bpDirty) { const e = u.open.get(STROKE); if (e !== undefined) strokeUpdate(this.core, u, e, latest, nowMs, false) }
   }

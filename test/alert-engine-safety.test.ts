@@ -208,6 +208,31 @@ describe('a silent unit is a link loss, not a lead off', () => {
   })
 })
 
+describe('ECG present means new ECG', () => {
+  it('an old ECG from a store-and-forward backlog does not clear a lead-off that still holds; new ECG does', async () => {
+    const h = await harness()
+    h.feed(T0, T0 + 10 * S, {}, { waveforms: true })
+    for (let t = T0 + 11 * S; t <= T0 + 25 * S; t += S) { h.engine.onFrame(frame({ t, numerics: NORMAL }), t); h.engine.tick(t) }
+    expect(h.of('stream_loss', 'raised').map(e => e.alert.key)).toEqual(['ecg'])
+    h.engine.onFrame(frame({ t: T0 + 5 * S, numerics: NORMAL, waveforms: true }), T0 + 26 * S)
+    h.engine.tick(T0 + 26 * S)
+    expect(h.of('stream_loss', 'cleared')).toEqual([])
+    h.engine.onFrame(frame({ t: T0 + 27 * S, numerics: NORMAL, waveforms: true }), T0 + 27 * S)
+    expect(h.of('stream_loss', 'cleared').map(e => e.alert.key)).toEqual(['ecg'])
+  })
+
+  it('a monitor that sends each ECG chunk when full, after the vitals measured meanwhile, is never taken for lead-off', async () => {
+    const h = await harness()
+    for (let t = T0; t <= T0 + 40 * S; t += 250) {
+      // The vitals of second t go out at once; the ECG chunk stamped at its start 250 ms before goes out after them.
+      if ((t - T0) % S === 0) h.engine.onFrame(frame({ t, numerics: NORMAL }), t)
+      if (t > T0) h.engine.onFrame(frame({ t: t - 250, waveforms: true }), t)
+      h.engine.tick(t)
+    }
+    expect(h.of('stream_loss')).toEqual([])
+  })
+})
+
 describe('a late frame of the previous patient', () => {
   it('raises nothing for the patient now on the unit: its suspected STEMI and device alarm stay out, a current one still counts', async () => {
     const h = await harness()

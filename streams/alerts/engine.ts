@@ -164,7 +164,16 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
   onFrame (f: Frame, nowMs: number = this.options.now()): void {
     if (this.closed) return
     const u = this.unit(f.unitId, nowMs)
-    this.link.frameArrived(u, nowMs, f.waveforms.length > 0)
+    // ECG counts as present (lead on) only when it is newer than what the unit sent before: a
+    // store-and-forward backlog's older ECG must not clear a lead-off alert that still holds.
+    const wf = f.waveforms[0]
+    let freshEcg = false
+    if (wf !== undefined) {
+      const end = f.capturedAtMs + wf.offsetMs + wf.samples.length * 1000 / wf.sampleRateHz
+      freshEcg = end > u.latestEcgEndT
+      if (freshEcg) u.latestEcgEndT = end
+    }
+    this.link.frameArrived(u, nowMs, freshEcg)
 
     // A resend (same boot, not newer than what we processed) changes no physiology, but its
     // alarms and assessment may be new to us (a late frame): they are still applied below, when

@@ -91,6 +91,8 @@ export class UnitState {
   gaps: Array<{ atGw: number, ms: number }> = []
   /** Gateway time of the last frame with ECG; -Infinity when none in this encounter. */
   lastEcgGw = -Infinity
+  /** Device time where the newest ECG received ends: a late frame's older ECG is not "ECG present". */
+  latestEcgEndT = -Infinity
   /** Newest numeric sample time (any sign): other numerics continuing while one stops = probe off. */
   latestNumericT = -Infinity
   /** Device alarms: sample time each code last ended or cleared (a resent onset older than that is history). */
@@ -124,6 +126,7 @@ export class UnitState {
     this.spo2Scale = 1
     this.etaMs = null
     this.lastEcgGw = -Infinity
+    this.latestEcgEndT = -Infinity
     this.latestNumericT = -Infinity
     this.alarmEndT.clear()
     this.assessmentT = -Infinity

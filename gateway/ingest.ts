@@ -14,9 +14,8 @@
  *
  * A frame is handed to the live consumers once: a device's resend of it (its first copy still
  * being written, acknowledged with the PUBACK lost, or refused by the spool) is stored again
- * (idempotent) but not evaluated or drawn again (handed-over.ts; `unkept` below for refused
- * frames older than its window), so it raises nothing twice and the dashboard's rings hold it
- * once. A frame the spool refuses (disk full or failing, spool bound) has been evaluated: it
+ * (idempotent) but not evaluated or drawn again (handed-over.ts), so it raises nothing twice and
+ * the dashboard's rings hold it once. A frame the spool refuses (disk full or failing, spool bound) has been evaluated: it
  * was really measured, so its alert stands (docs/alerts.md, "Alerts before storage").
  */
 import { EventEmitter } from 'node:events'
@@ -39,14 +38,6 @@ export interface IngestEvents {
   frame: [frame: Frame, transport: string]
 }
 
-/**
- * Frames handed to the 'validated' consumers whose spool append was refused, remembered so their
- * resend is not evaluated twice. Past this many, the oldest are forgotten: such a resend reaches
- * the engine again, which treats a frame not newer than the unit's latest as a resend (no
- * physiology re-run; an open device alarm is only touched). Memory: ~100 B each.
- */
-const UNKEPT_MAX = 10_000
-
 /** A consumer that keeps failing is logged at most this often (every failure is counted), ms. */
 const CONSUMER_LOG_EVERY_MS = 10_000
 
@@ -56,9 +47,10 @@ const UNNAMED_CONSUMER = 'other'
 export class Ingest extends EventEmitter<IngestEvents> {
   /** unit → boot → highest seq seen (its decimal) to tell resends from new frames. */
   private readonly lastSeq = new Map<string, { boot: string, seq: string }>()
-  /** Frames evaluated but refused by the spool ("unit boot seq"), oldest first; see UNKEPT_MAX. */
-  private readonly unkept = new Set<string>()
-  /** Frames handed to the 'validated' consumers, per unit (resends are not handed over again). */
+  /**
+   * Frames handed to the 'validated' consumers, per unit: a resend is not handed over again,
+   * whether its first copy was stored, is still in flight or was refused by the spool.
+   */
   private readonly handedOver = new HandedOver()
   /** framesAccepted's child per transport: prom-client hashes a label object on every inc(). */
   private readonly acceptedBy = new Map<string, ReturnType<Metrics['framesAccepted']['labels']>>()
@@ -144,19 +136,11 @@ export class Ingest extends EventEmitter<IngestEvents> {
     // Queued in the group commit first (appendRecord is synchronous up to its first await), then
     // evaluated while the write and fsync run: the alert leaves before the frame is durable.
     const stored = this.spool.appendRecord(frameRecord(unit, bytes), lines.points, SPOOL_RECORD_FRAME)
-    const key = this.unkept.size > 0 ? unkeptKey(frame) : null
     // A resend of a frame already evaluated (its first copy in flight, stored, or refused by the
-    // spool) is not evaluated again. Both are asked: each forgets what the other may still know.
-    const refusedBefore = key !== null && this.unkept.delete(key)
-    const evaluated = !this.handedOver.first(frame.unitId, frame.bootId, frame.seq, frame.capturedAtMs) || refusedBefore
-    // A listener that throws is isolated (deliver()): the frame's fate is its spool append's.
-    if (!evaluated) this.deliver('validated', frame, transport)
-    try {
-      await stored
-    } catch (err) {
-      this.rememberUnkept(key ?? unkeptKey(frame))
-      throw err
-    }
+    // spool) is not evaluated again. A listener that throws is isolated (deliver()): the frame's
+    // fate is its spool append's.
+    if (this.handedOver.first(frame.unitId, frame.bootId, frame.seq, frame.capturedAtMs)) this.deliver('validated', frame, transport)
+    await stored
     this.metrics.spoolAppendSeconds.observe((performance.now() - t0) / 1000)
     let accepted = this.acceptedBy.get(transport)
     if (accepted === undefined) this.acceptedBy.set(transport, accepted = this.metrics.framesAccepted.labels(transport))
@@ -167,11 +151,6 @@ export class Ingest extends EventEmitter<IngestEvents> {
     if (replay) this.metrics.framesReplayed.inc()
     this.deliver('frame', frame, transport)
     return { ok: true, frame, points: lines.points, replay }
-  }
-
-  private rememberUnkept (key: string): void {
-    if (this.unkept.size >= UNKEPT_MAX) this.unkept.delete(this.unkept.values().next().value!)
-    this.unkept.add(key)
   }
 
   private isReplay (f: Frame): boolean {
@@ -186,8 +165,6 @@ export class Ingest extends EventEmitter<IngestEvents> {
     return false
   }
 }
-
-function unkeptKey (f: Frame): string { return `${f.unitId} ${f.bootId} ${f.seq} ${f.capturedAtMs}` }
 
 /**
  * a > b for the decimals of two uint64 (no sign, no leading zeros, as the decoder writes them):

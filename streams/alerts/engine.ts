@@ -202,7 +202,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     // Only an encounter the unit had is told late this way: an id it never had is the next patient,
     // whose device clock may be behind the last frame (corrected back within the same boot), and
     // their alarms must sound.
-    const otherPatient = resend && f.encounterId !== '' && f.encounterId !== u.encounter && u.pastEncounters.includes(f.encounterId)
+    const otherPatient = resend && f.encounterId !== '' && f.encounterId !== u.encounter && u.pastEncounters.has(f.encounterId)
     if (!otherPatient) {
       for (const a of f.alarms) deviceAlarm(this.core, u, a, f.capturedAtMs + a.offsetMs, nowMs)
       if (f.assessment !== null) applyAssessment(this.core, u, f.assessment, f.capturedAtMs, nowMs)
@@ -284,7 +284,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
 
   private changeEncounter (u: UnitState, next: string, t: number, nowGw: number): void {
     const prev = u.encounter
-    u.encounterOver(prev)
+    u.pastEncounters.add(prev)
     u.encounter = next
     if (prev === '' || prev === '?') {
       // Dispatch assigned an encounter to the patient already monitored: same patient, re-tag.
@@ -302,7 +302,7 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
     for (const [slot, e] of [...u.open]) this.book.clear(u, slot, e, slot === LOSS ? nowGw : t, nowGw)
     setAge(this.core, u, null)
     u.resetPatient()
-    u.encounterOver(u.encounter)
+    u.pastEncounters.add(u.encounter)
     u.encounter = ''
     this.store?.remove(u.unit)
     u.dirty = false

@@ -3,6 +3,7 @@
  * the run state of each threshold rule, the NEWS2 state and history, and its open alerts by slot
  * (`kind/key`). Everything here is updated in place on the hot path.
  */
+import { PastEncounters } from './past-encounters.js'
 import type { StrokeFindings } from './messages.js'
 import type { News2Band, News2Result, Reading } from './news2.js'
 import { ruleWindow, type ThresholdRule } from './rules.js'
@@ -40,23 +41,10 @@ export interface News2Point {
   band: News2Band | null
 }
 
-/** Encounters remembered per unit to tell a late frame of a previous patient. */
-const PAST_ENCOUNTERS = 4
-
 export class UnitState {
   encounter = ''
-  /**
-   * The unit's last encounters before the current one (newest last, at most PAST_ENCOUNTERS): a
-   * late frame of one of them is the previous patient's. Not restored after a restart.
-   */
-  readonly pastEncounters: string[] = []
-
-  /** The encounter `id` is over on this unit (replaced or ended). */
-  encounterOver (id: string): void {
-    if (id === '' || id === '?' || this.pastEncounters.includes(id)) return
-    if (this.pastEncounters.length >= PAST_ENCOUNTERS) this.pastEncounters.shift()
-    this.pastEncounters.push(id)
-  }
+  /** The unit's encounters before this one: a late frame of one of them is the previous patient's. */
+  readonly pastEncounters = new PastEncounters()
   bootId = ''
   /** Device time of the newest frame processed (captured_at_ms). */
   lastCapturedAt = -Infinity

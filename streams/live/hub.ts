@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Frame } from '../../decoders/index.js'
 import type { Alert, AlertEvent } from '../alerts/types.js'
+import { PastEncounters } from '../alerts/past-encounters.js'
 import {
   TREND_SIGNS, ecgChunkBytes, encodeEcgChunk,
   type Assignment, type AssessmentView, type ClientMessage, type Hospital, type News2View, type PositionView,
@@ -101,8 +102,8 @@ interface UnitState {
   lastUpdateSentMs: number
   /** Device time of the newest frame of this encounter, ms (what tells a late frame). */
   latestMs: number
-  /** The unit's encounters before this one (newest last, at most PAST_ENCOUNTERS): whose late frames are left out. */
-  pastEncounters: string[]
+  /** The unit's encounters before this one: whose late frames are left out. */
+  pastEncounters: PastEncounters
   values: Float64Array
   times: Float64Array
   position: PositionView | null
@@ -117,7 +118,6 @@ const SIGNS = TREND_SIGNS.length
 const UPDATE_EVERY_MS = 1000
 const MAX_WATCH = 32
 /** Encounters remembered per unit to tell a late frame of a previous patient (as the alert engine). */
-const PAST_ENCOUNTERS = 4
 
 export class LiveHub {
   readonly options: Readonly<LiveHubOptions>
@@ -247,11 +247,11 @@ export class LiveHub {
     // encounter, as in the alert engine): the patient on screen stays, with their encounter.
     // Only an encounter the unit had is told late so: an id it never had is the next patient, even
     // when their device clock is behind the newest frame shown (corrected back, or reset by a reboot).
-    let past: string[] = []
+    let past: PastEncounters | null = null
     if (u !== undefined && f.encounterId !== u.encounter && u.encounter !== '' && f.encounterId !== '') {
-      if (f.capturedAtMs < u.latestMs && u.pastEncounters.includes(f.encounterId)) return null
-      past = u.pastEncounters.filter(e => e !== u!.encounter && e !== f.encounterId).slice(-(PAST_ENCOUNTERS - 1))
-      past.push(u.encounter)
+      if (f.capturedAtMs < u.latestMs && u.pastEncounters.has(f.encounterId)) return null
+      past = u.pastEncounters
+      past.add(u.encounter)
       u = undefined
     }
     if (u === undefined) {
@@ -263,7 +263,7 @@ export class LiveHub {
         firstSeenMs: 0,
         lastUpdateSentMs: 0,
         latestMs: Number.NEGATIVE_INFINITY,
-        pastEncounters: past,
+        pastEncounters: past ?? new PastEncounters(),
         values: new Float64Array(SIGNS).fill(Number.NaN),
         times: new Float64Array(SIGNS).fill(Number.NEGATIVE_INFINITY),
         position: null,

@@ -178,9 +178,10 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
             log.error({ code: err.code, err: err.message }, 'spooled frame refused when draining and the dead letters are full: the drain stops, the frame stays spooled')
           }
         },
-        onWorkerPriority: p => {
+        onWorkerPriority: (p, start) => {
           if (p.notice !== null) log.warn({ tid: p.tid, nice: p.nice, sinkWorkerNice: config.sinkWorkerNice }, `InfluxDB sink worker thread priority: ${p.notice}`)
-          else log.info({ tid: p.tid, niceBefore: p.niceBefore, nice: p.nice }, 'InfluxDB sink worker thread started')
+          else log.info({ tid: p.tid, niceBefore: p.niceBefore, nice: p.nice, entry: start.entry, startMs: start.startMs }, 'InfluxDB sink worker thread started')
+          if (start.bundleError !== null) log.warn({ err: start.bundleError }, 'InfluxDB sink worker thread started through tsx: its bundle could not be used')
         },
         onWorkerCrash: (err, restartInMs) => {
           metrics.sinkWorkerCrashes.inc()

@@ -18,7 +18,7 @@ import { Spool, SPOOL_DEFAULTS } from '../streams/index.js'
 import type { AlertEngine } from '../streams/index.js'
 import { startAlerts } from './alert-wiring.js'
 import { createBroker } from './mqtt/broker.js'
-import { connectCluster, type Cluster } from './mqtt/cluster.js'
+import type { Cluster } from './mqtt/cluster.js'
 import { openClusterLink, type ClusterLink } from './cluster/redis.js'
 import { Roster } from './cluster/roster.js'
 import type { Config } from './config.js'
@@ -178,9 +178,10 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
             log.error({ code: err.code, err: err.message }, 'spooled frame refused when draining and the dead letters are full: the drain stops, the frame stays spooled')
           }
         },
-        onWorkerPriority: p => {
+        onWorkerPriority: (p, start) => {
           if (p.notice !== null) log.warn({ tid: p.tid, nice: p.nice, sinkWorkerNice: config.sinkWorkerNice }, `InfluxDB sink worker thread priority: ${p.notice}`)
-          else log.info({ tid: p.tid, niceBefore: p.niceBefore, nice: p.nice }, 'InfluxDB sink worker thread started')
+          else log.info({ tid: p.tid, niceBefore: p.niceBefore, nice: p.nice, entry: start.entry, startMs: start.startMs }, 'InfluxDB sink worker thread started')
+          if (start.bundleError !== null) log.warn({ err: start.bundleError }, 'InfluxDB sink worker thread started through tsx: its bundle could not be used')
         },
         onWorkerCrash: (err, restartInMs) => {
           metrics.sinkWorkerCrashes.inc()
@@ -212,6 +213,9 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
     // (gateway/cluster.ts). Its closer runs after the broker's (closers run in reverse).
     let cluster: Cluster | undefined
     if (config.redisUrl !== undefined) {
+      // Loaded in cluster mode only: without REDIS_URL, ioredis, mqemitter-redis and
+      // aedes-persistence-redis stay out of the process (issue 12, goal 4: the fixed memory).
+      const { connectCluster } = await import('./mqtt/cluster.js')
       cluster = await connectCluster({ redisUrl: config.redisUrl, log })
       const c = cluster
       closers.push(() => c.close())

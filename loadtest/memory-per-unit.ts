@@ -20,10 +20,11 @@
  *   node --import tsx loadtest/memory-per-unit.ts [--units 40] [--settle-s 60] [--snapshots 1]
  *                                                 [--influx 0] [--top 25] [--out mem.json]
  *   extra gateway node flags: MEM_NODE_ARGS='--max-semi-space-size=4'; extra gateway environment:
- *   MEM_ENV='MALLOC_ARENA_MAX=2'; keep the snapshots: MEM_KEEP_SNAPSHOTS=<dir>
+ *   MEM_ENV='MALLOC_ARENA_MAX=2'; keep the snapshots: MEM_KEEP_SNAPSHOTS=<dir>; run another
+ *   checkout's gateway (before/after in one run): MEM_ROOT=<dir>
  */
 import { createReadStream } from 'node:fs'
-import { mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Fleet } from '../simulator/fleet.js'
@@ -165,6 +166,15 @@ interface Step {
   heap: HeapSummary | null
   /** Frames acknowledged during the sampled span ÷ frames due (4 per unit-second): below ~0.95 the gateway was behind and its queues inflate the figures. */
   keptUp: number | null
+  /** Gateway CPU time (all its threads) per frame acknowledged during the sampled span, µs: what a memory setting costs in CPU. */
+  cpuUsPerFrame: number | null
+}
+
+/** CPU time of the gateway process (user + system, all threads), µs (/proc/<pid>/stat, clock ticks of 10 ms). */
+async function gatewayCpuUs (): Promise<number> {
+  const stat = await readFile(`/proc/${gw!.pid}/stat`, 'utf8')
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(f[11]) + Number(f[12])) * 10_000
 }
 
 const FRAMES_PER_UNIT_S = 4 // 250 ms frames
@@ -176,20 +186,22 @@ async function step (units: number): Promise<Step> {
   // every 5 s over the second half of its settle time.
   const end = Date.now() + o.settleS * 1000
   const taken: Sample[] = []
-  let ackedFrom: { atMs: number, n: number } | null = null
+  let ackedFrom: { atMs: number, n: number, cpuUs: number } | null = null
   while (Date.now() < end) {
     await sleep(Math.min(5000, Math.max(0, end - Date.now())))
     if (end - Date.now() > o.settleS * 500) continue
-    ackedFrom ??= { atMs: Date.now(), n: acked() }
+    ackedFrom ??= { atMs: Date.now(), n: acked(), cpuUs: await gatewayCpuUs() }
     taken.push(await sample(units))
   }
+  const frames = ackedFrom === null ? 0 : acked() - ackedFrom.n
   const keptUp = ackedFrom === null || units === 0 || Date.now() - ackedFrom.atMs < 1000
     ? null
-    : Math.round((acked() - ackedFrom.n) / (units * FRAMES_PER_UNIT_S * (Date.now() - ackedFrom.atMs) / 1000) * 100) / 100
+    : Math.round(frames / (units * FRAMES_PER_UNIT_S * (Date.now() - ackedFrom.atMs) / 1000) * 100) / 100
+  const cpuUsPerFrame = ackedFrom === null || frames === 0 ? null : Math.round((await gatewayCpuUs() - ackedFrom.cpuUs) / frames)
   if (taken.length === 0) taken.push(await sample(units))
   const settled = mean(taken)
-  log(`${units} units: rss ${mb(settled.rssBytes)} MB, heap used ${mb(settled.heapUsedBytes)} MB, external ${mb(settled.externalBytes)} MB, kept up ${String(keptUp)}`)
-  if (o.snapshots === 0 || units === 0) return { units, settled, afterGc: null, heap: null, keptUp }
+  log(`${units} units: rss ${mb(settled.rssBytes)} MB, heap used ${mb(settled.heapUsedBytes)} MB, external ${mb(settled.externalBytes)} MB, kept up ${String(keptUp)}, ${String(cpuUsPerFrame)} µs CPU per frame`)
+  if (o.snapshots === 0 || units === 0) return { units, settled, afterGc: null, heap: null, keptUp, cpuUsPerFrame }
   const file = await heapSnapshot()
   const afterGc = await sample(units)
   log(`${units} units after the snapshot's full GC: rss ${mb(afterGc.rssBytes)} MB, heap used ${mb(afterGc.heapUsedBytes)} MB`)
@@ -198,7 +210,7 @@ async function step (units: number): Promise<Step> {
   const keep = process.env.MEM_KEEP_SNAPSHOTS
   if (keep !== undefined && keep !== '') await rename(file, join(keep, `gateway-${units}-units.heapsnapshot`))
   else await rm(file, { force: true })
-  return { units, settled, afterGc, heap, keptUp }
+  return { units, settled, afterGc, heap, keptUp, cpuUsPerFrame }
 }
 
 function slope (a: Sample, b: Sample): Record<string, number> {
@@ -229,7 +241,8 @@ try {
     dataDir,
     env,
     startTimeoutMs: 120_000,
-    nodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapDir}`, ...extra]
+    nodeArgs: ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${snapDir}`, ...extra],
+    ...(process.env.MEM_ROOT !== undefined && process.env.MEM_ROOT !== '' ? { root: process.env.MEM_ROOT } : {})
   })
   steps.push(await step(0))
   for (const half of [creds.slice(0, o.units), creds.slice(o.units)]) {
@@ -269,10 +282,12 @@ const report = {
   storage: o.influx === 1 ? 'influxdb' : 'embedded',
   gateway_node_args: process.env.MEM_NODE_ARGS ?? '',
   gateway_env: process.env.MEM_ENV ?? '',
+  gateway_root: process.env.MEM_ROOT ?? '',
   failure,
   steps: steps.map(s => ({
     units: s.units,
     kept_up: s.keptUp,
+    cpu_us_per_frame: s.cpuUsPerFrame,
     rss_mb: mb(s.settled.rssBytes),
     heap_used_mb: mb(s.settled.heapUsedBytes),
     heap_total_mb: mb(s.settled.heapTotalBytes),

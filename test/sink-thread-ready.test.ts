@@ -1,7 +1,8 @@
 // A restarted sink worker that dies before it says it is ready must not strand the jobs (and
 // close()) already waiting for a worker: found by an adversarial review. The real worker cannot
 // be made to die during its start-up on demand, so node:worker_threads' Worker is replaced by a
-// small fake that answers jobs and dies when told.
+// small fake that answers jobs and dies when told. A worker from the bundle that dies before it
+// is ready leaves the next one starting through tsx.
 import { EventEmitter } from 'node:events'
 import { describe, expect, it, vi } from 'vitest'
 import { waitFor } from '../testkit/proc.js'
@@ -21,6 +22,8 @@ const { SinkThread } = await import('../streams/storage/sink-thread.js')
 describe('SinkThread restarts', () => {
   it('a job waiting through two crashes (the second before ready) runs once a worker is up, and close() ends', async () => {
     const t = new SinkThread({ url: 'http://127.0.0.1:1', api: 'v2', bucket: 'b', timeoutMs: 100 }, 'worker', {})
+    // The worker is started once its bundle is there (worker-bundle.ts): asynchronously.
+    await waitFor(async () => workers.length === 1 ? true : undefined, { timeoutMs: 60_000, what: 'generation 1 started' })
     workers[0]!.emit('message', { type: 'ready' })
     await t.whenReady()
     workers[0]!.emit('exit', 70) // generation 1 crashes: a job sent now waits for the restart
@@ -33,6 +36,8 @@ describe('SinkThread restarts', () => {
     // Bounds on a deadlock, not on speed: each resolves in milliseconds when it works.
     const out = await Promise.race([job, new Promise(resolve => setTimeout(() => resolve(hung), 10_000))])
     expect(out).not.toBe(hung)
+    // Generation 2 came from the bundle and died before it was ready: generation 3 came through tsx.
+    expect(t.started).toMatchObject({ entry: 'tsx', bundleError: expect.stringMatching(/died before it was ready: init failed/) as unknown })
     const closed = await Promise.race([t.close().then(() => 'closed'), new Promise(resolve => setTimeout(() => resolve(hung), 10_000))])
     expect(closed).toBe('closed')
   })

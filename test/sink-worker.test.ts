@@ -68,6 +68,8 @@ describe('the sink in a worker thread, against a real InfluxDB', () => {
     expect(await influx.count('drain1', 'ecg', 'i', `"unit" = 'w-1'`)).toBe(60 * 125)
     expect(await influx.count('drain1', 'vitals', 'heart_rate', `"unit" = 'w-1'`)).toBe(60)
     expect(refused).toEqual(['AMB_ERR_SPOOL_UNDECODABLE true'])
+    // Run from the sources, the worker came up from its bundle (worker-bundle.ts), not through tsx.
+    expect(s.workerStart).toMatchObject({ entry: 'bundle', bundleError: null })
     const entries = await deadLetterEntries(dir)
     expect(entries).toHaveLength(1)
     expect(entries[0]).toMatchObject({ source: 'spool', code: 'AMB_ERR_SPOOL_UNDECODABLE', unit: 'other-unit' })

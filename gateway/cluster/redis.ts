@@ -5,7 +5,7 @@
  * gateway/mqtt/cluster.ts, have no prefix: use a Redis database per deployment).
  */
 import { randomBytes } from 'node:crypto'
-import { Redis, type RedisOptions } from 'ioredis'
+import type { Redis, RedisOptions } from 'ioredis'
 import type { Logger } from 'pino'
 
 export const PREFIX = 'ambulink:'
@@ -56,6 +56,9 @@ export interface ClusterLink {
 
 export async function openClusterLink (redisUrl: string, log: Logger, connectTimeoutMs = 10_000): Promise<ClusterLink> {
   const o = redisOptions(redisUrl)
+  // Loaded here, in cluster mode only: a gateway without REDIS_URL never loads ioredis (issue 12,
+  // goal 4: the fixed memory).
+  const { Redis } = await import('ioredis')
   const cmd = new Redis({ ...o, connectionName: 'ambulink-cmd' })
   const sub = new Redis({ ...o, connectionName: 'ambulink-sub' })
   for (const c of [cmd, sub]) c.on('error', (err: Error) => { log.warn({ err: err.message }, 'redis (cluster link) error') })

@@ -42,7 +42,7 @@ import { crashPoint } from './crash-point.js'
 import { StreamError, type StreamErrorCode } from './errors.js'
 import { InfluxWriteClient, type InfluxWriteTarget } from './influx-write.js'
 import type { JobOutcome, WireError } from './sink-job.js'
-import { SinkThread, type SinkThreadMode } from './sink-thread.js'
+import { SinkThread, type SinkThreadMode, type SinkWorkerStart } from './sink-thread.js'
 import type { ThreadPriority } from './thread-priority.js'
 
 /** Where to write (url, api, token, org, bucket or db; timeoutMs, the request timeout), and how. */
@@ -109,8 +109,11 @@ export interface SinkEvents {
    * (`kept`), or could not (the sink stops with the record still spooled).
    */
   onSpoolRefused?: (err: StreamError, kept: boolean) => void
-  /** A worker thread is up, at this priority (its notice says why not as asked). */
-  onWorkerPriority?: (priority: ThreadPriority) => void
+  /**
+   * A worker thread is up, at this priority (its notice says why not as asked); `start` says what
+   * it was started from and how long it took.
+   */
+  onWorkerPriority?: (priority: ThreadPriority, start: SinkWorkerStart) => void
   /** The worker thread crashed (also reported through onError); it restarts after `restartInMs`. */
   onWorkerCrash?: (err: Error, restartInMs: number) => void
   /** Another failure in the sink loop (logged by the owner). */
@@ -159,7 +162,7 @@ export class InfluxSink {
         this.events.onWorkerCrash?.(err, restartInMs)
         this.events.onError?.(err)
       },
-      onPriority: priority => { this.events.onWorkerPriority?.(priority) }
+      onPriority: (priority, start) => { this.events.onWorkerPriority?.(priority, start) }
     }, o.workerNice)
   }
 
@@ -178,6 +181,9 @@ export class InfluxSink {
 
   /** The worker thread's priority as it reported it (null on the main thread or before it is up). */
   get workerPriority (): ThreadPriority | null { return this.thread.priority }
+
+  /** How the current worker thread came up (null on the main thread or before it is up). */
+  get workerStart (): SinkWorkerStart | null { return this.thread.started }
 
   /** Resolves once the worker thread is up (benchmarks leave its start-up out). */
   async whenReady (): Promise<void> {

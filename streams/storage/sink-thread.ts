@@ -7,21 +7,42 @@
  * or an `exit` not asked for) is reported, counted and restarted after a backoff; the jobs it had
  * answer as retryable failures, and their next attempt sends the records again, read from the
  * spool (the caller's `bytes()`): nothing in flight is lost.
+ *
+ * Run from the TypeScript sources, the worker starts from a bundle of its entry
+ * (worker-bundle.ts: one JavaScript file, no tsx in the worker). Should the bundle fail to build,
+ * or a worker started from it die before it says it is ready, the worker is started as before,
+ * registering tsx itself (`entry` says which).
  */
 import { Worker } from 'node:worker_threads'
 import { createRequire } from 'node:module'
-import { pathToFileURL } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import { SinkJobs, type SinkJobTarget, type JobOutcome, type WriteJob } from './sink-job.js'
 import type { SinkWorkerData, SinkWorkerReady, ToSinkWorker } from './sink-worker.js'
 import type { ThreadPriority } from './thread-priority.js'
+import { workerBundle } from './worker-bundle.js'
 
 export type SinkThreadMode = 'worker' | 'main'
+
+/**
+ * What a worker was started from: `bundle` (worker-bundle.ts), `tsx` (the .ts entry, tsx
+ * registered in the worker), `js` (compiled sources: the .js entry).
+ */
+export type SinkWorkerEntry = 'bundle' | 'tsx' | 'js'
+
+/** How a worker came up. */
+export interface SinkWorkerStart {
+  entry: SinkWorkerEntry
+  /** From the decision to start it (bundling included) to its `ready` message, ms. */
+  startMs: number
+  /** Why the bundle was not used, when it was not (null: it was, or the sources are compiled). */
+  bundleError: string | null
+}
 
 export interface SinkThreadEvents {
   /** The worker crashed; it is restarted after `restartInMs`. */
   onCrash?: (err: Error, restartInMs: number) => void
   /** A worker is up, at this priority (thread-priority.ts); once per worker started. */
-  onPriority?: (priority: ThreadPriority) => void
+  onPriority?: (priority: ThreadPriority, start: SinkWorkerStart) => void
 }
 
 /** Restart backoff after a crash: doubling from the first, capped at the last, in ms. */
@@ -49,6 +70,10 @@ export class SinkThread {
   crashes = 0
   /** The current worker's priority as it reported it when it came up (null: main thread, or not up yet). */
   priority: ThreadPriority | null = null
+  /** How the last worker came up (null: main thread, or none up yet). */
+  started: SinkWorkerStart | null = null
+  /** Why the bundle is not used (sticky once a worker started from it died before it was ready). */
+  private bundleError: string | null = null
 
   /**
    * `niceIncrement`: how many nice levels below the caller the worker thread runs (0: the same;
@@ -140,15 +165,46 @@ export class SinkThread {
 
   private spawn (): void {
     const gen = ++this.generation
-    // Only the first worker gets a crash point (crash-point.ts), so a test's crash happens once.
-    const env = gen === 1 ? process.env : { ...process.env, AMBULINK_CRASH_AT: '' }
+    const t0 = performance.now()
+    // The worker's environment as it is now (a Worker copies it when it is created, which may be
+    // after the bundle is built). Only the first worker gets a crash point (crash-point.ts), so a
+    // test's crash happens once.
+    const env = gen === 1 ? { ...process.env } : { ...process.env, AMBULINK_CRASH_AT: '' }
+    void this.entry().then(({ url, entry }) => {
+      if (this.closed || gen !== this.generation) return
+      this.startWorker(url, entry, env, t0)
+    }).catch((err: unknown) => {
+      // No entry at all (tsx not resolvable) or `new Worker` threw: as a crash, retried.
+      if (!this.closed && gen === this.generation && this.worker === null) this.restartLater(err as Error)
+    })
+  }
+
+  /** Where the next worker starts from. */
+  private async entry (): Promise<{ url: URL, entry: SinkWorkerEntry }> {
+    const self = import.meta.url
+    if (!self.endsWith('.ts')) return { url: new URL('./sink-worker.js', self), entry: 'js' }
+    if (this.bundleError === null) {
+      try {
+        const b = await workerBundle(fileURLToPath(new URL('./sink-worker.ts', self)), 'sink-worker')
+        return { url: pathToFileURL(b.file), entry: 'bundle' }
+      } catch (err) {
+        this.bundleError = (err as Error).message
+      }
+    }
+    return { url: tsxEntry(self), entry: 'tsx' }
+  }
+
+  private startWorker (url: URL, entry: SinkWorkerEntry, env: NodeJS.ProcessEnv, t0: number): void {
     const workerData: SinkWorkerData = { target: this.target, niceIncrement: this.niceIncrement }
-    const w = new Worker(workerEntry(), { workerData, env, name: 'ambulink-sink' })
+    const w = new Worker(url, { workerData, env, name: 'ambulink-sink' })
     this.worker = w
+    let ready = false
     w.on('message', (m: JobOutcome | SinkWorkerReady) => {
       if ('type' in m) {
+        ready = true
         this.priority = m.priority ?? null
-        if (m.priority !== undefined) this.events.onPriority?.(m.priority)
+        this.started = { entry, startMs: Math.round(performance.now() - t0), bundleError: entry === 'tsx' ? this.bundleError : null }
+        if (m.priority !== undefined) this.events.onPriority?.(m.priority, this.started)
         this.markReady()
         return
       }
@@ -156,8 +212,13 @@ export class SinkThread {
       this.pending.delete(m.id)
       resolve?.(m)
     })
-    w.on('error', err => { this.lost(w, err) })
-    w.on('exit', code => { this.lost(w, new Error(`the sink worker exited with code ${code}`)) })
+    const died = (err: Error): void => {
+      // A worker from the bundle that dies before it is ready: the next one starts as before.
+      if (!ready && entry === 'bundle' && !this.closed) this.bundleError = `a worker started from the bundle died before it was ready: ${err.message}`
+      this.lost(w, err)
+    }
+    w.on('error', err => { died(err) })
+    w.on('exit', code => { died(new Error(`the sink worker exited with code ${code}`)) })
   }
 
   private lost (w: Worker, err: Error): void {
@@ -169,6 +230,11 @@ export class SinkThread {
       resolve(this.closed ? closingOutcome(id) : { id, ok: false, kind: 'retry', error: { message: `the sink worker crashed: ${err.message}`, retryAfterMs: 0 } })
     }
     if (this.closed) return
+    this.restartLater(err)
+  }
+
+  /** Counts a crash (or a worker that could not be started) and starts another after the backoff. */
+  private restartLater (err: Error): void {
     this.notReady()
     this.crashes++
     const delay = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** Math.min(this.crashesInARow++, 16))
@@ -213,14 +279,10 @@ function closingOutcome (id: number): JobOutcome {
 }
 
 /**
- * The worker's entry. The sources run as TypeScript through tsx (bin/ambulink.js, vitest): the
- * worker then registers tsx itself before importing its .ts entry (on Node 20 a Worker's
- * `execArgv: ['--import', 'tsx']` does not apply to the entry file). Compiled to .js, the entry
- * is loaded directly.
+ * The worker's .ts entry behind tsx, which the worker registers itself before importing it (on
+ * Node 20 a Worker's `execArgv: ['--import', 'tsx']` does not apply to the entry file).
  */
-function workerEntry (): URL {
-  const self = import.meta.url
-  if (!self.endsWith('.ts')) return new URL('./sink-worker.js', self)
+function tsxEntry (self: string): URL {
   // tsx's ESM build of its API (resolving `tsx/esm/api` from here would give the CommonJS one).
   const require = createRequire(self)
   const pkg = require.resolve('tsx/package.json')

@@ -215,9 +215,9 @@ describe('a restart between the two copies', () => {
     const dev1 = await device(before, unit, token)
     await dev1.publishAsync(`units/${unit}/telemetry`, frame(unit, 1, 101), { qos: 1 })
     await live1.waitFor(() => rates(live1).includes(101), 20_000)
-    // The gateway stops (the device's PUBACK is lost with it, say), closing the stream.
+    // The gateway stops (the device's PUBACK is lost with it, say): the stream is closed as going away.
     await before.stop()
-    await live1.closed
+    expect(await live1.closed).toBe(1001)
 
     const after = await startTestGateway({}, { dataDir })
     gateways.push(after)

@@ -7,6 +7,14 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // One event-loop turn after each test, so a run of synchronous tests cannot hold vitest's
+    // worker RPC replies past their fixed 60 s ("Timeout calling onTaskUpdate"; the file says why).
+    setupFiles: ['test/yield-to-runner.ts'],
+    // A worker (one per test file) gets this long to exit once its file is done, and the run this
+    // long to close. vitest's 10 s is short on a loaded 2-core machine for a worker whose exit
+    // kills its servers (InfluxDB, Chromium): it then reports "Failed to terminate worker" and
+    // exits on its close timer as for a hanging process.
+    teardownTimeout: 60_000,
     testTimeout: 60_000,
     // Hooks start InfluxDB, gateways and brokers: on a loaded machine one setup ran past 60 s
     // (test/alerts-e2e.test.ts's: InfluxDB, an in-process gateway, mosquitto_sub).

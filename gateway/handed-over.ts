@@ -1,17 +1,23 @@
 /**
- * Which frames ingest has handed to the live consumers (the alert engine, the dashboard hub, the
- * roster), so a device's QoS 1 resend of one of them — its first copy still being written, or
- * acknowledged but the PUBACK lost — is stored again (idempotent) but not evaluated or drawn a
- * second time (ingest.ts).
+ * Which frames ingest has handed to its consumers, so a device's QoS 1 resend of one of them —
+ * its first copy still being written, refused by the spool, or acknowledged but the PUBACK lost —
+ * is stored again (idempotent) but reaches each consumer once (ingest.ts):
+ *
+ * - first(): handed to the 'validated' consumers (the alert engine, the dashboard hub, the
+ *   roster) once, whether its first copy is then stored or refused;
+ * - firstStored(): announced as stored ('frame': the research live stream) once, at the first
+ *   copy the spool keeps — the resend of a copy the spool refused is that first copy.
  *
  * Per unit: its current boot and the last WINDOW sequence numbers, each with the low 32 bits of
- * its capture time (5 KiB per unit, no allocation per frame). A resend is the same seq with the
- * same capture time: a device that reuses a seq for another frame (against the contract, e.g. one
- * that never sets it and sends 0 each time) still has every frame evaluated. What this cannot
- * tell — a seq older than the window, another boot's frame, a seq past 2^53 — counts as not
- * handed over: the frame goes to the consumers, whose own checks treat a frame not newer than
- * what they hold as late (the engine's resend check, the hub's rings, the STEMI window). So the
- * error this can make is a late frame evaluated, never a new frame withheld.
+ * its capture time and two flags (5 KiB per unit, no allocation per frame). A resend is the same
+ * seq with the same capture time: a device that reuses a seq for another frame (against the
+ * contract, e.g. one that never sets it and sends 0 each time) still has every frame evaluated
+ * and announced. What this cannot tell — a seq older than the window, another boot's frame, a
+ * seq past 2^53, anything before a restart (the memory is the process') — counts as not handed
+ * over: the frame goes to the consumers, whose own checks treat a frame not newer than what they
+ * hold as late (the engine's resend check, the hub's rings, the STEMI window), and is announced
+ * as stored again. So the error this can make is a late frame evaluated or announced twice,
+ * never a new frame withheld.
  */
 
 /** Sequence numbers remembered per unit: 1024 frames, 4 min of 250 ms frames. */
@@ -20,9 +26,14 @@ export const HANDED_OVER_WINDOW = 1024
 /** Longest decimal a double holds exactly (2^53 has 16 digits). */
 const MAX_EXACT_DIGITS = 15
 
+/** Slot flags: the frame went to the 'validated' consumers; a copy of it was announced as stored. */
+const HANDED = 1
+const STORED = 2
+
 class UnitSeqs {
   /** Highest seq handed over in this boot (-1: none). */
   top = -1
+  /** Per slot: 0 (no frame), HANDED, or HANDED | STORED. */
   readonly seen = new Uint8Array(HANDED_OVER_WINDOW)
   /** The capture time (ms, low 32 bits) of the frame each seen slot holds. */
   readonly at = new Uint32Array(HANDED_OVER_WINDOW)
@@ -49,14 +60,35 @@ export class HandedOver {
       if (n - u.top >= w) u.seen.fill(0)
       else for (let s = u.top + 1; s < n; s++) u.seen[s % w] = 0
       u.top = n
-      u.seen[n % w] = 1
+      u.seen[n % w] = HANDED
       u.at[n % w] = stamp
       return true
     }
     if (u.top - n >= w) return true
-    if (u.seen[n % w] === 1 && u.at[n % w] === stamp) return false
-    u.seen[n % w] = 1
+    if (u.seen[n % w] !== 0 && u.at[n % w] === stamp) return false
+    u.seen[n % w] = HANDED
     u.at[n % w] = stamp
+    return true
+  }
+
+  /**
+   * A copy of the frame (handed over with first() in the same ingest call) is durable in the
+   * spool. Returns true for the first copy stored — the one to announce — and false for a later
+   * copy of a frame already announced. A copy the spool refused never gets here, so the resend
+   * stored after it is the first. What first() cannot tell is announced (true).
+   */
+  firstStored (unit: string, boot: string, seq: string, capturedAtMs: number): boolean {
+    if (seq.length > MAX_EXACT_DIGITS) return true
+    const u = this.units.get(unit)
+    if (u === undefined || u.boot !== boot) return true
+    const n = Number(seq)
+    if (n > u.top || u.top - n >= HANDED_OVER_WINDOW) return true
+    const i = n % HANDED_OVER_WINDOW
+    const flags = u.seen[i]!
+    // Another frame in this slot since (a seq reused with another capture time): not this one's.
+    if (flags === 0 || u.at[i] !== capturedAtMs >>> 0) return true
+    if ((flags & STORED) !== 0) return false
+    u.seen[i] = flags | STORED
     return true
   }
 }

@@ -1,22 +1,26 @@
 /**
  * The ingest path every frame takes, whatever its transport: decode and validate once, hand the
- * validated frame to the live consumers at once ('validated': the alert engine and the
- * clinicians' dashboard evaluate this decoded frame, here, while its spool append is in flight,
- * so an alert never waits for an fsync), append the frame as received to the spool (a frame
- * record: durable before the caller acknowledges; its line protocol is written when the spool
- * drains), and only then announce it as stored ('frame': the research live stream, the
- * cluster's roster). A refused frame is counted, kept in the dead letters with its reason, and
- * never disturbs the next frame.
+ * validated frame to the live consumers at once ('validated': the alert engine, the clinicians'
+ * dashboard and the cluster's roster get this decoded frame, here, while its spool append is in
+ * flight, so an alert never waits for an fsync), append the frame as received to the spool (a
+ * frame record: durable before the caller acknowledges; its line protocol is written when the
+ * spool drains), and only then announce it as stored ('frame': the research live stream). A
+ * refused frame is counted, kept in the dead letters with its reason, and never disturbs the
+ * next frame.
  *
  * The frame's outcome depends only on decoding, validation and the spool: a listener that throws
  * (a bug in a live consumer) is logged and counted (`ambulink_frame_consumer_errors_total`) and
  * the other listeners still run; the frame is acknowledged as if nothing had happened.
  *
- * A frame is handed to the live consumers once: a device's resend of it (its first copy still
- * being written, acknowledged with the PUBACK lost, or refused by the spool) is stored again
- * (idempotent) but not evaluated or drawn again (handed-over.ts), so it raises nothing twice and
- * the dashboard's rings hold it once. A frame the spool refuses (disk full or failing, spool bound) has been evaluated: it
- * was really measured, so its alert stands (docs/alerts.md, "Alerts before storage").
+ * A frame reaches each consumer once (handed-over.ts): a device's resend of it (its first copy
+ * still being written, acknowledged with the PUBACK lost, or refused by the spool) is stored
+ * again (idempotent) but not evaluated, drawn or announced again, so it raises nothing twice, the
+ * dashboard's rings hold it once and a researcher's live stream carries its samples once. It is
+ * announced at its first copy the spool keeps: when the spool refused the first copy, the resend
+ * stored later is announced. A frame the spool refuses (disk full or failing, spool bound) has
+ * been evaluated: it was really measured, so its alert stands (docs/alerts.md, "Alerts before
+ * storage"). The memory is the process': after a restart a resend of a frame stored before it is
+ * evaluated as late and announced again (docs/dataspace.md, "Live messages").
  */
 import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
@@ -34,7 +38,10 @@ export type IngestResult =
 export interface IngestEvents {
   /** Decoded and validated, its spool append not yet durable (it may still be refused). In arrival order. */
   validated: [frame: Frame, transport: string]
-  /** Durable in the spool (the device is acknowledged next). In arrival order. */
+  /**
+   * Durable in the spool (the device is acknowledged next), once per frame: at its first stored
+   * copy, not again for a resend of a frame already announced (handed-over.ts). In arrival order.
+   */
   frame: [frame: Frame, transport: string]
 }
 
@@ -48,8 +55,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
   /** unit → boot → highest seq seen (its decimal) to tell resends from new frames. */
   private readonly lastSeq = new Map<string, { boot: string, seq: string }>()
   /**
-   * Frames handed to the 'validated' consumers, per unit: a resend is not handed over again,
-   * whether its first copy was stored, is still in flight or was refused by the spool.
+   * Frames handed to the 'validated' consumers and announced as stored, per unit: a resend is not
+   * handed over again, whether its first copy was stored, is still in flight or was refused by the
+   * spool, nor announced again once a copy of it was.
    */
   private readonly handedOver = new HandedOver()
   /** framesAccepted's child per transport: prom-client hashes a label object on every inc(). */
@@ -149,7 +157,9 @@ export class Ingest extends EventEmitter<IngestEvents> {
     this.metrics.pointsSpooled.inc(lines.points)
     const replay = this.isReplay(frame)
     if (replay) this.metrics.framesReplayed.inc()
-    this.deliver('frame', frame, transport)
+    // Announced once: a resend of a frame already stored is not (the research stream would carry
+    // its samples twice); the resend of a copy the spool refused is the first stored, and is.
+    if (this.handedOver.firstStored(frame.unitId, frame.bootId, frame.seq, frame.capturedAtMs)) this.deliver('frame', frame, transport)
     return { ok: true, frame, points: lines.points, replay }
   }
 

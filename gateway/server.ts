@@ -340,7 +340,8 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
       await http.listen({ port: config.httpPort, host: config.host })
       ports.http = (http.server.address() as AddressInfo).port
     }
-    closers.push(async () => { await http.close() })
+    // Live research streams end with 1001 first: the HTTP server's close ends WebSockets without a code.
+    closers.push(async () => { dataspace.endLiveStreams(); await http.close() })
 
     log.info({ ports, dataDir: config.dataDir, devices: credentials.deviceCount }, 'ambulink gateway listening')
     return { config, log, metrics, spool, deadLetters, sink, ingest, broker, credentials, http, alerts, live: dashboard.hub, dataspace, ports, close: once(close) }

@@ -153,7 +153,8 @@ describe('HealthDCAT-AP individuals count on a real InfluxDB', () => {
       await influx.createDatabase('amb_cat')
       const t = Date.now() - 60_000
       await influx.write('amb_cat', [`vitals,unit=U1,encounter=E1 heart_rate=70 ${t}`, `vitals,unit=U1,encounter=E2 heart_rate=71 ${t + 1}`, `vitals,unit=U1 heart_rate=72 ${t + 2}`], 'ms')
-      const reader = new InfluxReader({ url: influx.url, db: 'amb_cat', chunkRows: 100, timeoutMs: 5000 })
+      // 30 s: a query timed out on a loaded machine leaves the catalogue without counts (and backs off).
+      const reader = new InfluxReader({ url: influx.url, db: 'amb_cat', chunkRows: 100, timeoutMs: 30_000 })
       const info = { baseUrl: 'https://gw.example', publisher: 'p', contactEmail: 'c@example.org' }
       const vitals = async (k: number): Promise<Record<string, unknown>> => ((await new Catalog(reader, 0).document({ ...info, k }))['dcat:dataset'] as Array<Record<string, unknown>>)[0]!
       // Two encounters (the frame without one belongs to nobody): below k = 5, not published.

@@ -361,4 +361,42 @@ describe('what ingest remembers it handed over (gateway/handed-over.ts)', () => 
     expect(h.first('u', 'b2', '7', 1250)).toBe(true)
     expect(h.first('u', 'b2', '7', 1250)).toBe(false)
   })
+
+  it('announces a frame as stored at its first stored copy only; again where it cannot tell (older than the window, another boot, another frame in the slot, past 2^53)', () => {
+    const h = new HandedOver()
+    const W = HANDED_OVER_WINDOW
+    // Stored, then its resend stored: announced once.
+    expect(h.first('u', 'b1', '5', 1000)).toBe(true)
+    expect(h.firstStored('u', 'b1', '5', 1000)).toBe(true)
+    expect(h.first('u', 'b1', '5', 1000)).toBe(false)
+    expect(h.firstStored('u', 'b1', '5', 1000)).toBe(false)
+    // Refused by the spool (handed over, never stored), then its resend stored: announced then.
+    expect(h.first('u', 'b1', '6', 2000)).toBe(true)
+    expect(h.first('u', 'b1', '6', 2000)).toBe(false)
+    expect(h.firstStored('u', 'b1', '6', 2000)).toBe(true)
+    expect(h.firstStored('u', 'b1', '6', 2000)).toBe(false)
+    // Handing over a resend again changes nothing about its being announced.
+    expect(h.first('u', 'b1', '6', 2000)).toBe(false)
+    expect(h.firstStored('u', 'b1', '6', 2000)).toBe(false)
+    // Another unit's seq 5 is its own frame.
+    expect(h.first('u2', 'b1', '5', 1000)).toBe(true)
+    expect(h.firstStored('u2', 'b1', '5', 1000)).toBe(true)
+    // The same seq with another capture time is another frame (a device reusing seqs): announced.
+    expect(h.first('u', 'b1', '5', 1250)).toBe(true)
+    expect(h.firstStored('u', 'b1', '5', 1250)).toBe(true)
+    // ... and the first frame of that seq, no longer in the slot, cannot be told: announced again.
+    expect(h.firstStored('u', 'b1', '5', 1000)).toBe(true)
+    // Older than the window: announced again.
+    expect(h.first('u', 'b1', String(6 + W), 3000)).toBe(true)
+    expect(h.firstStored('u', 'b1', '6', 2000)).toBe(true)
+    // Another boot started since: a copy of the previous boot's frame is announced again.
+    expect(h.first('u', 'b2', '1', 4000)).toBe(true)
+    expect(h.firstStored('u', 'b1', String(6 + W), 3000)).toBe(true)
+    // A unit never handed over (a restart forgot it), and seqs past 2^53: announced every time.
+    expect(h.firstStored('fresh', 'b1', '1', 1000)).toBe(true)
+    expect(h.firstStored('fresh', 'b1', '1', 1000)).toBe(true)
+    expect(h.first('u', 'b2', '18446744073709551615', 5000)).toBe(true)
+    expect(h.firstStored('u', 'b2', '18446744073709551615', 5000)).toBe(true)
+    expect(h.firstStored('u', 'b2', '18446744073709551615', 5000)).toBe(true)
+  })
 })

@@ -116,7 +116,11 @@ describe('the sink in a worker thread, against a real InfluxDB', () => {
     // Every retry backoff lasts 5-10 minutes, far longer than this test may run: only the probe
     // can end it, so the backlog being stored at all is the proof, whatever the machine's load.
     // (Recovery after an outage is measured by the catch-up step of `ambulink bench`.)
-    const s = sink({ url: influx.url, db: 'probe1', minRetryDelayMs: 600_000, maxRetryDelayMs: 600_000, timeoutMs: 2000 }, spool, deadLetters, { onRetry: (_err, _attempt, delayMs) => { retries.push(delayMs) } })
+    // Writes keep the default request timeout (30 s), not a short one: a write that timed out on a
+    // loaded machine while /ping still answered would leave the 10 minute backoff with nothing to
+    // end it (the probe ends it only once InfluxDB answers again after it did not). A killed
+    // InfluxDB refuses at once; no write here needs the timeout.
+    const s = sink({ url: influx.url, db: 'probe1', minRetryDelayMs: 600_000, maxRetryDelayMs: 600_000 }, spool, deadLetters, { onRetry: (_err, _attempt, delayMs) => { retries.push(delayMs) } })
     s.start()
     await waitFor(async () => spool.pendingBytes === 0 ? true : undefined, { timeoutMs: 90_000, what: 'the first frames stored' })
     influx.kill('SIGKILL')

@@ -31,6 +31,7 @@ export interface LiveClient {
   messages: string[]
   /** Resolves with the close code once the connection ends. */
   closed: Promise<number>
+  /** Polls the messages received until `pred` holds; rejects after `timeoutMs` (default 30 s: a bound for a loaded machine, not a timing claim). */
   waitFor: (pred: (messages: string[]) => boolean, timeoutMs?: number) => Promise<void>
 }
 
@@ -54,7 +55,7 @@ export function openLive (url: string, token?: string): Promise<LiveClient> {
         ws,
         messages,
         closed,
-        waitFor: async (pred, timeoutMs = 10_000) => {
+        waitFor: async (pred, timeoutMs = 30_000) => {
           const deadline = Date.now() + timeoutMs
           while (!pred(messages)) {
             if (Date.now() > deadline) throw new Error(`timed out waiting for live messages (have ${messages.length})`)

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { spawnManaged, tailFile, waitFor, type ExitInfo, type ManagedProcess } from './proc.js'
+import { restartOnSamePorts, type SamePortOptions } from './same-port.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
 const BIN = join(ROOT, 'bin', 'ambulink.js')
@@ -24,11 +25,12 @@ export interface GatewayProcess {
   /** SIGKILL and wait for the exit. */
   kill: () => Promise<ExitInfo>
   /**
-   * Starts again on the same DATA_DIR and ports (after kill() or a crash point). Resolves true
+   * Starts again on the same DATA_DIR and ports (after kill() or a crash point; stops it first
+   * if it still runs), once the old process has exited and the ports can be bound. Resolves true
    * once listening; with `mayExitBeforeListening`, false if the process died during start-up
    * (a crash point reached early) instead of throwing.
    */
-  restart: (extraEnv?: Record<string, string>, opts?: { mayExitBeforeListening?: boolean }) => Promise<boolean>
+  restart: (extraEnv?: Record<string, string>, opts?: { mayExitBeforeListening?: boolean, onPortBusy?: SamePortOptions['onPortBusy'] }) => Promise<boolean>
   /** VmRSS of the current process, bytes. */
   rss: () => Promise<number>
   /** The /metrics text (loopback: no token needed). */
@@ -100,11 +102,13 @@ export async function startGatewayProcess (opts: GatewayProcessOptions): Promise
       }
       return undefined
     }, { timeoutMs, intervalMs: 50, what: `gateway run ${runs} to listen`, proc: p }).catch(async (err: Error) => {
+      // A port of the previous run taken meanwhile is not a crash point: restart() retries it.
+      const addressInUse = p.exitInfo !== undefined && /EADDRINUSE|address already in use/i.test((await readFile(logFile, 'utf8').catch(() => '')).slice(before))
       // MQTT listens before the 'listening' line (HTTP comes last): devices that know the port
       // reconnect at once, so a crash point can fire during start-up.
-      if (mayExit && p.exitInfo !== undefined) return null
+      if (mayExit && p.exitInfo !== undefined && !addressInUse) return null
       await p.stop(1000)
-      throw new Error(`${err.message}\n--- gateway log ---\n${await tailFile(logFile, 30)}`)
+      throw Object.assign(new Error(`${err.message}\n--- gateway log ---\n${await tailFile(logFile, 30)}`), { addressInUse })
     })
     if (line === null) return false
     ports = line.ports ?? ports
@@ -138,7 +142,15 @@ export async function startGatewayProcess (opts: GatewayProcessOptions): Promise
     },
     restart: async (extraEnv = {}, restartOpts = {}) => {
       if (proc.exitInfo === undefined) await proc.stop(5000)
-      return await launch(samePorts(), extraEnv, restartOpts.mayExitBeforeListening === true)
+      const env = samePorts()
+      // Once the old process has exited and its ports can be bound; a start that lost one to
+      // someone else (another test's server, a client's ephemeral port) is retried (same-port.ts).
+      return await restartOnSamePorts(Object.values(env).map(Number), async () => await launch(env, extraEnv, restartOpts.mayExitBeforeListening === true), {
+        what: `gateway (${opts.dataDir})`,
+        timeoutMs: 2 * timeoutMs,
+        isAddressInUse: err => (err as { addressInUse?: boolean }).addressInUse === true,
+        onPortBusy: restartOpts.onPortBusy
+      })
     },
     rss: async () => {
       const status = await readFile(`/proc/${proc.pid}/status`, 'utf8')

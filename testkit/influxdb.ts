@@ -1,9 +1,10 @@
 // A private InfluxDB 1.x server (Debian package `influxdb`, binary `influxd`)
 // for integration tests and benchmarks: own temp dir, own free ports, log in a file.
 // Never touches a system-wide influxd that the package may have started.
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePorts, pidListensOn } from './ports.js';
+import { restartOnSamePorts, type SamePortOptions } from './same-port.js';
 import {
   ProcessExitedError,
   makeTempDir,
@@ -60,21 +61,24 @@ export interface InfluxServer {
   kill(signal?: NodeJS.Signals): void;
   /**
    * Start influxd again on the same port with the same data dir (e.g. after
-   * kill()). If it is still running it is stopped gracefully first.
+   * kill()). If it is still running it is stopped gracefully first. Starts
+   * once the old process has exited and both ports can be bound, and retries
+   * a start that lost a port to someone else (testkit/same-port.ts).
    */
-  restart(): Promise<void>;
+  restart(opts?: { onPortBusy?: SamePortOptions['onPortBusy'] }): Promise<void>;
   /** SIGTERM, SIGKILL after 5 s, then remove the temp dir. Idempotent. */
   stop(): Promise<void>;
 }
 
 export interface StartInfluxOptions {
-  /** How long to wait for GET /ping to answer 204 (default 20 s). */
+  /** How long to wait for GET /ping to answer 204 (default 60 s). */
   startTimeoutMs?: number;
   /** influxd log level (written to the log file only; default "info"). */
   logLevel?: 'error' | 'warn' | 'info' | 'debug';
 }
 
-const DEFAULT_START_TIMEOUT_MS = 20_000;
+// Generous: influxd replaying its WAL at a restart took 40 s on a loaded 2-core machine (bench).
+const DEFAULT_START_TIMEOUT_MS = 60_000;
 const START_ATTEMPTS = 3;
 
 function toml(value: string): string {
@@ -297,14 +301,25 @@ function makeServer(inst: Instance, first: ManagedProcess, timeoutMs: number): I
     kill(signal = 'SIGKILL') {
       proc.signal(signal);
     },
-    async restart() {
+    async restart(ropts = {}) {
       if (stopped) throw new Error('InfluxDB server was stopped; start a new one');
       await proc.stop();
-      try {
-        proc = await launch(inst, timeoutMs);
-      } catch (e) {
-        throw new Error(await failureMessage(inst, e));
-      }
+      await restartOnSamePorts([inst.port, inst.rpcPort], async () => {
+        const before = (await readFile(inst.logFile, 'utf8').catch(() => '')).length;
+        try {
+          proc = await launch(inst, timeoutMs);
+        } catch (e) {
+          const log = (await readFile(inst.logFile, 'utf8').catch(() => '')).slice(before);
+          throw Object.assign(new Error(await failureMessage(inst, e)), {
+            addressInUse: e instanceof ProcessExitedError && /address already in use/i.test(log),
+          });
+        }
+      }, {
+        what: `influxd on ${inst.url}`,
+        timeoutMs: 2 * timeoutMs,
+        isAddressInUse: (err) => (err as { addressInUse?: boolean }).addressInUse === true,
+        onPortBusy: ropts.onPortBusy,
+      });
     },
     async stop() {
       if (stopped) return;

@@ -205,6 +205,12 @@ export class Dataspace {
   attachAlerts (source: AlertSource): void { this.hub.attachAlerts(source) }
 
   /**
+   * Ends every live stream with 1001 (going away). Called at shutdown before the HTTP server
+   * closes: that closes the WebSockets still open without a code.
+   */
+  endLiveStreams (): void { this.hub.endWhere(() => true, 'shutting down') }
+
+  /**
    * The permit a bearer token stands for: signature, shape, expiry, revocation, and the
    * researcher still holding the researcher role. Throws a 401 DataspaceError otherwise.
    */

@@ -60,7 +60,6 @@ export const OPTIONS = {
   influxLingerMs: { env: 'INFLUX_LINGER_MS', kind: 'int', default: INFLUX_SINK_DEFAULTS.lingerMs, doc: 'ms a batch may wait to fill' },
   influxTimeoutMs: { env: 'INFLUX_TIMEOUT_MS', kind: 'int', default: INFLUX_SINK_DEFAULTS.timeoutMs, doc: 'write request timeout, ms' },
   influxConcurrency: { env: 'INFLUX_CONCURRENCY', kind: 'int', default: INFLUX_SINK_DEFAULTS.concurrency, doc: 'write requests in flight (the spool cursor still moves in order)' },
-  influxGzip: { env: 'INFLUX_GZIP', kind: 'enum', values: ['true', 'false'], default: String(INFLUX_SINK_DEFAULTS.gzip), doc: 'gzip the line protocol posted to InfluxDB; "false" posts it plain, which costs the gateway and an InfluxDB on the same host less CPU per point, at about 4 times the bytes on the wire (docs/performance.md); keep "true" when InfluxDB is across a network' },
   sinkWorkerNice: { env: 'SINK_WORKER_NICE', kind: 'int', default: INFLUX_SINK_DEFAULTS.workerNice, doc: 'nice levels (0-19) below the gateway at which the InfluxDB sink\'s worker thread (line protocol, gzip, HTTP) runs, so MQTT and alerts get the CPU first on a box shared with InfluxDB (Linux; capped at nice 19; elsewhere a logged notice and no change)' },
   maxSpoolBytes: { env: 'MAX_SPOOL_BYTES', kind: 'int', default: SPOOL_DEFAULTS.maxSpoolBytes, doc: 'bound on spool disk use, bytes; frames beyond it are refused' },
   spoolSegmentBytes: { env: 'SPOOL_SEGMENT_BYTES', kind: 'int', default: SPOOL_DEFAULTS.segmentBytes, doc: 'spool segment size, bytes' },

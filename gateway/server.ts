@@ -149,7 +149,6 @@ export async function startGateway (config: Config, opts: { log?: Logger } = {})
         maxBatchBytes: config.influxBatchBytes,
         lingerMs: config.influxLingerMs,
         timeoutMs: config.influxTimeoutMs,
-        gzip: config.influxGzip === 'true',
         concurrency: config.influxConcurrency,
         workerNice: config.sinkWorkerNice
       }, spool, deadLetters, {

@@ -9,8 +9,9 @@
  * no per-thread CPU clock), and InfluxDB's own CPU per stored point (/proc/<pid>/stat over the
  * same drain). CPU figures hold on a loaded machine; the delays and rates do not. JSON on stdout.
  *
- * --gzip off|both: also (or only) drain with INFLUX_GZIP off (plain line protocol: the gateway does
- * not compress, InfluxDB does not decompress), to compare what each side spends per point.
+ * --gzip off|both: also (or only) drain with the sink's `gzip: false` (plain line protocol: the
+ * gateway does not compress, InfluxDB does not decompress), to compare what each side spends per
+ * point.
  *
  *   node --import tsx loadtest/sink-thread.ts [--mb 50] [--rounds 1] [--units 20] [--delay-resolution-ms 20]
  *     [--modes worker,main] [--gzip on|off|both]
@@ -66,7 +67,7 @@ async function buildBacklog (dir: string, mb: number, units: number): Promise<{ 
 
 interface ModeResult {
   mode: 'worker' | 'main'
-  /** Whether the bodies were gzipped (INFLUX_GZIP). */
+  /** Whether the bodies were gzipped (the sink's `gzip`). */
   gzip: boolean
   points: number
   drain_s: number

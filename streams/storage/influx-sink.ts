@@ -11,7 +11,7 @@
  * (issue 12, goal 2). The batch's records are transferred to the worker, not copied.
  *
  * - Batches by points, bytes and time (a short linger lets a batch fill under load).
- * - gzip (level 1) in the worker, unless the operator turned it off (INFLUX_GZIP); HTTP through the one InfluxDB client (influx-client.ts: no
+ * - gzip (level 1) in the worker (`gzip: false` only for same-run comparisons); HTTP through the one InfluxDB client (influx-client.ts: no
  *   library write buffer, the spool is the retry buffer).
  * - 429/5xx/network errors: the same batch is retried with exponential backoff and jitter
  *   (honouring Retry-After); the spool keeps everything behind it. Nothing is dropped. While

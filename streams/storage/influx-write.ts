@@ -1,7 +1,7 @@
 /**
  * Writing to InfluxDB, for the sink, through the one InfluxDB client (influx-client.ts): its
  * worker thread posts, its main thread pings and creates the v1 database at start. One POST of
- * line protocol (gzipped unless the operator turned it off: INFLUX_GZIP), the v1 database created
+ * line protocol (gzipped, but for same-run comparisons), the v1 database created
  * when missing, and what an error means for the sink (bad input to isolate, or a retry after how
  * long).
  */
@@ -19,9 +19,10 @@ export interface InfluxWriteTarget {
   /** Request timeout, in ms (INFLUX_TIMEOUT_MS). */
   timeoutMs: number
   /**
-   * Whether write bodies are gzipped (INFLUX_GZIP; default true). Off, the line protocol is posted
-   * as it is: neither the gateway compresses it nor InfluxDB decompresses it, for an InfluxDB on
-   * the same host, where the bytes on the wire cost less than the CPU (docs/performance.md).
+   * Whether write bodies are gzipped (default true). false posts the line protocol as it is, for
+   * same-run comparisons (loadtest/sink-thread.ts --gzip both): measured, plain bodies did not
+   * lower the gateway's and InfluxDB's CPU per point together, so it is no operator option
+   * (docs/performance.md, fifth round).
    */
   gzip?: boolean
 }

@@ -1,8 +1,8 @@
 /**
  * What the sink's worker thread does (sink-worker.ts): turn a batch of spool records into an
  * InfluxDB write. The records are checked against their checksums, frame records are decoded
- * again and written as line protocol (frame-record.ts), the batch is gzipped (unless INFLUX_GZIP
- * is off) and posted, and a
+ * again and written as line protocol (frame-record.ts), the batch is gzipped (unless a same-run
+ * comparison turned it off) and posted, and a
  * write InfluxDB refuses as bad input is split until the refused lines are isolated. The main
  * thread keeps the spool, the cursor, the dead letters and the retry policy (influx-sink.ts): a
  * job reports what it stored, the frames and lines to dead-letter, or why it failed.

@@ -5,6 +5,7 @@
 import { fileURLToPath } from 'node:url'
 import Long from 'long'
 import protobuf from 'protobufjs'
+import { makeFrameDecoder } from './frame-decode.js'
 import { makeWaveformDecoder } from './waveform-decode.js'
 
 // 64-bit fields come back as Long (never a lossy double): seq keeps all 64 bits.
@@ -21,6 +22,23 @@ export const TelemetryFrameType = root.lookupType('ambulink.v1.TelemetryFrame')
 const WaveformType = root.lookupType('ambulink.v1.Waveform')
 WaveformType.setup()
 WaveformType.decode = makeWaveformDecoder(protobuf.Reader, () => protobuf.Reader.recursionLimit) as unknown as typeof WaveformType.decode
+
+// The frame's own fields by hand too (frame-decode.ts); its nested messages through their types'
+// decoders, looked up at each call as protobufjs' generated code does.
+type Decode4 = (r: unknown, length: number, endGroup: undefined, depth: number) => unknown
+const nested = (name: string): Decode4 => {
+  const type = root.lookupType(`ambulink.v1.${name}`)
+  return (r, length, endGroup, depth) => (type.decode as unknown as Decode4).call(type, r, length, endGroup, depth)
+}
+TelemetryFrameType.setup()
+TelemetryFrameType.decode = makeFrameDecoder(protobuf.Reader, {
+  numeric: nested('Numeric'),
+  waveform: nested('Waveform'),
+  position: nested('Position'),
+  alarm: nested('DeviceAlarm'),
+  assessment: nested('Assessment'),
+  interpretation: nested('EcgInterpretation')
+}, () => protobuf.Reader.recursionLimit) as unknown as typeof TelemetryFrameType.decode
 
 /** Decoded wire shape (protobufjs camelCases the field names). */
 export interface WireNumeric { sign: number, value: number, offsetMs: number }

@@ -153,10 +153,12 @@ function readPackedSint32 (buf: Uint8Array, pos: number, stop: number, k: number
         }
       }
     }
-    // Reading past the chunk (a truncated varint) fails as protobufjs does, with the limit at
-    // the chunk's end. (Bytes past it read as undefined, which `& 127` turns into 0.)
-    if (pos > stop) throw outOfRange()
     out[k++] = (v >>> 1) ^ -(v & 1)
   }
+  // Reading past the chunk (a truncated varint) fails as protobufjs does, with the limit at the
+  // chunk's end. Only the last varint can run past it, so one test after the loop is enough: the
+  // sample it wrote lies within the room reserved (no more varints start in the chunk than it has
+  // bytes) and is never claimed. (Bytes past the buffer read as undefined: `& 127` makes them 0.)
+  if (pos > stop) throw outOfRange()
   return k
 }

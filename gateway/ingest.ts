@@ -26,7 +26,7 @@ import { EventEmitter } from 'node:events'
 import type { Logger } from 'pino'
 import { FrameDecoder, FrameError, type Frame } from '../decoders/index.js'
 import type { DeadLetterStore } from '../streams/index.js'
-import { countFrameLines, frameRecord } from '../streams/index.js'
+import { countFrameLines, frameRecordHead } from '../streams/index.js'
 import { SPOOL_RECORD_FRAME, type Spool } from '../streams/index.js'
 import { HandedOver } from './handed-over.js'
 import type { Metrics } from './metrics.js'
@@ -138,12 +138,13 @@ export class Ingest extends EventEmitter<IngestEvents> {
       if (kept) this.metrics.deadLetters.inc({ source: 'decoder' })
       return { ok: false, error: err }
     }
-    // The frame's bytes go into the spool record (one copy); the header counts its points.
+    // The frame's bytes go into the spool record as they are (not copied: they stay untouched
+    // until the append settles); the header counts its points.
     const lines = countFrameLines(frame)
     const t0 = performance.now()
     // Queued in the group commit first (appendRecord is synchronous up to its first await), then
     // evaluated while the write and fsync run: the alert leaves before the frame is durable.
-    const stored = this.spool.appendRecord(frameRecord(unit, bytes), lines.points, SPOOL_RECORD_FRAME)
+    const stored = this.spool.appendRecord(frameRecordHead(unit), lines.points, SPOOL_RECORD_FRAME, bytes)
     // A resend of a frame already evaluated (its first copy in flight, stored, or refused by the
     // spool) is not evaluated again. A listener that throws is isolated (deliver()): the frame's
     // fate is its spool append's.

@@ -26,6 +26,8 @@ export interface BenchEnvOptions {
   scryptN: number
   /** Write a V8 CPU profile of each gateway here (node --cpu-prof) when it stops. */
   cpuProfDir?: string
+  /** More Node options for the gateways (e.g. `--trace-gc`: the lines go to its log file). */
+  nodeArgs?: readonly string[]
   /** Extra gateway environment (limits for the connection test, …). */
   gatewayEnv?: Record<string, string>
   /** Start InfluxDB (default true). */
@@ -124,7 +126,7 @@ export async function startBenchEnv (o: BenchEnvOptions): Promise<BenchEnv> {
         ...(redis !== null ? { REDIS_URL: redis.url } : {}),
         ...o.gatewayEnv
       }
-      const nodeArgs = o.cpuProfDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []
+      const nodeArgs = [...(o.cpuProfDir !== undefined ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : []), ...(o.nodeArgs ?? [])]
       // 60 s: a restart drains a large spool while it starts, on a machine the whole bench loads.
       const gw = await startGatewayProcess({ dataDir, env, nodeArgs, startTimeoutMs: 60_000 })
       gateways.push(gw)

@@ -12,7 +12,10 @@
  *
  * --cpu-prof DIR: the gateway writes a V8 profile there when it stops (summarise it with
  * loadtest/profile-summary.ts --from-first-frame --frames <frames_for_profile>).
+ * --trace-gc: the gateway runs with node --trace-gc; its collections after it started listening
+ * are counted from its log, with their pauses (wall clock: inflated by a loaded machine).
  */
+import { readFile, rm } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { loadavg } from 'node:os'
 import { BENCH_DEFAULTS } from './bench-options.js'
@@ -28,7 +31,8 @@ const { values: a } = parseArgs({
     seconds: { type: 'string', default: '8' },
     warmup: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '1' },
-    'cpu-prof': { type: 'string' }
+    'cpu-prof': { type: 'string' },
+    'trace-gc': { type: 'boolean', default: false }
   }
 })
 const units = Number(a.units)
@@ -47,6 +51,8 @@ const env = await startBenchEnv({
   units: gwIds,
   scryptN: BENCH_DEFAULTS.quick.scryptN,
   cpuProfDir: a['cpu-prof'],
+  nodeArgs: a['trace-gc'] ? ['--trace-gc'] : [],
+  keep: a['trace-gc'],
   influx: false,
   log: progress
 })
@@ -71,6 +77,22 @@ try {
 } finally {
   await env.stop()
 }
+
+/** The gateway's collections from its --trace-gc lines after start-up: count and pause ms per kind. */
+async function gcFromLog (file: string): Promise<Record<string, { count: number, pause_ms: number }>> {
+  const out: Record<string, { count: number, pause_ms: number }> = {}
+  const log = await readFile(file, 'utf8')
+  const listening = log.indexOf('ambulink gateway listening')
+  // e.g. "[123:0x55d0]     4012 ms: Scavenge 40.1 (61.2) -> 38.9 (62.2) MB, 1.85 / 0.00 ms  (average mu = ...)"
+  for (const m of log.slice(Math.max(0, listening)).matchAll(/ ms: (Scavenge|Mark-Compact|Mark-sweep|Minor Mark-Compact|Minor Mark-Sweep)[^,]*, ([\d.]+) \/ [\d.]+ ms/g)) {
+    const kind = out[m[1]!] ??= { count: 0, pause_ms: 0 }
+    kind.count++
+    kind.pause_ms = Math.round((kind.pause_ms + Number(m[2])) * 100) / 100
+  }
+  return out
+}
+const gcs = a['trace-gc'] ? await gcFromLog(env.gateways[0]!.logFile) : null
+if (gcs !== null) await rm(env.dir, { recursive: true, force: true })
 const median = (xs: number[]): number | null => xs.length === 0 ? null : [...xs].sort((p, q) => p - q)[xs.length >> 1]!
 const gwUs = median(results.flatMap(r => r.gateway_cpu_us_per_frame ?? []))
 const aeUs = median(results.flatMap(r => r.aedes_cpu_us_per_msg ?? []))
@@ -85,5 +107,6 @@ console.log(JSON.stringify({
   cpu_based_ingest_vs_aedes_ratio: gwUs !== null && aeUs !== null && gwUs > 0 ? Math.round(aeUs / gwUs * 1000) / 1000 : null,
   /** Frames the gateway acknowledged in all (warm-up included) and its mean frame: --frames for profile-summary. */
   frames_for_profile: results.reduce((s, r) => s + Math.round(r.bytes_acked_total / r.mean_frame_bytes), 0),
+  ...(gcs !== null ? { gateway_gc: gcs } : {}),
   rounds: results
 }, null, 2))

@@ -19,12 +19,12 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 
-interface CallFrame { functionName: string, url: string, lineNumber: number }
+export interface CallFrame { functionName: string, url: string, lineNumber: number }
 interface ProfileNode { id: number, callFrame: CallFrame, children?: number[] }
 interface CpuProfile { nodes: ProfileNode[], startTime: number, endTime: number, samples: number[], timeDeltas: number[] }
 
 /** Stage rules, innermost match wins; order matters only within one frame. */
-const STAGES: ReadonlyArray<{ stage: string, test: (f: CallFrame) => boolean }> = [
+export const STAGES: ReadonlyArray<{ stage: string, test: (f: CallFrame) => boolean }> = [
   { stage: 'parse (MQTT packets)', test: f => /node_modules\/(mqtt-packet|bl)\//.test(f.url) },
   { stage: 'auth (authenticate, authorizePublish)', test: f => /gateway\/(credentials|sessions)\.ts/.test(f.url) || (/gateway\/mqtt\/broker\.ts/.test(f.url) && /authori[sz]e|authenticate|check|verify/i.test(f.functionName)) },
   { stage: 'validate', test: f => /decoders\/(frame|interpretation|vitals)\.ts/.test(f.url) && /validate|check|toSafeNumber/i.test(f.functionName) },

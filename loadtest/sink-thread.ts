@@ -6,10 +6,15 @@
  * an alert, a PUBACK or a dashboard frame would wait for) and its busy time
  * (eventLoopUtilization), and the CPU time of the main thread and of the other threads (the
  * worker, libuv's pool, V8's helpers) per stored point, from /proc/self/task (Linux: Node 20 has
- * no per-thread CPU clock). CPU figures hold on a loaded machine; the delays and rates do not.
- * JSON on stdout.
+ * no per-thread CPU clock), and InfluxDB's own CPU per stored point (/proc/<pid>/stat over the
+ * same drain). CPU figures hold on a loaded machine; the delays and rates do not. JSON on stdout.
+ *
+ * --gzip off|both: also (or only) drain with the sink's `gzip: false` (plain line protocol: the
+ * gateway does not compress, InfluxDB does not decompress), to compare what each side spends per
+ * point.
  *
  *   node --import tsx loadtest/sink-thread.ts [--mb 50] [--rounds 1] [--units 20] [--delay-resolution-ms 20]
+ *     [--modes worker,main] [--gzip on|off|both]
  */
 import { readFileSync, readdirSync } from 'node:fs'
 import { cp, mkdtemp, rm } from 'node:fs/promises'
@@ -18,6 +23,7 @@ import { join } from 'node:path'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { DeadLetterStore, frameRecord, InfluxSink, Spool, SPOOL_RECORD_FRAME } from '../streams/index.js'
+import { processCpuSeconds } from './bench-cpu.js'
 import { startInfluxDB, type InfluxServer } from '../testkit/influxdb.js'
 import { testFrame } from '../testkit/frames.js'
 
@@ -61,6 +67,8 @@ async function buildBacklog (dir: string, mb: number, units: number): Promise<{ 
 
 interface ModeResult {
   mode: 'worker' | 'main'
+  /** Whether the bodies were gzipped (the sink's `gzip`). */
+  gzip: boolean
   points: number
   drain_s: number
   points_per_s: number
@@ -72,6 +80,10 @@ interface ModeResult {
   other_threads_cpu_us_per_point: number
   /** Process CPU (every thread) per stored point, µs. */
   process_cpu_us_per_point: number
+  /** InfluxDB's CPU (every thread, /proc/<pid>/stat, 10 ms ticks) per stored point, µs. */
+  influx_cpu_us_per_point: number
+  /** Gateway process and InfluxDB together per stored point, µs. */
+  both_cpu_us_per_point: number
   event_loop_delay_p50_ms: number
   event_loop_delay_p99_ms: number
   event_loop_delay_max_ms: number
@@ -79,11 +91,11 @@ interface ModeResult {
   stored_ecg_points: number
 }
 
-async function drain (mode: 'worker' | 'main', spoolDir: string, deadDir: string, influx: InfluxServer, db: string, delayResolutionMs: number): Promise<ModeResult> {
+async function drain (mode: 'worker' | 'main', gzip: boolean, spoolDir: string, deadDir: string, influx: InfluxServer, db: string, delayResolutionMs: number): Promise<ModeResult> {
   const spool = await Spool.open({ dir: spoolDir, maxSpoolBytes: 8 * 1024 * 1024 * 1024 })
   const deadLetters = await DeadLetterStore.open({ dir: deadDir })
   let points = 0
-  const sink = new InfluxSink({ url: influx.url, api: 'v1', db, thread: mode }, spool, deadLetters, { onWritten: p => { points += p } })
+  const sink = new InfluxSink({ url: influx.url, api: 'v1', db, thread: mode, gzip }, spool, deadLetters, { onWritten: p => { points += p } })
   try {
     await sink.createDatabase()
     await sink.whenReady()
@@ -92,6 +104,7 @@ async function drain (mode: 'worker' | 'main', spoolDir: string, deadDir: string
     const elu0 = performance.eventLoopUtilization()
     const cpu0 = process.cpuUsage()
     const th0 = threadCpuUs()
+    const influx0 = await processCpuSeconds(influx.pid)
     const t0 = performance.now()
     delay.enable()
     sink.start()
@@ -107,10 +120,12 @@ async function drain (mode: 'worker' | 'main', spoolDir: string, deadDir: string
     const s = (performance.now() - t0) / 1000
     const cpu = process.cpuUsage(cpu0)
     const th = threadCpuUs()
+    const influxUs = (await processCpuSeconds(influx.pid) - influx0) * 1e6
     const elu = performance.eventLoopUtilization(elu0)
     const stored = await influx.count(db, 'ecg', 'i')
     return {
       mode,
+      gzip,
       points,
       drain_s: round(s),
       points_per_s: Math.round(points / s),
@@ -118,6 +133,8 @@ async function drain (mode: 'worker' | 'main', spoolDir: string, deadDir: string
       main_thread_cpu_us_per_point: round((th.main - th0.main) / points),
       other_threads_cpu_us_per_point: round((th.others - th0.others) / points),
       process_cpu_us_per_point: round((cpu.user + cpu.system) / points),
+      influx_cpu_us_per_point: round(influxUs / points),
+      both_cpu_us_per_point: round((cpu.user + cpu.system + influxUs) / points),
       event_loop_delay_p50_ms: round(delay.percentile(50) / 1e6),
       event_loop_delay_p99_ms: round(delay.percentile(99) / 1e6),
       event_loop_delay_max_ms: round(delay.max / 1e6),
@@ -132,19 +149,24 @@ async function drain (mode: 'worker' | 'main', spoolDir: string, deadDir: string
 
 function round (x: number): number { return Math.round(x * 1000) / 1000 }
 
-export async function runSinkThreadBench (o: { mb: number, rounds: number, units: number, delayResolutionMs: number }): Promise<Record<string, unknown>> {
+interface Variant { mode: 'worker' | 'main', gzip: boolean }
+
+export async function runSinkThreadBench (o: { mb: number, rounds: number, units: number, delayResolutionMs: number, modes?: Array<'worker' | 'main'>, gzip?: 'on' | 'off' | 'both' }): Promise<Record<string, unknown>> {
+  const gzips = o.gzip === 'both' ? [true, false] : [o.gzip !== 'off']
+  const variants: Variant[] = (o.modes ?? ['worker', 'main']).flatMap(mode => gzips.map(gzip => ({ mode, gzip })))
   const work = await mkdtemp(join(tmpdir(), 'ambulink-sink-thread-'))
   const influx = await startInfluxDB({ logLevel: 'warn' })
   try {
     const backlog = await buildBacklog(join(work, 'backlog'), o.mb, o.units)
     const results: ModeResult[] = []
     for (let r = 0; r < o.rounds; r++) {
-      const order: Array<'worker' | 'main'> = r % 2 === 0 ? ['worker', 'main'] : ['main', 'worker']
-      for (const mode of order) {
-        const dir = join(work, `${mode}-${r}`)
+      const order = r % 2 === 0 ? variants : [...variants].reverse()
+      for (const { mode, gzip } of order) {
+        const name = `${mode}_${gzip ? 'gzip' : 'plain'}_${r}`
+        const dir = join(work, name)
         await cp(join(work, 'backlog'), join(dir, 'spool'), { recursive: true })
-        process.stderr.write(`round ${r + 1}/${o.rounds}: ${mode}\n`)
-        results.push(await drain(mode, join(dir, 'spool'), join(dir, 'dead'), influx, `st_${mode}_${r}`, o.delayResolutionMs))
+        process.stderr.write(`round ${r + 1}/${o.rounds}: ${mode}, gzip ${gzip ? 'on' : 'off'}\n`)
+        results.push(await drain(mode, gzip, join(dir, 'spool'), join(dir, 'dead'), influx, `st_${name}`, o.delayResolutionMs))
         await rm(dir, { recursive: true, force: true })
       }
     }
@@ -157,7 +179,10 @@ export async function runSinkThreadBench (o: { mb: number, rounds: number, units
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { mb: { type: 'string', default: '50' }, rounds: { type: 'string', default: '1' }, units: { type: 'string', default: '20' }, 'delay-resolution-ms': { type: 'string', default: '20' } } })
-  const out = await runSinkThreadBench({ mb: Number(values.mb), rounds: Number(values.rounds), units: Number(values.units), delayResolutionMs: Number(values['delay-resolution-ms']) })
+  const { values } = parseArgs({ options: { mb: { type: 'string', default: '50' }, rounds: { type: 'string', default: '1' }, units: { type: 'string', default: '20' }, 'delay-resolution-ms': { type: 'string', default: '20' }, modes: { type: 'string', default: 'worker,main' }, gzip: { type: 'string', default: 'on' } } })
+  const modes = values.modes.split(',')
+  if (modes.length === 0 || !modes.every(m => m === 'worker' || m === 'main')) throw new Error('--modes: worker, main or worker,main')
+  if (values.gzip !== 'on' && values.gzip !== 'off' && values.gzip !== 'both') throw new Error('--gzip: on, off or both')
+  const out = await runSinkThreadBench({ mb: Number(values.mb), rounds: Number(values.rounds), units: Number(values.units), delayResolutionMs: Number(values['delay-resolution-ms']), modes: modes as Array<'worker' | 'main'>, gzip: values.gzip })
   process.stdout.write(JSON.stringify(out, null, 2) + '\n')
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { FrameDecoder, encodeFrame } from '../decoders/index.js'
 import {
-  countFrameLines, DeadLetterStore, frameRecord, FrameRecordExpander, frameToLines, LineBuffer, Spool,
+  countFrameLines, DeadLetterStore, frameRecord, frameRecordHead, FrameRecordExpander, frameToLines, LineBuffer, Spool,
   SPOOL_RECORD_FRAME, spoolFrameExpander, writeFrameLines, type SpoolBatch
 } from '../streams/index.js'
 import { testFrame } from '../testkit/frames.js'
@@ -90,6 +90,36 @@ describe('compact spool: frame records', () => {
     expect(got.text).toBe(expected)
     expect(got.points).toBe(expected.split('\n').length - 1)
     expect(got.records).toBe(46)
+  })
+
+  it('a frame record appended as its head and the frame\'s own bytes (ingest: no copy) is the same on disk, checksum included', async () => {
+    // Same clock for both spools: the header holds the receive time.
+    const now = (): number => 1_795_000_100_000
+    const whole = await Spool.open({ dir: await tempDir(), now })
+    const split = await Spool.open({ dir: await tempDir(), now, expandFrame: p => new FrameRecordExpander().expand(p) })
+    const frames = Array.from({ length: 30 }, (_, i) => testFrame({ unit: 'amb-8', seq: i + 1, capturedAtMs: 1_795_000_000_000 + i * 250 }))
+    // Appended together (one group commit) and one by one, into each spool.
+    await Promise.all(frames.slice(0, 20).map(b => whole.appendRecord(frameRecord('amb-8', b), 127, SPOOL_RECORD_FRAME)))
+    await Promise.all(frames.slice(0, 20).map(b => split.appendRecord(frameRecordHead('amb-8'), 127, SPOOL_RECORD_FRAME, b)))
+    for (const b of frames.slice(20)) {
+      await whole.appendRecord(frameRecord('amb-8', b), 127, SPOOL_RECORD_FRAME)
+      await split.appendRecord(frameRecordHead('amb-8'), 127, SPOOL_RECORD_FRAME, b)
+    }
+    expect(split.bytes).toBe(whole.bytes)
+    await whole.close()
+    await split.close()
+    const segment = async (s: Spool): Promise<Buffer> => {
+      const name = (await readdir(s.options.dir)).find(n => n.startsWith('seg-'))!
+      return await readFile(join(s.options.dir, name))
+    }
+    expect((await segment(split)).equals(await segment(whole))).toBe(true)
+    // Reopened, every record passes its checksum (nothing truncated) and drains.
+    const again = await Spool.open({ dir: split.options.dir, expandFrame: p => new FrameRecordExpander().expand(p) })
+    expect(again.bytes).toBe(whole.bytes)
+    const got = await readAll(again)
+    await again.close()
+    expect(got.records).toBe(30)
+    expect(got.text).toBe(frames.map(b => frameToLines(decoder.decode(b, 'amb-8', 1_795_000_100_000)).text).join(''))
   })
 
   it('drains a spool written by the previous version (record format v0) unchanged, then the frame records appended after the upgrade', async () => {

@@ -10,7 +10,7 @@
  * the rings (backfill); a reconnecting one sends its cursors and gets only what it missed.
  */
 import { randomBytes } from 'node:crypto'
-import type { Frame } from '../../decoders/index.js'
+import type { Frame, WireWaveform } from '../../decoders/index.js'
 import type { Alert, AlertEvent } from '../alerts/types.js'
 import { PastEncounters } from '../alerts/past-encounters.js'
 import {
@@ -287,10 +287,11 @@ export class LiveHub {
     const rate = first.sampleRateHz
     if (u.ecg === null || u.ecg.rateHz !== rate) u.ecg = new EcgRing(rate, this.options.ecgSeconds, this.newEpoch())
     // Leads at another rate than the first cannot share the ring: they are left out of the live view.
-    const waves = f.waveforms.every(w => w.sampleRateHz === rate) ? f.waveforms : f.waveforms.filter(w => w.sampleRateHz === rate)
+    const waves = sameRate(f.waveforms, rate) ? f.waveforms : f.waveforms.filter(w => w.sampleRateHz === rate)
     const ring = u.ecg
     const from = ring.append(waves, f.capturedAtMs + first.offsetMs)
-    if (from < 0) return
+    // Nobody watching (the usual case): nothing to send, nothing to look up.
+    if (from < 0 || this.byId.size === 0) return
     let any = false
     for (const s of this.byId.values()) if (s.watching.has(u.unit)) { any = true; break }
     if (!any) return
@@ -515,6 +516,12 @@ export class LiveHub {
     this.relays.clear()
     this.byId.clear()
   }
+}
+
+/** Whether every waveform is at `rate` Hz (a loop: `every` with a closure ran per frame). */
+function sameRate (waves: readonly WireWaveform[], rate: number): boolean {
+  for (let i = 0; i < waves.length; i++) if (waves[i]!.sampleRateHz !== rate) return false
+  return true
 }
 
 export interface LiveSubscription {

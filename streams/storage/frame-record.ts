@@ -33,15 +33,36 @@ const FORMAT = 1
  * the frame `bytes` validated for `unit`.
  */
 export function frameRecord (unit: string, bytes: Uint8Array): Buffer {
-  const unitLen = Buffer.byteLength(unit, 'latin1')
-  if (unitLen > 255) throw new RangeError('unit id longer than 255 bytes')
+  const unitLen = unitIdLength(unit)
   const rec = Buffer.allocUnsafe(SPOOL_RECORD_HEADER + 2 + unitLen + bytes.length)
+  rec.set(bytes, writeHead(rec, unit, unitLen))
+  return rec
+}
+
+/**
+ * The start of a frame record for `unit` (header room reserved, the format and the unit id),
+ * for Spool.appendRecord with SPOOL_RECORD_FRAME and the frame's bytes as its `tail`: the same
+ * record on disk as frameRecord()'s, without copying the frame (ingest).
+ */
+export function frameRecordHead (unit: string): Buffer {
+  const unitLen = unitIdLength(unit)
+  const head = Buffer.allocUnsafe(SPOOL_RECORD_HEADER + 2 + unitLen)
+  writeHead(head, unit, unitLen)
+  return head
+}
+
+function unitIdLength (unit: string): number {
+  const n = Buffer.byteLength(unit, 'latin1')
+  if (n > 255) throw new RangeError('unit id longer than 255 bytes')
+  return n
+}
+
+/** Writes the format and the unit id after the header room; returns where the frame goes. */
+function writeHead (rec: Buffer, unit: string, unitLen: number): number {
   let at = SPOOL_RECORD_HEADER
   rec[at++] = FORMAT
   rec[at++] = unitLen
-  at += rec.write(unit, at, 'latin1')
-  rec.set(bytes, at)
-  return rec
+  return at + rec.write(unit, at, 'latin1')
 }
 
 /** The unit id and frame bytes of a frame record's payload. */

@@ -3,15 +3,27 @@
  * flight; the next flush writes them all with one writev and covers them with one fdatasync.
  * Each append's promise settles only once its bytes are on stable storage. Under load this turns
  * thousands of frames per second into a few hundred fsyncs, never one per frame.
+ *
+ * The appends of one group share one promise (they settle together anyway): a promise, its two
+ * functions and a waiter per append were garbage made per frame at ingest (issue 12).
  */
 import type { FileHandle } from 'node:fs/promises'
 
-interface Waiter { resolve: () => void, reject: (err: Error) => void }
+/** The appends queued for the next write+fdatasync, and the one promise they all return. */
+interface Group { promise: Promise<void>, resolve: () => void, reject: (err: Error) => void }
+
+function newGroup (): Group {
+  let resolve!: () => void
+  let reject!: (err: Error) => void
+  const promise = new Promise<void>((res, rej) => { resolve = res; reject = rej })
+  return { promise, resolve, reject }
+}
 
 export class GroupCommitFile {
-  private pending: Buffer[] = []
+  private pending: Uint8Array[] = []
   private pendingBytes = 0
-  private waiters: Waiter[] = []
+  /** The group the next appends join (null: none queued since the last flush took its group). */
+  private group: Group | null = null
   private flushing: Promise<void> | null = null
   private failed: Error | null = null
   /** Bytes known to be durable in the file. */
@@ -30,15 +42,24 @@ export class GroupCommitFile {
     this.size = size
   }
 
-  /** Queues `buf` at the end of the file; resolves once it is fsync'd. */
-  append (buf: Buffer): Promise<void> {
+  /**
+   * Queues `buf` (then `more`, when given: one record in two parts, written together) at the end
+   * of the file; resolves once it is fsync'd. Appends written by the same write+fdatasync get the
+   * same promise. The bytes must not change until then.
+   */
+  append (buf: Uint8Array, more?: Uint8Array): Promise<void> {
     if (this.failed !== null) return Promise.reject(this.failed)
     this.pending.push(buf)
-    this.pendingBytes += buf.length
-    this.size += buf.length
-    const p = new Promise<void>((resolve, reject) => { this.waiters.push({ resolve, reject }) })
+    let n = buf.length
+    if (more !== undefined) {
+      this.pending.push(more)
+      n += more.length
+    }
+    this.pendingBytes += n
+    this.size += n
+    const g = this.group ?? (this.group = newGroup())
     if (this.flushing === null) this.flushing = this.flushLoop()
-    return p
+    return g.promise
   }
 
   get queuedBytes (): number { return this.pendingBytes }
@@ -55,10 +76,11 @@ export class GroupCommitFile {
     try {
       while (this.pending.length > 0) {
         const bufs = this.pending
-        const waiters = this.waiters
+        // Not null: every append that queued a buffer made or joined the group.
+        const group = this.group!
         const bytes = this.pendingBytes
         this.pending = []
-        this.waiters = []
+        this.group = null
         this.pendingBytes = 0
         try {
           let off = 0
@@ -77,15 +99,17 @@ export class GroupCommitFile {
           // A failed fsync leaves the file's state unknown: refuse everything from now on
           // rather than acknowledge data that may not be there (the PostgreSQL fsync lesson).
           this.failed = err as Error
-          for (const w of waiters) w.reject(this.failed)
-          for (const w of this.waiters) w.reject(this.failed)
-          this.waiters = []
+          group.reject(this.failed)
+          // Appends queued while this write ran (TypeScript does not see the await change it).
+          const queued = this.group as Group | null
+          queued?.reject(this.failed)
+          this.group = null
           this.pending = []
           return
         }
         this.durableSize += bytes
         this.onDurable?.(this.durableSize)
-        for (const w of waiters) w.resolve()
+        group.resolve()
       }
     } finally {
       this.flushing = null
@@ -98,7 +122,7 @@ export class GroupCommitFile {
   }
 }
 
-function skipBytes (bufs: Buffer[], n: number): Buffer[] {
+function skipBytes (bufs: Uint8Array[], n: number): Uint8Array[] {
   let i = 0
   while (i < bufs.length && n >= bufs[i]!.length) { n -= bufs[i]!.length; i++ }
   if (i >= bufs.length) return []

@@ -11,7 +11,7 @@
  * (issue 12, goal 2). The batch's records are transferred to the worker, not copied.
  *
  * - Batches by points, bytes and time (a short linger lets a batch fill under load).
- * - gzip (level 1) in the worker; HTTP through the one InfluxDB client (influx-client.ts: no
+ * - gzip (level 1) in the worker (`gzip: false` only for same-run comparisons); HTTP through the one InfluxDB client (influx-client.ts: no
  *   library write buffer, the spool is the retry buffer).
  * - 429/5xx/network errors: the same batch is retried with exponential backoff and jitter
  *   (honouring Retry-After); the spool keeps everything behind it. Nothing is dropped. While
@@ -84,6 +84,7 @@ export const INFLUX_SINK_DEFAULTS = Object.freeze({
   maxBatchBytes: 4 * 1024 * 1024,
   lingerMs: 20,
   timeoutMs: 30_000,
+  gzip: true,
   concurrency: 3,
   minRetryDelayMs: 200,
   maxRetryDelayMs: 15_000,
@@ -170,7 +171,7 @@ export class InfluxSink {
 
   private target (): ConstructorParameters<typeof InfluxWriteClient>[0] & { maxBatchBytes: number } {
     const o = this.options
-    return { url: o.url, api: o.api, token: o.token, org: o.org, bucket: o.bucket, db: o.db, timeoutMs: o.timeoutMs, maxBatchBytes: o.maxBatchBytes }
+    return { url: o.url, api: o.api, token: o.token, org: o.org, bucket: o.bucket, db: o.db, timeoutMs: o.timeoutMs, gzip: o.gzip, maxBatchBytes: o.maxBatchBytes }
   }
 
   /** True while writes fail (the spool is growing). */

@@ -1,8 +1,9 @@
 /**
  * Writing to InfluxDB, for the sink, through the one InfluxDB client (influx-client.ts): its
  * worker thread posts, its main thread pings and creates the v1 database at start. One POST of
- * gzipped line protocol, the v1 database created when missing, and what an error means for the
- * sink (bad input to isolate, or a retry after how long).
+ * line protocol (gzipped, but for same-run comparisons), the v1 database created
+ * when missing, and what an error means for the sink (bad input to isolate, or a retry after how
+ * long).
  */
 import { InfluxClient, InfluxHttpError, InfluxTimeoutError } from './influx-client.js'
 import { StreamError } from './errors.js'
@@ -17,7 +18,17 @@ export interface InfluxWriteTarget {
   db?: string
   /** Request timeout, in ms (INFLUX_TIMEOUT_MS). */
   timeoutMs: number
+  /**
+   * Whether write bodies are gzipped (default true). false posts the line protocol as it is, for
+   * same-run comparisons (loadtest/sink-thread.ts --gzip both): measured, plain bodies did not
+   * lower the gateway's and InfluxDB's CPU per point together, so it is no operator option
+   * (docs/performance.md, fifth round).
+   */
+  gzip?: boolean
 }
+
+const GZIP_HEADERS = Object.freeze({ 'content-type': 'text/plain; charset=utf-8', 'content-encoding': 'gzip' })
+const PLAIN_HEADERS = Object.freeze({ 'content-type': 'text/plain; charset=utf-8' })
 
 export class InfluxWriteClient {
   private readonly client: InfluxClient
@@ -36,27 +47,27 @@ export class InfluxWriteClient {
     }
   }
 
-  /** Posts a gzipped body; v1 creates its database on a 404 and posts again. */
-  async write (body: Buffer): Promise<void> {
+  /** Posts a body (`gzipped` or plain line protocol); v1 creates its database on a 404 and posts again. */
+  async write (body: Buffer, gzipped = true): Promise<void> {
     try {
-      await this.send(body)
+      await this.send(body, gzipped)
     } catch (err) {
       if (this.target.api === 'v1' && !this.dbCreated && err instanceof InfluxHttpError && err.statusCode === 404) {
         await this.createDatabase()
-        await this.send(body)
+        await this.send(body, gzipped)
         return
       }
       throw err
     }
   }
 
-  /** One POST of an already gzipped body; a timeout is named as such (INFLUX_TIMEOUT_MS). */
-  private async send (body: Buffer): Promise<void> {
+  /** One POST of a body as it is; a timeout is named as such (INFLUX_TIMEOUT_MS). */
+  private async send (body: Buffer, gzipped: boolean): Promise<void> {
     try {
       await this.client.request({
         path: this.writePath,
         body,
-        headers: { 'content-type': 'text/plain; charset=utf-8', 'content-encoding': 'gzip' }
+        headers: gzipped ? GZIP_HEADERS : PLAIN_HEADERS
       })
     } catch (err) {
       if (err instanceof InfluxTimeoutError) throw new StreamError('AMB_ERR_INFLUX_UNAVAILABLE', `InfluxDB write timed out after ${err.timeoutMs} ms (INFLUX_TIMEOUT_MS)`, { cause: err })

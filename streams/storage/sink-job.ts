@@ -1,7 +1,8 @@
 /**
  * What the sink's worker thread does (sink-worker.ts): turn a batch of spool records into an
  * InfluxDB write. The records are checked against their checksums, frame records are decoded
- * again and written as line protocol (frame-record.ts), the batch is gzipped and posted, and a
+ * again and written as line protocol (frame-record.ts), the batch is gzipped (unless a same-run
+ * comparison turned it off) and posted, and a
  * write InfluxDB refuses as bad input is split until the refused lines are isolated. The main
  * thread keeps the spool, the cursor, the dead letters and the retry policy (influx-sink.ts): a
  * job reports what it stored, the frames and lines to dead-letter, or why it failed.
@@ -66,7 +67,13 @@ export type JobOutcome =
    */
   | { id: number, ok: false, kind: 'retry' | 'fatal' | 'lost', error: WireError }
 
-interface Prepared { data: Buffer, points: number, refused: RefusedFrame[], lines: LineBuffer }
+/**
+ * A batch ready to post. `failedPlain`: a post of it failed with gzip off. Such a request may not
+ * have finished sending its body out of `lines` (an early answer, a timeout), so that buffer is
+ * dropped rather than reused; a 2xx means the server read the whole body, so the kernel had
+ * taken every byte of it.
+ */
+interface Prepared { data: Buffer, points: number, refused: RefusedFrame[], lines: LineBuffer, failedPlain: boolean }
 
 /** Line buffers kept for reuse once their batch is stored (about the batches in flight). */
 const MAX_FREE_LINE_BUFFERS = 4
@@ -78,10 +85,12 @@ export class SinkJobs {
   private readonly expander = new FrameRecordExpander()
   private readonly client: InfluxWriteClient
   private readonly maxBytes: number
+  private readonly gzip: boolean
 
   constructor (target: SinkJobTarget) {
     this.client = new InfluxWriteClient(target)
     this.maxBytes = target.maxBatchBytes ?? Infinity
+    this.gzip = target.gzip ?? true
   }
 
   /** One attempt at writing the job's batch. Never rejects. */
@@ -105,16 +114,17 @@ export class SinkJobs {
       // A batch is cut by spool bytes and points: its line protocol may exceed maxBatchBytes.
       for (let at = 0; at < p.data.length;) {
         const end = at + this.maxBytes >= p.data.length ? p.data.length : cutAt(p.data, at, this.maxBytes)
-        await this.writeOrSplit(p.data.subarray(at, end), rejected)
+        await this.writeOrSplit(p, p.data.subarray(at, end), rejected)
         at = end
       }
     } catch (err) {
       return { id, ok: false, kind: 'retry', error: wireError(err) }
     }
     this.prepared.delete(id)
-    // Every post of it has completed (gzip read its bytes before): the buffer can be reused. A
-    // forgotten batch's buffer is not, as a post of it may still be reading it.
-    if (this.free.length < MAX_FREE_LINE_BUFFERS) this.free.push(p.lines)
+    // Every post of it has completed (gzip read its bytes before; a plain body was read whole by
+    // the server): the buffer can be reused. A forgotten batch's buffer is not, as a post of it
+    // may still be reading it, nor one a failed plain post was sending.
+    if (!p.failedPlain && this.free.length < MAX_FREE_LINE_BUFFERS) this.free.push(p.lines)
     return { id, ok: true, points: p.points, bytes: p.data.length, latencyMs: performance.now() - started, refused: p.refused, rejected }
   }
 
@@ -162,25 +172,26 @@ export class SinkJobs {
       }
       points += r.points
     }
-    return { data: out.buf.subarray(0, out.length), points, refused, lines: out }
+    return { data: out.buf.subarray(0, out.length), points, refused, lines: out, failedPlain: false }
   }
 
   /**
    * Posts `data`; when InfluxDB refuses it as bad input, splits it to isolate the refused lines
    * (collected in `rejected`). Throws only for errors where retrying later can help.
    */
-  private async writeOrSplit (data: Buffer, rejected: RejectedLines[]): Promise<void> {
+  private async writeOrSplit (p: Prepared, data: Buffer, rejected: RejectedLines[]): Promise<void> {
     try {
       await this.post(data)
     } catch (err) {
+      if (!this.gzip) p.failedPlain = true
       if (!isBadInput(err)) throw err
       if (countLines(data) <= 1) {
         rejected.push({ text: data.toString('utf8'), message: influxErrorMessage(err) })
         return
       }
       const mid = splitPoint(data)
-      await this.writeOrSplit(data.subarray(0, mid), rejected)
-      await this.writeOrSplit(data.subarray(mid), rejected)
+      await this.writeOrSplit(p, data.subarray(0, mid), rejected)
+      await this.writeOrSplit(p, data.subarray(mid), rejected)
     }
   }
 
@@ -188,8 +199,8 @@ export class SinkJobs {
     // In the worker thread, gzip runs on that thread (its own, lowered priority: SINK_WORKER_NICE),
     // not on libuv's pool, which the main thread's spool writes and fsyncs share and which runs
     // at the gateway's priority. On the main thread (comparisons only) it must not block.
-    const body = isMainThread ? await gzip(data, { level: zc.Z_BEST_SPEED }) : gzipSync(data, { level: zc.Z_BEST_SPEED })
-    const sent = this.client.write(body)
+    const body = !this.gzip ? data : isMainThread ? await gzip(data, { level: zc.Z_BEST_SPEED }) : gzipSync(data, { level: zc.Z_BEST_SPEED })
+    const sent = this.client.write(body, this.gzip)
     crashPoint('sink-posting')
     await sent
   }

@@ -288,19 +288,23 @@ export class Spool {
 
   /**
    * append() for a payload already written after SPOOL_RECORD_HEADER reserved bytes at the start
-   * of `rec` (ingest writes its frame record straight there): the spool fills in the header, so
-   * the payload is not copied again. `rec` belongs to the spool from here on. `kind` says what
-   * the payload is (line protocol, or a frame record that read() expands).
+   * of `rec`: the spool fills in the header, so the payload is not copied again. `rec` belongs to
+   * the spool from here on. `kind` says what the payload is (line protocol, or a frame record
+   * that read() expands). With `tail`, the payload goes on with those bytes, written after `rec`
+   * as they are (ingest spools a frame record so, its frame's bytes not copied: a 2.3 KB copy and
+   * allocation per frame, issue 12); they must not change until the append settles.
    */
-  async appendRecord (rec: Buffer, points: number, kind: SpoolRecordKind = SPOOL_RECORD_LINES): Promise<void> {
+  async appendRecord (rec: Buffer, points: number, kind: SpoolRecordKind = SPOOL_RECORD_LINES, tail?: Uint8Array): Promise<void> {
     if (this.closed) throw this.refuse(new StreamError('AMB_ERR_SPOOL_CLOSED', 'spool is closed', { retryAfterMs: 1000 }))
     if (this.fault !== null) throw this.refuse(this.fault)
     if (!(Number.isSafeInteger(points) && points >= 0 && points <= POINTS_MASK)) throw new RangeError(`points ${points} outside 0..${POINTS_MASK}`)
-    rec.writeUInt32LE(rec.length - HEADER, 0)
+    const size = tail === undefined ? rec.length : rec.length + tail.length
+    rec.writeUInt32LE(size - HEADER, 0)
     rec.writeDoubleLE(this.now(), 8)
     rec.writeUInt32LE(((kind << KIND_SHIFT) | points) >>> 0, 16)
-    rec.writeUInt32LE(crc32(rec.subarray(8)), 4)
-    if (this.totalBytes + rec.length > this.options.maxSpoolBytes) {
+    const crc = crc32(rec.subarray(8))
+    rec.writeUInt32LE(tail === undefined ? crc : crc32(tail, crc), 4)
+    if (this.totalBytes + size > this.options.maxSpoolBytes) {
       this.refusing = true
       throw this.refuse(new StreamError('AMB_ERR_SPOOL_FULL', `spool holds ${this.totalBytes} bytes, bound maxSpoolBytes=${this.options.maxSpoolBytes}`, { retryAfterMs: 5000 }))
     }
@@ -309,9 +313,9 @@ export class Spool {
     if (this.fault !== null) throw this.refuse(this.fault)
     const seg = this.writerSeg
     const writer = this.writer
-    seg.bytes += rec.length
-    this.totalBytes += rec.length
-    const done = writer.append(rec)
+    seg.bytes += size
+    this.totalBytes += size
+    const done = writer.append(rec, tail)
     crashPoint('spool-append-inflight')
     if (seg.bytes >= this.options.segmentBytes && this.rotating === null) this.startRotation()
     try {

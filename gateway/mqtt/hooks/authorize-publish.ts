@@ -7,6 +7,14 @@ import type { Ingest } from '../../ingest.js'
 import { traceFrameReceived, type FrameReceivedTrace } from '../../trace.js'
 import { principalOf, validStatus, type Hook, type HookContext } from './context.js'
 
+const UNITS = 'units/'
+const SLASH = 0x2f
+
+/** Whether `topic` from `at` on is exactly `leaf`. */
+function isLeaf (topic: string, at: number, leaf: string): boolean {
+  return topic.length === at + leaf.length && topic.startsWith(leaf, at)
+}
+
 export function authorizePublishHook (ctx: HookContext, ingest: Ingest): Hook<'authorizePublish'> {
   const { limits, refuse, log } = ctx
   return (client, packet, done) => {
@@ -18,16 +26,19 @@ export function authorizePublishHook (ctx: HookContext, ingest: Ingest): Hook<'a
     }
     const p = principalOf(client)
     if (p === undefined || p.kind !== 'device') return done(refuse('AMB_ERR_FORBIDDEN_TOPIC', client, `${p?.kind ?? 'anonymous'} may not publish (${packet.topic})`))
-    const prefix = `units/${p.unit}/`
-    if (!packet.topic.startsWith(prefix)) return done(refuse('AMB_ERR_FORBIDDEN_TOPIC', client, `${p.unit} may not publish to ${packet.topic}`))
-    const leaf = packet.topic.slice(prefix.length)
+    // The topic must be `units/{unit}/` + leaf: checked in place, with no string built per frame.
+    const topic = packet.topic
+    const leafAt = UNITS.length + p.unit.length + 1
+    if (!(topic.startsWith(UNITS) && topic.startsWith(p.unit, UNITS.length) && topic.charCodeAt(leafAt - 1) === SLASH)) {
+      return done(refuse('AMB_ERR_FORBIDDEN_TOPIC', client, `${p.unit} may not publish to ${topic}`))
+    }
     // The device contract names two topics; anything else would only grow retained state.
-    if (leaf === 'status') {
+    if (isLeaf(topic, leafAt, 'status')) {
       // Clinicians receive (and late subscribers get retained) whatever is accepted here.
       if (!validStatus(packet.payload, packet.qos)) return done(refuse('AMB_ERR_BAD_STATUS', client, `${p.unit}: status must be "online" or "offline" at QoS 0 or 1 (got ${packet.payload.length} bytes at QoS ${packet.qos})`))
       return done(null)
     }
-    if (leaf !== 'telemetry') return done(refuse('AMB_ERR_FORBIDDEN_TOPIC', client, `${p.unit} may not publish to ${packet.topic}`))
+    if (!isLeaf(topic, leafAt, 'telemetry')) return done(refuse('AMB_ERR_FORBIDDEN_TOPIC', client, `${p.unit} may not publish to ${topic}`))
     // Telemetry is consumed here, never retained nor routed to subscribers as raw frames.
     packet.retain = false
     if (traceFrameReceived.hasSubscribers) traceFrameReceived.publish({ unit: p.unit } satisfies FrameReceivedTrace)

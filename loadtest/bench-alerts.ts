@@ -1,16 +1,18 @@
 /**
  * Publish → alert latency. A few "probe" units stream like every other unit (12-lead frames
  * every 250 ms in real time, numerics and position once a second, QoS 1, through UnitLink) but
- * their non-invasive systolic pressure alternates each second between 80 mmHg (below the 90
- * mmHg rule, which has no minimum duration: raised on the frame) and 120 mmHg (cleared on the
- * frame). A clinician client subscribed to `alerts/#` (QoS 1) timestamps each `raised` and
- * `cleared` event for those units; latency = its arrival − the moment the probe handed the
- * triggering frame to MQTT. Both ends run in this process, on one clock.
+ * their non-invasive systolic pressure alternates between 80 mmHg (below the 90 mmHg rule, which
+ * has no minimum duration: raised on the frame) and 120 mmHg (cleared on the frame), every
+ * `flipEveryFrames` frames (4: each second, on the frames that carry numerics; 1: every 250 ms
+ * frame, each carrying the reading: 4 events a second per probe). A clinician client subscribed
+ * to `alerts/#` (QoS 1) timestamps each `raised` and `cleared` event for those units; latency =
+ * its arrival − the moment the probe handed the triggering frame to MQTT. Both ends run in this
+ * process, on one clock; `ambulink bench` runs this in a process of its own
+ * (bench-alert-process.ts), away from the fleet's event loop.
  */
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { decodeWire, encodeFrame } from '../decoders/index.js'
 import type { BenchUnitReport } from '../testkit/stored.js'
-import { percentiles } from '../testkit/stored.js'
 import { UnitFrameSource, type SourceFrame } from '../simulator/frame-source.js'
 import { UnitLink } from '../simulator/unit-link.js'
 import { PATIENT_PROFILES } from '../simulator/vitals.js'
@@ -31,15 +33,37 @@ export interface AlertProbeOptions {
   /** MQTT clean session of the probe devices (default true). */
   clean?: boolean
   /** Each matched event, with its two wall-clock times (loadtest/alert-path.ts times the stages between). */
-  onEvent?: (e: { unit: string, type: 'raised' | 'cleared', sentAt: number, receivedAt: number }) => void
+  onEvent?: (e: AlertProbeEvent) => void
+  /** Frames between two flips of the systolic pressure (default 4: each second; 1: each 250 ms frame). */
+  flipEveryFrames?: number
+}
+
+export interface AlertProbeEvent { unit: string, type: 'raised' | 'cleared', sentAt: number, receivedAt: number }
+
+/** Publish → alert latencies of a window, ms. */
+export interface AlertLatency { p50: number, p95: number, p99: number, max: number, count: number }
+
+/** p50, p95, p99 (nearest rank, 0.1 ms) and max of latencies in ms; zeros for none. */
+export function latencyStats (xs: readonly number[]): AlertLatency {
+  if (xs.length === 0) return { p50: 0, p95: 0, p99: 0, max: 0, count: 0 }
+  const s = [...xs].sort((a, b) => a - b)
+  const at = (q: number): number => Math.round(s[Math.min(s.length - 1, Math.floor(q * s.length))]! * 10) / 10
+  return { p50: at(0.5), p95: at(0.95), p99: at(0.99), max: Math.round(s[s.length - 1]! * 10) / 10, count: s.length }
 }
 
 interface Probe {
   link: UnitLink
   source: UnitFrameSource | null
-  /** performance clock (ms since timeOrigin) of the last trigger frame sent, per expected event. */
-  pending: { raised: number | null, cleared: number | null }
+  /**
+   * Wall time each trigger frame was handed to MQTT, by the event it should cause and its device
+   * time (`raised@<captured_at_ms>`: the alert's raisedAt or clearedAt is the reading's time), so
+   * an event matches its own frame however late it comes and however many flips came since.
+   */
+  pending: Map<string, number>
 }
+
+/** Triggers kept per probe waiting for their event (a minute of flips every 250 ms). */
+const MAX_PENDING = 240
 
 const wallNow = (): number => performance.timeOrigin + performance.now()
 
@@ -71,7 +95,7 @@ export class AlertProbes {
         recordAckedFrames: false
       }, { acked: () => {}, log: o.log }),
       source: null,
-      pending: { raised: null, cleared: null }
+      pending: new Map()
     }))
   }
 
@@ -112,28 +136,33 @@ export class AlertProbes {
 
   private send (p: Probe): void {
     let frame = p.source!.nextFrame()
-    if (frame.meta.numerics > 0) {
-      // Alternate each second: raise (80 mmHg), clear (120 mmHg).
-      const raise = Math.floor((frame.meta.seq - 1) / 4) % 2 === 0
+    const every = this.o.flipEveryFrames ?? 4
+    // Each second: on the frames that carry numerics (1 in 4); faster: on every frame.
+    if (every < 4 || frame.meta.numerics > 0) {
+      // Alternate: raise (80 mmHg), clear (120 mmHg).
+      const raise = Math.floor((frame.meta.seq - 1) / every) % 2 === 0
       frame = withSystolic(frame, raise ? 80 : 120)
-      p.pending[raise ? 'raised' : 'cleared'] = wallNow()
+      p.pending.set(`${raise ? 'raised' : 'cleared'}@${frame.meta.capturedAtMs}`, wallNow())
+      // A trigger that caused no event (e.g. a clear with nothing open) is forgotten in time.
+      if (p.pending.size > MAX_PENDING) p.pending.delete(p.pending.keys().next().value!)
     }
     p.link.send(frame)
   }
 
   private onAlert (payload: Buffer): void {
     const now = wallNow()
-    let ev: { type?: string, alert?: { unit?: string, kind?: string, key?: string } }
+    let ev: { type?: string, alert?: { unit?: string, kind?: string, key?: string, raisedAt?: number, clearedAt?: number | null } }
     try { ev = JSON.parse(payload.toString()) as typeof ev } catch { return }
     if (ev.alert?.kind !== 'threshold' || ev.alert.key !== 'nibp_systolic') return
     const p = this.probes.find(x => x.link.unitId === ev.alert?.unit)
     if (p === undefined || (ev.type !== 'raised' && ev.type !== 'cleared')) return
-    const sentAt = p.pending[ev.type]
-    if (sentAt === null) {
+    const key = `${ev.type}@${ev.type === 'raised' ? ev.alert.raisedAt : ev.alert.clearedAt}`
+    const sentAt = p.pending.get(key)
+    if (sentAt === undefined) {
       this.unmatched++
       return
     }
-    p.pending[ev.type] = null
+    p.pending.delete(key)
     this.latencies.push(now - sentAt)
     this.latencyAt.push(now)
     this.o.onEvent?.({ unit: p.link.unitId, type: ev.type, sentAt, receivedAt: now })
@@ -159,8 +188,8 @@ export class AlertProbes {
   }
 
   /** Latencies in ms, of events received from `sinceMs` up to `untilMs` (wall clock). */
-  summary (sinceMs = 0, untilMs = Infinity): { p50: number, p99: number, max: number, count: number } {
-    return percentiles(this.latencies.filter((_x, i) => this.latencyAt[i]! >= sinceMs && this.latencyAt[i]! <= untilMs))
+  summary (sinceMs = 0, untilMs = Infinity): AlertLatency {
+    return latencyStats(this.latencies.filter((_x, i) => this.latencyAt[i]! >= sinceMs && this.latencyAt[i]! <= untilMs))
   }
 
   reports (): BenchUnitReport[] {

@@ -1,7 +1,8 @@
 /**
  * One real-time step of `ambulink bench`: N units stream as ambulances do (the simulator's
  * Fleet: 12-lead 500 Hz ECG in 250 ms frames, numerics and position at 1 Hz, QoS 1, 32 frames
- * in flight at most), a few of them alert probes (bench-alerts.ts), for `durationMs` of wall
+ * in flight at most), a few of them alert probes (bench-alerts.ts, in a process of their own:
+ * bench-alert-process.ts; each flips its systolic pressure every 250 ms frame), for `durationMs` of wall
  * time. Then the fleet drains its queues, the gateways drain their spools into InfluxDB, and
  * every acknowledged frame is looked up there (bench-stored.ts).
  *
@@ -12,7 +13,8 @@
  * - publish→stored lag did not grow: p50 over the last third of the run ≤ 2 × the first third's
  *   p50 + 250 ms (the sink kept up with InfluxDB).
  */
-import { AlertProbes } from './bench-alerts.js'
+import { AlertProbeProcess } from './bench-alert-process.js'
+import type { AlertLatency } from './bench-alerts.js'
 import type { BenchEnv } from './bench-env.js'
 import { BENCH_DB } from './bench-env.js'
 import { countLost, readMetrics, StoredLatencyProbe, waitForDrain, type BenchUnitReport, type LostCount } from '../testkit/stored.js'
@@ -64,8 +66,8 @@ export interface CatchupResult {
   backlog_mb_at_restart: number
   peak_lag_s: number
   /** Publish → alert while InfluxDB was down, and from its restart until caught up. */
-  publish_to_alert_during_outage_ms: { p50: number, p99: number, max: number, count: number }
-  publish_to_alert_during_catchup_ms: { p50: number, p99: number, max: number, count: number }
+  publish_to_alert_during_outage_ms: AlertLatency
+  publish_to_alert_during_catchup_ms: AlertLatency
   /** Publish → PUBACK p99 of the whole step (devices must not feel the outage). */
   ack_p99_ms: number
 }
@@ -94,10 +96,10 @@ export interface RealtimeResult {
   ack_latency_ms: { p50: number, p99: number, max: number }
   publish_to_stored_ms: { p50: number, p99: number, max: number, count: number }
   publish_to_stored_thirds_ms: { first: { p50: number, p99: number }, last: { p50: number, p99: number } }
-  publish_to_alert_ms: { p50: number, p99: number, max: number, count: number }
+  publish_to_alert_ms: AlertLatency
   /** The same over the whole run, warm-up included. */
   publish_to_stored_ms_with_warmup: { p50: number, p99: number, max: number, count: number }
-  publish_to_alert_ms_with_warmup: { p50: number, p99: number, max: number, count: number }
+  publish_to_alert_ms_with_warmup: AlertLatency
   warmup_s: number
   alerts_unmatched: number
   drain_ms: number
@@ -132,12 +134,15 @@ export async function runRealtime (o: RealtimeOptions): Promise<RealtimeResult> 
     drainTimeoutMs: 60_000,
     log: msg => { o.progress(`fleet: ${msg}`) }
   }))
-  const probes = new AlertProbes({
+  // Every 250 ms frame flips the probe's systolic pressure: 4 alert events a second per probe, so
+  // a step's p99 is not just its slowest event (bench-options.ts: 8 probes, ≥ 300 events a quick step).
+  const probes = new AlertProbeProcess({
     url: urls[0]!,
     clinicianUrl: urls[urls.length - 1]!,
     units: o.probes,
     token: env.creds.token,
     clinician: env.creds.clinician,
+    flipEveryFrames: 1,
     log: msg => { o.progress(`probe: ${msg}`) }
   })
   const total = o.units.length + o.probes.length

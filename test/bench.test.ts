@@ -46,7 +46,8 @@ describe('ambulink bench (smoke)', () => {
     for (const key of ['units', 'frames_per_s', 'ecg_points_per_s', 'lost', 'publish_to_stored_p50_ms', 'publish_to_stored_p99_ms',
       'publish_to_alert_p50_ms', 'publish_to_alert_p99_ms', 'gateway_rss_mb', 'influx_raw_points_per_s', 'sink_ratio',
       'mosquitto_msgs_per_s', 'broker_ratio', 'rss_mb_per_unit', 'gateway_cpu_us_per_frame', 'gateway_cpu_us_per_point',
-      'aedes_msgs_per_s', 'ingest_vs_aedes_ratio', 'spool_bytes_per_frame_byte'] as const) {
+      'aedes_msgs_per_s', 'ingest_vs_aedes_ratio', 'spool_bytes_per_frame_byte',
+      'publish_to_alert_p95_ms', 'publish_to_alert_max_ms', 'publish_to_alert_count'] as const) {
       expect(typeof report[key], key).toBe('number')
     }
     expect(report.units).toBe(5)
@@ -54,6 +55,13 @@ describe('ambulink bench (smoke)', () => {
     expect(report.realtime.lost_detail.checked).toBeGreaterThan(0)
     expect(report.saturation.gateway.lost).toBe(0)
     expect(report.realtime.publish_to_alert_ms.count, 'alerts measured').toBeGreaterThan(0)
+    // Goal 2's keys (issue 12): the probes run in their own process and flip on every 250 ms
+    // frame; every event is matched to the frame that caused it (by its reading's device time).
+    expect(report.publish_to_alert_count).toBe(report.realtime.publish_to_alert_ms.count)
+    expect(report.realtime.alerts_unmatched).toBe(0)
+    expect(report.publish_to_alert_p50_ms).toBeLessThanOrEqual(report.publish_to_alert_p95_ms)
+    expect(report.publish_to_alert_p95_ms).toBeLessThanOrEqual(report.publish_to_alert_p99_ms)
+    expect(report.publish_to_alert_p99_ms).toBeLessThanOrEqual(report.publish_to_alert_max_ms)
     expect(report.realtime.publish_to_stored_ms.count, 'stored latencies measured').toBeGreaterThan(0)
     expect(report.gateway_rss_mb).toBeGreaterThan(10)
     // Issue 12 keys: present and consistent with the figures they derive from (no timing bounds).

@@ -8,6 +8,13 @@
  *
  * Hot path: a 12-lead frame costs a copy of its samples into the ring (Int16, µV); the median
  * beat analysis runs once per 10 s of new ECG, on a window buffer reused across units.
+ *
+ * Phase (issue 12, goal 2): units whose tracings started together (a fleet switched on at once,
+ * the bench's simulator) would all be analysed in the same 250 ms, every 10 s: about 1 ms of CPU
+ * each, 100 units blocked the event loop (and every alert behind it) for 100+ ms. So after a
+ * tracing's first analysis (at once, when its first 10 s are in) the next one comes up to 10 s
+ * sooner, at the unit's own phase (a hash of its id), and every 10 s after that: each unit is
+ * still analysed on its last 10 s at least every 10 s, never later than before.
  */
 import type { Frame } from '../../decoders/index.js'
 import { EcgSnapshotStore, type EcgSnapshotRows, type StSource } from './ecg-snapshot.js'
@@ -41,8 +48,14 @@ class UnitEcg {
   pos = 0
   filled = 0
   sinceMeasure = 0
+  /** Whether this tracing's analyses run at the unit's phase yet (false until its first analysis). */
+  phased = false
+  /** The unit's phase, a fraction of the 10 s window (phaseOf: a hash of the unit id). */
+  phase = 0
   /** Device time just past the last sample, ms. */
   endMs = NaN
+  /** endMs at the last analysis (null: none yet). */
+  analysedEndMs: number | null = null
   device: SourceResult | null = null
   /** Device time of the frame whose interpretation `device` holds (an older one never replaces it). */
   deviceAtMs = -Infinity
@@ -88,7 +101,7 @@ export class EcgStemiWatch {
       if (late) return null
       // Another patient: what we knew about the last one no longer applies. An empty id says
       // nothing about the patient (issue 9: it never ends an encounter), so it changes nothing.
-      if (u.encounter !== '') this.units.set(f.unitId, new UnitEcg())
+      if (u.encounter !== '') this.units.set(f.unitId, Object.assign(new UnitEcg(), { phase: u.phase }))
       this.unit(f.unitId).encounter = f.encounterId
     }
     const v = this.units.get(f.unitId)!
@@ -128,6 +141,9 @@ export class EcgStemiWatch {
     return c
   }
 
+  /** Device time (ms) at the end of the unit's last analysed 10 s, or null before its first analysis. */
+  lastAnalysisEndMs (unit: string): number | null { return this.units.get(unit)?.analysedEndMs ?? null }
+
   /** Drops a unit's ring and findings (the engine forgets silent units without alerts). */
   forget (unit: string): void { this.units.delete(unit) }
 
@@ -135,7 +151,10 @@ export class EcgStemiWatch {
 
   private unit (id: string): UnitEcg {
     let u = this.units.get(id)
-    if (u === undefined) this.units.set(id, u = new UnitEcg())
+    if (u === undefined) {
+      this.units.set(id, u = new UnitEcg())
+      u.phase = phaseOf(id)
+    }
     return u
   }
 
@@ -148,22 +167,22 @@ export class EcgStemiWatch {
 
   private append (u: UnitEcg, f: Frame): boolean {
     const w = f.waveforms
-    if (w.length !== 12) { u.filled = 0; return false }
+    if (w.length !== 12) { restart(u); return false }
     const fs = w[0]!.sampleRateHz
     const n = w[0]!.samples.length
-    for (const x of w) if (x.sampleRateHz !== fs || x.samples.length !== n) { u.filled = 0; return false }
+    for (const x of w) if (x.sampleRateHz !== fs || x.samples.length !== n) { restart(u); return false }
     if (fs < MIN_ANALYSIS_HZ) return false
     if (fs !== u.fs) {
       u.fs = fs
       u.cap = ECG_WINDOW_S * fs
       u.ring = new Int16Array(12 * u.cap)
       u.pos = 0
-      u.filled = 0
+      restart(u)
       u.sinceMeasure = 0
     }
     const startMs = f.capturedAtMs + w[0]!.offsetMs
     // A gap (or overlap) of more than one sample breaks the tracing: start a new 10 s.
-    if (!(Math.abs(startMs - u.endMs) <= 1000 / fs)) { u.filled = 0; u.sinceMeasure = 0 }
+    if (!(Math.abs(startMs - u.endMs) <= 1000 / fs)) { restart(u); u.sinceMeasure = 0 }
     u.endMs = startMs + n * 1000 / fs
     const cap = u.cap
     const ring = u.ring
@@ -197,10 +216,16 @@ export class EcgStemiWatch {
     return true
   }
 
-  /** Runs the median-beat analysis once per 10 s of new, contiguous ECG. */
+  /**
+   * Runs the median-beat analysis once per 10 s of new, contiguous ECG: the first as soon as a
+   * tracing has 10 s, the second up to 10 s sooner, at the unit's phase (module comment).
+   */
   private measure (u: UnitEcg): boolean {
     if (u.filled < u.cap || u.sinceMeasure < u.cap) return false
-    u.sinceMeasure = 0
+    // Counted as already done: the next analysis comes after cap − that many samples (≤ 10 s).
+    u.sinceMeasure = u.phased ? 0 : Math.floor(u.phase * u.cap)
+    u.phased = true
+    u.analysedEndMs = u.endMs
     const leads = this.window(u, true)
     const m = measureSt(leads, u.fs)
     if (!m.ok) {
@@ -257,6 +282,28 @@ export class EcgStemiWatch {
     }
     this.snapshots.save(snap)
   }
+}
+
+/** A broken tracing starts its 10 s again, and its phase with its first analysis. */
+function restart (u: UnitEcg): void {
+  u.filled = 0
+  u.phased = false
+}
+
+/**
+ * The unit's analysis phase in [0, 1): FNV-1a of its id, then MurmurHash3's finaliser (FNV alone
+ * leaves the high bits of ids that differ in the last digit close together). The same unit has
+ * the same phase in any process; 100 units `amb-0001`… fall at most 5 into one 250 ms.
+ */
+export function phaseOf (unit: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < unit.length; i++) h = Math.imul(h ^ unit.charCodeAt(i), 0x01000193)
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
+  return (h >>> 0) / 2 ** 32
 }
 
 function clampUv (uv: number): number {

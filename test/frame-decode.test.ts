@@ -77,7 +77,7 @@ describe('TelemetryFrame decoder', () => {
       // A fixed start: the frames, and so the fields each kind of frame exercises, are the same at every run.
       const src = new UnitFrameSource({ unitId: `u${p}`, startMs: START_MS, profile, seed: 40 + p })
       for (let i = 0; i < 700; i++) {
-        let bytes = src.nextFrame().bytes
+        let bytes: Uint8Array = src.nextFrame().bytes
         // Device alarms are rare in 3 minutes of a simulated patient: every 7th frame carries
         // some (one ended, offsets of both signs), so the alarm fields are always exercised.
         if (i % 7 === 3) bytes = withAlarms(bytes, i)

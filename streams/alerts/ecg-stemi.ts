@@ -80,9 +80,11 @@ export class EcgStemiWatch {
    * continuation — appended, it would break the contiguous tracing and restart the 10 s window,
    * or hold its 250 ms twice — and so is its
    * encounter (the previous patient's late frame resets nothing); its interpretation counts only
-   * when no newer one was seen.
+   * when no newer one was seen. `atMs`: the frame's capture time on the unit's timeline (the
+   * engine's frame-order.ts: after a device clock set back, the chunks that follow in seq continue
+   * the tracing).
    */
-  onFrame (f: Frame, late = false): EcgFinding | null {
+  onFrame (f: Frame, late = false, atMs = f.capturedAtMs): EcgFinding | null {
     const u = this.unit(f.unitId)
     if (f.encounterId !== '' && f.encounterId !== u.encounter) {
       if (late) return null
@@ -96,10 +98,10 @@ export class EcgStemiWatch {
     // A late frame's ECG is still taken when it is the tracing's exact continuation: a frame is
     // late by its capture time against every frame, so an ECG chunk sent when full, after a vitals
     // frame measured meanwhile, is late yet never held; left out, each such chunk broke the tracing.
-    if (f.waveforms.length > 0 && (!late || this.continues(v, f)) && this.append(v, f)) fresh = this.measure(v)
+    if (f.waveforms.length > 0 && (!late || this.continues(v, f, atMs)) && this.append(v, f, atMs)) fresh = this.measure(v)
     const i = f.interpretation
-    if (i !== null && i !== undefined && f.capturedAtMs > v.deviceAtMs) {
-      v.deviceAtMs = f.capturedAtMs
+    if (i !== null && i !== undefined && atMs > v.deviceAtMs) {
+      v.deviceAtMs = atMs
       const stUv: Partial<Record<LeadName, number>> = {}
       for (const d of i.stDeviations) stUv[LEAD_NAMES[d.lead - 1]!] = d.microvolts
       v.deviceFlags = { lbbb: i.lbbb, paced: i.paced }
@@ -141,12 +143,12 @@ export class EcgStemiWatch {
 
   /** Copies a 12-lead frame into the ring; false when the frame is not a diagnostic 12-lead. */
   /** Whether the frame's ECG starts where the tracing held ends (within a sample), at its rate. */
-  private continues (u: UnitEcg, f: Frame): boolean {
+  private continues (u: UnitEcg, f: Frame, atMs: number): boolean {
     const w = f.waveforms[0]!
-    return w.sampleRateHz === u.fs && Math.abs(f.capturedAtMs + w.offsetMs - u.endMs) <= 1000 / w.sampleRateHz
+    return w.sampleRateHz === u.fs && Math.abs(atMs + w.offsetMs - u.endMs) <= 1000 / w.sampleRateHz
   }
 
-  private append (u: UnitEcg, f: Frame): boolean {
+  private append (u: UnitEcg, f: Frame, atMs: number): boolean {
     const w = f.waveforms
     if (w.length !== 12) { u.filled = 0; return false }
     const fs = w[0]!.sampleRateHz
@@ -161,7 +163,7 @@ export class EcgStemiWatch {
       u.filled = 0
       u.sinceMeasure = 0
     }
-    const startMs = f.capturedAtMs + w[0]!.offsetMs
+    const startMs = atMs + w[0]!.offsetMs
     // A gap (or overlap) of more than one sample breaks the tracing: start a new 10 s.
     if (!(Math.abs(startMs - u.endMs) <= 1000 / fs)) { u.filled = 0; u.sinceMeasure = 0 }
     u.endMs = startMs + n * 1000 / fs

@@ -98,7 +98,11 @@ export class EcgStemiWatch {
     // A late frame's ECG is still taken when it is the tracing's exact continuation: a frame is
     // late by its capture time against every frame, so an ECG chunk sent when full, after a vitals
     // frame measured meanwhile, is late yet never held; left out, each such chunk broke the tracing.
-    if (f.waveforms.length > 0 && (!late || this.continues(v, f, atMs)) && this.append(v, f, atMs)) fresh = this.measure(v)
+    // So is a late frame's ECG that is not older than the tracing held (none held yet, or it starts
+    // after its end): a second device on the unit (a defibrillator beside the monitor, each its
+    // own boot) whose clock is behind sends every frame late by the unit's timeline, yet its
+    // ECG is the only one; left out, its STEMI was never seen.
+    if (f.waveforms.length > 0 && (!late || this.continues(v, f, atMs) || this.notOlder(v, f, atMs)) && this.append(v, f, atMs)) fresh = this.measure(v)
     const i = f.interpretation
     if (i !== null && i !== undefined && atMs > v.deviceAtMs) {
       v.deviceAtMs = atMs
@@ -146,6 +150,11 @@ export class EcgStemiWatch {
   private continues (u: UnitEcg, f: Frame, atMs: number): boolean {
     const w = f.waveforms[0]!
     return w.sampleRateHz === u.fs && Math.abs(atMs + w.offsetMs - u.endMs) <= 1000 / w.sampleRateHz
+  }
+
+  /** Whether the frame's ECG starts no earlier than where the tracing held ends (or none is held). */
+  private notOlder (u: UnitEcg, f: Frame, atMs: number): boolean {
+    return !(atMs + f.waveforms[0]!.offsetMs < u.endMs)
   }
 
   private append (u: UnitEcg, f: Frame, atMs: number): boolean {

@@ -56,31 +56,62 @@ class BootClock {
   /** Segments: from seq `from[i]` on, the boot's capture times get `shift[i]` ms. Oldest first. */
   readonly from = new Float64Array(SEGMENTS)
   readonly shift = new Float64Array(SEGMENTS)
+  /**
+   * Per segment, the seq gap before it: the boot's highest seq (`loSeq`) and the timeline time
+   * (`loT`) when it began, and the timeline time of its first frame (`fromT`). A late frame with a
+   * seq in that gap (a store-and-forward backlog) was captured between the two, whichever side
+   * of the clock step.
+   */
+  readonly loSeq = new Float64Array(SEGMENTS)
+  readonly loT = new Float64Array(SEGMENTS)
+  readonly fromT = new Float64Array(SEGMENTS)
   n = 0
 
   constructor (readonly id: string) {}
 
   get current (): number { return this.n === 0 ? 0 : this.shift[this.n - 1]! }
 
-  /** The shift for a frame of seq `seq` (NaN: no seq, the current one). */
-  shiftFor (seq: number): number {
-    if (Number.isNaN(seq) || this.n === 0) return this.current
-    for (let i = this.n - 1; i > 0; i--) if (seq >= this.from[i]!) return this.shift[i]!
-    return this.shift[0]!
+  /**
+   * Timeline time of a frame of this boot captured at `c` with seq `seq` that is not newer by seq:
+   * its capture time plus its segment's shift; but a frame in the seq gap before a segment (the
+   * link was down when the clock stepped) lies between the frames on either side of the gap: if
+   * the shift puts it outside, it is placed there in proportion to its seq.
+   */
+  timeOf (seq: number, c: number): number {
+    if (Number.isNaN(seq) || this.n === 0) return c + this.current
+    const i = this.segmentOf(seq)
+    const t = c + this.shift[i]!
+    const j = i + 1
+    if (j < this.n && seq > this.loSeq[j]! && seq < this.from[j]!) {
+      const lo = this.loT[j]!
+      const hi = this.fromT[j]!
+      if (!(t > lo && t < hi) && hi > lo) return lo + (seq - this.loSeq[j]!) / (this.from[j]! - this.loSeq[j]!) * (hi - lo)
+    }
+    return t
   }
 
-  /** From seq `seq` on (NaN: no seq) the shift is `s`. */
-  setShift (seq: number, s: number): void {
+  private segmentOf (seq: number): number {
+    for (let i = this.n - 1; i > 0; i--) if (seq >= this.from[i]!) return i
+    return 0
+  }
+
+  /**
+   * From seq `seq` on (NaN: no seq) the shift is `s`; `loSeq`/`loT`: the boot's highest seq and
+   * the timeline time before it, `t`: the frame's timeline time (no gap when not given).
+   */
+  setShift (seq: number, s: number, loSeq = NaN, loT = NaN, t = NaN): void {
     if (this.n > 0 && this.shift[this.n - 1] === s) return
     const from = Number.isNaN(seq) ? (this.n === 0 ? 0 : this.from[this.n - 1]!) : seq
     if (this.n > 0 && this.from[this.n - 1] === from) { this.shift[this.n - 1] = s; return }
     if (this.n === SEGMENTS) {
-      this.from.copyWithin(0, 1)
-      this.shift.copyWithin(0, 1)
+      for (const a of [this.from, this.shift, this.loSeq, this.loT, this.fromT]) a.copyWithin(0, 1)
       this.n--
     }
     this.from[this.n] = from
     this.shift[this.n] = s
+    this.loSeq[this.n] = loSeq
+    this.loT[this.n] = loT
+    this.fromT[this.n] = t
     this.n++
   }
 }
@@ -143,7 +174,7 @@ export class FrameOrder {
       this.curHeardGw = nowGw
       if (!Number.isNaN(seq) && b.top >= 0 && seq > b.top) { this.advance(b, seq, f, nowGw); return }
       // Not newer by seq (or no seq to tell): by capture time on the boot's timeline.
-      const t = c + b.shiftFor(seq)
+      const t = b.timeOf(seq, c)
       if (t > this.lastT) {
         if (!Number.isNaN(seq) && seq > b.top) b.top = seq
         this.newest(t, f, nowGw)
@@ -155,7 +186,7 @@ export class FrameOrder {
     }
     let p: BootClock | undefined
     for (let i = 0; i < this.past.length; i++) if (this.past[i]!.id === f.bootId) { p = this.past[i]; break }
-    const t = c + (p === undefined ? 0 : p.shiftFor(seq))
+    const t = p === undefined ? c : p.timeOf(seq, c)
     const quiet = nowGw - this.curHeardGw >= REBOOT_QUIET_MS
     const seqNewer = p !== undefined && !Number.isNaN(seq) && p.top >= 0 && seq > p.top
     if (t > this.lastT || (quiet && (p === undefined || seqNewer))) {
@@ -203,7 +234,7 @@ export class FrameOrder {
       const lo = ecgOn ? target : this.lastT
       if (c + s < lo || c + s > Math.max(target, this.lastT) + CONTINUATION_SLACK_MS) s = Math.max(0, target - c)
     }
-    b.setShift(seq, s)
+    b.setShift(seq, s, b.top, this.lastT, c + s)
     if (!Number.isNaN(seq) && seq > b.top) b.top = seq
     this.newest(c + s, f, nowGw)
   }

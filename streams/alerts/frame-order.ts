@@ -217,6 +217,11 @@ export class FrameOrder {
     } else if (c >= this.lastT) {
       // The device clock is not behind the timeline: it needs no shift (any more).
       s = 0
+    } else if (this.lastGw === -Infinity && c + s >= this.lastT) {
+      // The first frame after a restore (a gateway restart, a take-over): how long the unit was
+      // silent is unknown, and the boot's kept shift is what is known of its clock. Pulled back to
+      // the newest frame held instead, it sat before the backlog redelivered after it, which
+      // then counted as newer and replaced its readings (a low blood pressure, cleared).
     } else {
       // Where the frame continues the timeline: after a silence (a restart, a link down), as
       // much later as the gateway clock says; else an ECG chunk right after the last ECG (while

@@ -165,4 +165,20 @@ describe('attacks on seq ordering', () => {
     expect(plain.some(s => s.startsWith('cleared'))).toBe(false)
     expect(await run(STEP)).toEqual(plain)
   })
+  it('known limit: a restart with the clock behind during a link outage, the old boot\'s spool sent beside the new boot\'s live frames: the live frames are new once the spool is sent and REBOOT_QUIET_MS more', () => {
+    const o = new FrameOrder()
+    for (let k = 1; k <= 30; k++) o.place(frame({ boot: 'A', seq: k, t: T0 + k * S, numerics: {} }), T0 + k * S)
+    // Link down 31-90 s; the device restarts (boot B) at 60 s with its clock 3 min behind. From
+    // 91 s: A's spool 31-59 at 2 frames/s beside B's live frames, 1/s.
+    let a = 31
+    let spoolSentGw = 0
+    const lateB: number[] = []
+    for (let g = 91 * S; g < 130 * S; g += 500) {
+      if (a <= 59) { o.place(frame({ boot: 'A', seq: a, t: T0 + a * S, numerics: {} }), T0 + g); a++; spoolSentGw = g }
+      if (g % S === 0) { o.place(frame({ boot: 'B', seq: g / S - 60, t: T0 + g - STEP, numerics: {} }), T0 + g); if (o.late) lateB.push(g) }
+    }
+    expect(lateB[0]).toBe(91 * S)
+    expect(Math.max(...lateB)).toBeLessThan(spoolSentGw + REBOOT_QUIET_MS)
+    expect(Math.max(...lateB)).toBeGreaterThanOrEqual(spoolSentGw + REBOOT_QUIET_MS - S)
+  })
 })

@@ -11,7 +11,8 @@
  * 2. Frames: `{"at":"0:05","frame":{…}}`, the frame in the contract's terms (telemetry.proto
  *    field names): `numerics` as `{"heart_rate":72,"spo2":97,…}` by sign name (ACVPU may be a
  *    letter, oxygen true/false), `alarms` `[{"code":"VF","priority":"HIGH","text":"…"}]`,
- *    `assessment`, `encounter_id`, `boot_id`… `seq` and `captured_at_ms` are filled in.
+ *    `assessment`, `encounter_id`, `boot_id`… `seq` (per boot, in capture order, as a device
+ *    numbers its frames) and `captured_at_ms` are filled in.
  *    A waveform is summarised: `"ecg":{"rhythm":"sinus|stemi_inferior|stemi_anterior","leads":12|1}`
  *    synthesises the streamed ECG (simulator/ecg.ts) at the frame's heart rate.
  *    `"every":"1s","until":"5:00"` repeats the frame; `"cycle":[{"for":"9s","numerics":{…}},…]`
@@ -196,7 +197,7 @@ function toMessage (type: protobuf.Type, json: unknown, path: string): Record<st
   return out
 }
 
-interface BuildContext { unit: string, encounter: string, boot: string, seqByBoot: Map<string, number>, ecg: Map<string, EcgSynth> }
+interface BuildContext { unit: string, encounter: string, boot: string, seqByBoot: Map<string, number>, ecg: Map<string, EcgSynth>, autoSeq: Set<FrameInit> }
 
 /** Numerics sugar: `{"heart_rate":72,"consciousness_acvpu":"U","supplemental_o2":true}` → the contract's list. */
 function numericsList (v: unknown, path: string): unknown[] {
@@ -237,6 +238,7 @@ function buildFrame (spec: Record<string, unknown>, captureMs: number, spanMs: n
     const seq = (ctx.seqByBoot.get(boot) ?? 0) + 1
     ctx.seqByBoot.set(boot, seq)
     wire.seq = seq
+    ctx.autoSeq.add(wire as FrameInit)
   }
   if (wire.capturedAtMs === undefined) wire.capturedAtMs = captureMs
   if (ecg !== undefined) wire.waveforms = synthEcg(ecg, wire, spanMs, ctx, `${path}.ecg`)
@@ -364,7 +366,7 @@ export async function loadCase (file: string): Promise<ReplayCase> {
           inputs: [],
           expectations: []
         }
-        ctx = { unit: c.unit, encounter: String(o.encounter ?? 'enc-1'), boot: String(o.boot ?? 'boot-1'), seqByBoot: new Map(), ecg: new Map() }
+        ctx = { unit: c.unit, encounter: String(o.encounter ?? 'enc-1'), boot: String(o.boot ?? 'boot-1'), seqByBoot: new Map(), ecg: new Map(), autoSeq: new Set() }
         continue
       }
       if (o.expect !== undefined) { c.expectations.push(parseExpect(o, line.where, text)); continue }
@@ -381,7 +383,25 @@ export async function loadCase (file: string): Promise<ReplayCase> {
     }
   }
   if (c === null) throw new ReplayError(`${file}: empty case (no header line)`)
+  if (ctx !== null) numberInCaptureOrder(c, ctx.autoSeq)
   return c
+}
+
+/**
+ * A device numbers its frames as it captures them (seq +1 per frame within a boot), and the
+ * engine orders a boot's frames by seq: the seqs filled in follow capture time per boot (file
+ * order at one instant), whatever order the lines come in or the frames arrive in.
+ */
+function numberInCaptureOrder (c: ReplayCase, auto: Set<FrameInit>): void {
+  const frames = c.inputs.flatMap(i => i.type === 'frame' && auto.has(i.frame) ? [i] : [])
+  frames.sort((p, q) => p.captureMs - q.captureMs)
+  const next = new Map<string, number>()
+  for (const { frame } of frames) {
+    const boot = String(frame.bootId)
+    const seq = (next.get(boot) ?? 0) + 1
+    next.set(boot, seq)
+    frame.seq = seq
+  }
 }
 
 function addFrames (c: ReplayCase, ctx: BuildContext, o: Record<string, unknown>, at: number, where: string): void {

@@ -15,6 +15,8 @@ export const NORMAL = { heart_rate: 72, respiratory_rate: 16, spo2: 97, suppleme
 export interface FrameSpec {
   unit?: string
   t: number
+  /** The frame's seq (default: its capture time, so seq and clock agree). */
+  seq?: number
   encounter?: string
   boot?: string
   numerics?: Record<string, number>
@@ -29,7 +31,7 @@ export function frame (s: FrameSpec): Frame {
   return {
     unitId: s.unit ?? 'amb-1',
     bootId: s.boot ?? 'boot-1',
-    seq: String(s.t),
+    seq: String(s.seq ?? s.t),
     capturedAtMs: s.t,
     encounterId: s.encounter ?? 'enc-1',
     encounterEnded: s.encounterEnded ?? false,

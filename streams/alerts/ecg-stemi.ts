@@ -93,9 +93,11 @@ export class EcgStemiWatch {
    * continuation — appended, it would break the contiguous tracing and restart the 10 s window,
    * or hold its 250 ms twice — and so is its
    * encounter (the previous patient's late frame resets nothing); its interpretation counts only
-   * when no newer one was seen.
+   * when no newer one was seen. `atMs`: the frame's capture time on the unit's timeline (the
+   * engine's frame-order.ts: after a device clock set back, the chunks that follow in seq continue
+   * the tracing).
    */
-  onFrame (f: Frame, late = false): EcgFinding | null {
+  onFrame (f: Frame, late = false, atMs = f.capturedAtMs): EcgFinding | null {
     const u = this.unit(f.unitId)
     if (f.encounterId !== '' && f.encounterId !== u.encounter) {
       if (late) return null
@@ -109,10 +111,14 @@ export class EcgStemiWatch {
     // A late frame's ECG is still taken when it is the tracing's exact continuation: a frame is
     // late by its capture time against every frame, so an ECG chunk sent when full, after a vitals
     // frame measured meanwhile, is late yet never held; left out, each such chunk broke the tracing.
-    if (f.waveforms.length > 0 && (!late || this.continues(v, f)) && this.append(v, f)) fresh = this.measure(v)
+    // So is a late frame's ECG that is not older than the tracing held (none held yet, or it starts
+    // after its end): a second device on the unit (a defibrillator beside the monitor, each its
+    // own boot) whose clock is behind sends every frame late by the unit's timeline, yet its
+    // ECG is the only one; left out, its STEMI was never seen.
+    if (f.waveforms.length > 0 && (!late || this.continues(v, f, atMs) || this.notOlder(v, f, atMs)) && this.append(v, f, atMs)) fresh = this.measure(v)
     const i = f.interpretation
-    if (i !== null && i !== undefined && f.capturedAtMs > v.deviceAtMs) {
-      v.deviceAtMs = f.capturedAtMs
+    if (i !== null && i !== undefined && atMs > v.deviceAtMs) {
+      v.deviceAtMs = atMs
       const stUv: Partial<Record<LeadName, number>> = {}
       for (const d of i.stDeviations) stUv[LEAD_NAMES[d.lead - 1]!] = d.microvolts
       v.deviceFlags = { lbbb: i.lbbb, paced: i.paced }
@@ -160,12 +166,17 @@ export class EcgStemiWatch {
 
   /** Copies a 12-lead frame into the ring; false when the frame is not a diagnostic 12-lead. */
   /** Whether the frame's ECG starts where the tracing held ends (within a sample), at its rate. */
-  private continues (u: UnitEcg, f: Frame): boolean {
+  private continues (u: UnitEcg, f: Frame, atMs: number): boolean {
     const w = f.waveforms[0]!
-    return w.sampleRateHz === u.fs && Math.abs(f.capturedAtMs + w.offsetMs - u.endMs) <= 1000 / w.sampleRateHz
+    return w.sampleRateHz === u.fs && Math.abs(atMs + w.offsetMs - u.endMs) <= 1000 / w.sampleRateHz
   }
 
-  private append (u: UnitEcg, f: Frame): boolean {
+  /** Whether the frame's ECG starts no earlier than where the tracing held ends (or none is held). */
+  private notOlder (u: UnitEcg, f: Frame, atMs: number): boolean {
+    return !(atMs + f.waveforms[0]!.offsetMs < u.endMs)
+  }
+
+  private append (u: UnitEcg, f: Frame, atMs: number): boolean {
     const w = f.waveforms
     if (w.length !== 12) { restart(u); return false }
     const fs = w[0]!.sampleRateHz
@@ -180,7 +191,7 @@ export class EcgStemiWatch {
       restart(u)
       u.sinceMeasure = 0
     }
-    const startMs = f.capturedAtMs + w[0]!.offsetMs
+    const startMs = atMs + w[0]!.offsetMs
     // A gap (or overlap) of more than one sample breaks the tracing: start a new 10 s.
     if (!(Math.abs(startMs - u.endMs) <= 1000 / fs)) { restart(u); u.sinceMeasure = 0 }
     u.endMs = startMs + n * 1000 / fs

@@ -5,7 +5,8 @@
  * (unit, kind, key), updated rather than duplicated; escalation of unacknowledged high-priority
  * alerts; acknowledgement by a named clinician; state kept in a journal across restarts.
  *
- * Clocks. Physiology runs on sample time (device captured_at_ms + offset_ms): rule durations,
+ * Clocks. Physiology runs on sample time (device captured_at_ms + offset_ms, on the unit's
+ * timeline: a device clock set back within a boot is shifted back on, frame-order.ts): rule durations,
  * hysteresis, NEWS2 staleness and the NEWS2 trend, so network delays neither fake nor hide a
  * sustained condition and the same frames always give the same alerts (and the same alert
  * timestamps: see line-protocol.ts). The link and the people run on the gateway clock (`now`,
@@ -164,66 +165,72 @@ export class AlertEngine extends EventEmitter<AlertEngineEvents> {
   onFrame (f: Frame, nowMs: number = this.options.now()): void {
     if (this.closed) return
     const u = this.unit(f.unitId, nowMs)
+    // New or late by seq within a boot, and the frame's sample time on the unit's timeline: a
+    // device clock set back within a boot does not make its new frames look late (frame-order.ts).
+    // Every sample time below is `at` plus the item's offset, never the raw captured_at_ms.
+    const order = u.order
+    order.place(f, nowMs)
+    const at = order.t
+    const late = order.late
     // ECG counts as present (lead on) only when it is newer than what the unit sent before: a
     // store-and-forward backlog's older ECG must not clear a lead-off alert that still holds.
     const wf = f.waveforms[0]
     let freshEcg = false
     if (wf !== undefined) {
-      const end = f.capturedAtMs + wf.offsetMs + wf.samples.length * 1000 / wf.sampleRateHz
+      const end = at + wf.offsetMs + wf.samples.length * 1000 / wf.sampleRateHz
       freshEcg = end > u.latestEcgEndT
       if (freshEcg) u.latestEcgEndT = end
     }
     this.link.frameArrived(u, nowMs, freshEcg)
 
-    // A resend (same boot, not newer than what we processed) changes no physiology, but its
-    // alarms and assessment may be new to us (a late frame): they are still applied below, when
-    // the frame is of the current encounter.
-    const resend = f.bootId === u.bootId && f.capturedAtMs <= u.lastCapturedAt
-    if (!resend) {
+    // A late frame (a resend, a backlog: not newer than what we processed) changes no
+    // physiology, but its alarms and assessment may be new to us: they are still applied below,
+    // when the frame is of the current encounter.
+    if (!late) {
       u.bootId = f.bootId
-      u.lastCapturedAt = f.capturedAtMs
+      // An ECG chunk that continues the tracing may start before the newest (vitals) frame.
+      if (at > u.lastCapturedAt) u.lastCapturedAt = at
       // An empty encounter id never ends an encounter (contract v1.1): only encounter_ended does.
-      if (f.encounterId !== '' && f.encounterId !== u.encounter) this.changeEncounter(u, f.encounterId, f.capturedAtMs, nowMs)
+      if (f.encounterId !== '' && f.encounterId !== u.encounter) this.changeEncounter(u, f.encounterId, at, nowMs)
       u.dirty = true
-      this.numerics(u, f, nowMs, false)
+      this.numerics(u, f, at, nowMs, false)
     } else if (f.encounterId === u.encounter || f.encounterId === '') {
-      // A late frame of this patient (a store-and-forward backlog sent after live frames, a
-      // reading stamped when its measurement began): a reading newer than what the engine holds
-      // for its sign — a blood pressure taken while the link was down — is still evaluated. A
-      // resend's own readings, and older ones, change nothing.
-      this.numerics(u, f, nowMs, true)
+      // A late frame of this patient (a store-and-forward backlog sent after live frames): a
+      // reading newer than what the engine holds for its sign — a blood pressure taken while the
+      // link was down — is still evaluated. A resend's own readings, and older ones, change nothing.
+      this.numerics(u, f, at, nowMs, true)
     }
     // Expected arrival from the position (before the assessment, so a new stroke alert shows it).
     const pos = f.position
-    if (pos !== null && !resend && this.options.hospital !== null) this.setEta(u.unit, etaAt(this.options.hospital, pos, f.capturedAtMs + pos.offsetMs), nowMs)
+    if (pos !== null && !late && this.options.hospital !== null) this.setEta(u.unit, etaAt(this.options.hospital, pos, at + pos.offsetMs), nowMs)
     // A late frame of another encounter (the previous patient's, arriving after the next one
     // began) is stored but says nothing about the patient on screen now: its device alarms and
     // assessment (suspected STEMI, stroke scale, sex and age for the ST thresholds) stay out.
     // Only an encounter the unit had is told late this way: an id it never had is the next patient,
-    // whose device clock may be behind the last frame (corrected back within the same boot), and
-    // their alarms must sound.
-    const otherPatient = resend && f.encounterId !== '' && f.encounterId !== u.encounter && u.pastEncounters.has(f.encounterId)
+    // whose frames may be late by their clock (a restart with the clock behind, not yet told from
+    // a backlog), and their alarms must sound.
+    const otherPatient = late && f.encounterId !== '' && f.encounterId !== u.encounter && u.pastEncounters.has(f.encounterId)
     if (!otherPatient) {
-      for (const a of f.alarms) deviceAlarm(this.core, u, a, f.capturedAtMs + a.offsetMs, nowMs)
-      if (f.assessment !== null) applyAssessment(this.core, u, f.assessment, f.capturedAtMs, nowMs)
+      for (const a of f.alarms) deviceAlarm(this.core, u, a, at + a.offsetMs, nowMs)
+      if (f.assessment !== null) applyAssessment(this.core, u, f.assessment, at, nowMs)
       // STEMI from the ECG (issue 9): the device's interpretation and the gateway's ST measurement.
       if (f.assessment !== null) this.core.ecgStemi.assessment(u.unit, f.assessment)
     }
-    // A resend or late frame: the watch takes its ECG only as the tracing's exact continuation.
-    const ecg = this.core.ecgStemi.onFrame(f, resend)
-    if (ecg !== null) ecgStemiAlert(this.core, u, ecg, f.capturedAtMs, nowMs)
-    if (f.encounterEnded && !resend && u.encounter !== '') this.endEncounter(u, f.capturedAtMs, nowMs)
+    // A late frame: the watch takes its ECG only as the tracing's exact continuation.
+    const ecg = this.core.ecgStemi.onFrame(f, late, at)
+    if (ecg !== null) ecgStemiAlert(this.core, u, ecg, at, nowMs)
+    if (f.encounterEnded && !late && u.encounter !== '') this.endEncounter(u, at, nowMs)
   }
 
-  private numerics (u: UnitState, f: Frame, nowMs: number, late: boolean): void {
+  private numerics (u: UnitState, f: Frame, at: number, nowMs: number, late: boolean): void {
     let news2Dirty = false
     let bpDirty = false
-    let latest = f.capturedAtMs
+    let latest = at
     const rules = rulesFor(this.core, u)
     for (const n of f.numerics) {
       const info = VITAL_SIGN_BY_NUMBER[n.sign]
       if (info === undefined) continue
-      const t = f.capturedAtMs + n.offsetMs
+      const t = at + n.offsetMs
       const r = u.readings[info.field]
       if (r === undefined) u.readings[info.field] = { value: n.value, atMs: t }
       else if (late ? t > r.atMs : t >= r.atMs) { r.value = n.value; r.atMs = t } else continue

@@ -22,8 +22,12 @@ export interface UnitSnapshot {
   unit: string
   encounter: string
   bootId: string
-  /** Device time of the newest frame processed. */
+  /** Sample time of the newest frame processed (its capture time on the unit's timeline). */
   lastCapturedAt: number
+  /** Highest seq of the boot processed (-1: none); absent in snapshots from before it was kept. */
+  seqTop?: number
+  /** The boot's clock shift, ms (frame-order.ts: the device clock set back); absent before it was kept. */
+  clockShiftMs?: number
   /** Latest reading per vital-sign field. */
   readings: Record<string, Reading>
   /** NEWS2 level of the open NEWS2 alert (0 none). */

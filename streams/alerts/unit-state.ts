@@ -3,6 +3,7 @@
  * the run state of each threshold rule, the NEWS2 state and history, and its open alerts by slot
  * (`kind/key`). Everything here is updated in place on the hot path.
  */
+import { FrameOrder } from './frame-order.js'
 import { PastEncounters } from './past-encounters.js'
 import type { StrokeFindings } from './messages.js'
 import type { News2Band, News2Result, Reading } from './news2.js'
@@ -46,7 +47,12 @@ export class UnitState {
   /** The unit's encounters before this one: a late frame of one of them is the previous patient's. */
   readonly pastEncounters = new PastEncounters()
   bootId = ''
-  /** Device time of the newest frame processed (captured_at_ms). */
+  /** Which frames are new (by seq within a boot) and each one's time on the unit's timeline (frame-order.ts). */
+  readonly order = new FrameOrder()
+  /**
+   * Sample time of the newest frame processed: its captured_at_ms on the unit's timeline (the
+   * device clock, plus the shift frame-order.ts adds after the clock was set back).
+   */
   lastCapturedAt = -Infinity
   /** Gateway time of the last frame (or of start-up for restored units, or of 'online'). */
   lastSeenGw: number

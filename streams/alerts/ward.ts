@@ -16,6 +16,7 @@ export function adoptUnit (c: EngineCore, u: UnitState, s: UnitSnapshot, t: numb
   u.encounter = s.encounter
   u.bootId = s.bootId
   u.lastCapturedAt = s.lastCapturedAt
+  u.order.restore(s.bootId, s.lastCapturedAt, s.seqTop, s.clockShiftMs)
   u.readings = s.readings
   u.news2Level = s.news2Level
   u.spo2Scale = s.spo2Scale === 2 ? 2 : 1
@@ -65,6 +66,8 @@ export function snapshotOf (c: EngineCore, u: UnitState): UnitSnapshot {
     encounter: u.encounter,
     bootId: u.bootId,
     lastCapturedAt: u.lastCapturedAt,
+    seqTop: u.order.top,
+    clockShiftMs: u.order.shift,
     readings: structuredClone(u.readings),
     news2Level: u.news2Level,
     spo2Scale: u.spo2Scale,

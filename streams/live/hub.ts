@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Frame, WireWaveform } from '../../decoders/index.js'
 import type { Alert, AlertEvent } from '../alerts/types.js'
+import { FrameOrder } from '../alerts/frame-order.js'
 import { PastEncounters } from '../alerts/past-encounters.js'
 import {
   TREND_SIGNS, ecgChunkBytes, encodeEcgChunk,
@@ -100,10 +101,14 @@ interface UnitState {
   lastSeenMs: number
   firstSeenMs: number
   lastUpdateSentMs: number
-  /** Device time of the newest frame of this encounter, ms (what tells a late frame). */
-  latestMs: number
   /** The unit's encounters before this one: whose late frames are left out. */
   pastEncounters: PastEncounters
+  /**
+   * Which frames are new (by seq within a boot) and each one's time on the unit's timeline, kept
+   * across encounters (the alert engine's frame-order.ts): after a device clock set back within
+   * a boot, the new frames are drawn, not taken for a backlog.
+   */
+  order: FrameOrder
   values: Float64Array
   times: Float64Array
   position: PositionView | null
@@ -164,16 +169,19 @@ export class LiveHub {
   push (f: Frame): void {
     if (this.closed) return
     const now = this.options.now()
-    const u = this.unitFor(f)
+    const u = this.unitFor(f, now)
     if (u === null) return
-    if (f.capturedAtMs > u.latestMs) u.latestMs = f.capturedAtMs
+    // Every device time below is the frame's time on the unit's timeline (the capture time, plus
+    // the shift frame-order.ts adds after the device clock was set back), so a clock step
+    // neither hides the new frames nor sends the trend back in time.
+    const at = u.order.t
     if (u.firstSeenMs === 0) u.firstSeenMs = now
     u.lastSeenMs = now
     let changed = false
     for (const n of f.numerics) {
       const col = n.sign - 1
       if (col < 0 || col >= SIGNS) continue
-      const t = f.capturedAtMs + n.offsetMs
+      const t = at + n.offsetMs
       // An older value would overwrite a newer one in the trend's current row: left out.
       if (t < u.times[col]!) continue
       u.values[col] = n.value
@@ -183,18 +191,18 @@ export class LiveHub {
     }
     const p = f.position
     if (p !== null) {
-      const t = f.capturedAtMs + p.offsetMs
+      const t = at + p.offsetMs
       if (u.position === null || t >= u.position.t) {
         u.position = { latitude: p.latitude, longitude: p.longitude, speedMps: p.speedMps, headingDeg: p.headingDeg, t }
         u.trend.setPosition(t, p.latitude, p.longitude, p.speedMps, p.headingDeg)
         changed = true
       }
     }
-    if (f.assessment !== null && (u.assessment === null || f.capturedAtMs >= u.assessment.t)) {
-      u.assessment = { ...f.assessment, t: f.capturedAtMs }
+    if (f.assessment !== null && (u.assessment === null || at >= u.assessment.t)) {
+      u.assessment = { ...f.assessment, t: at }
       changed = true
     }
-    if (f.waveforms.length > 0) this.pushEcg(u, f)
+    if (f.waveforms.length > 0) this.pushEcg(u, f, at)
     // Nobody to tell (no page, no cluster relay): no JSON; a page that connects gets a snapshot.
     const heard = this.subscribers.size > 0 || this.hooks.onLocalMessage !== undefined
     if (heard && (changed || now - u.lastUpdateSentMs >= UPDATE_EVERY_MS)) {
@@ -237,19 +245,22 @@ export class LiveHub {
     this.hooks.onLocalMessage?.('news2', unit, data)
   }
 
-  /** The unit's state for this frame; null for a late frame of another encounter (left out). */
-  private unitFor (f: Frame): UnitState | null {
+  /** The unit's state for this frame, its order placed; null for a late frame of another encounter (left out). */
+  private unitFor (f: Frame, now: number): UnitState | null {
     let u = this.units.get(f.unitId)
+    const order = u?.order ?? new FrameOrder()
+    order.place(f, now)
     // A new encounter is a new patient: their trend must not continue the previous one's.
     // ('' → id is the same patient being assigned an encounter by dispatch.) A frame of another
     // encounter older than the newest shown is the previous patient's, late: it resets nothing.
     // An empty id is no new patient either (contract v1.1: an empty encounter_id never ends an
     // encounter, as in the alert engine): the patient on screen stays, with their encounter.
     // Only an encounter the unit had is told late so: an id it never had is the next patient, even
-    // when their device clock is behind the newest frame shown (corrected back, or reset by a reboot).
+    // when their frame is late by its clock (a restart with the clock behind, not yet told from a
+    // backlog). A device clock set back within a boot does not make a frame late (seq orders it).
     let past: PastEncounters | null = null
     if (u !== undefined && f.encounterId !== u.encounter && u.encounter !== '' && f.encounterId !== '') {
-      if (f.capturedAtMs < u.latestMs && u.pastEncounters.has(f.encounterId)) return null
+      if (order.late && u.pastEncounters.has(f.encounterId)) return null
       past = u.pastEncounters
       past.add(u.encounter)
       u = undefined
@@ -262,8 +273,8 @@ export class LiveHub {
         lastSeenMs: 0,
         firstSeenMs: 0,
         lastUpdateSentMs: 0,
-        latestMs: Number.NEGATIVE_INFINITY,
         pastEncounters: past ?? new PastEncounters(),
+        order,
         values: new Float64Array(SIGNS).fill(Number.NaN),
         times: new Float64Array(SIGNS).fill(Number.NEGATIVE_INFINITY),
         position: null,
@@ -282,14 +293,14 @@ export class LiveHub {
 
   private newEpoch (): string { return `${this.epoch}.${++this.resets}` }
 
-  private pushEcg (u: UnitState, f: Frame): void {
+  private pushEcg (u: UnitState, f: Frame, at: number): void {
     const first = f.waveforms[0]!
     const rate = first.sampleRateHz
     if (u.ecg === null || u.ecg.rateHz !== rate) u.ecg = new EcgRing(rate, this.options.ecgSeconds, this.newEpoch())
     // Leads at another rate than the first cannot share the ring: they are left out of the live view.
     const waves = sameRate(f.waveforms, rate) ? f.waveforms : f.waveforms.filter(w => w.sampleRateHz === rate)
     const ring = u.ecg
-    const from = ring.append(waves, f.capturedAtMs + first.offsetMs)
+    const from = ring.append(waves, at + first.offsetMs)
     // Nobody watching (the usual case): nothing to send, nothing to look up.
     if (from < 0 || this.byId.size === 0) return
     let any = false

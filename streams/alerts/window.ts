@@ -9,6 +9,14 @@
  * fills the seconds since the previous sample when the gap is short (a 1 Hz numeric whose frame
  * was lost), never longer gaps. Two windows share one ring: the raise window and the (longer)
  * clear window, each with its own counts per state. O(gap) per sample, allocation-free.
+ *
+ * Seconds without data inside the stream's span do not count against a condition: a share is of
+ * the window less those holes, and of no less than half the window (MIN_COVERAGE). A link that
+ * drops 5 s in every 11 s leaves about 55 % of a window with data, and SpO2 84 % in every one of
+ * those seconds must still raise (it did not when the holes counted against it: 55 % never
+ * reaches a 70 % raise fraction). The seconds before the stream's first sample still count as
+ * before, so a stream that starts abnormal raises after the rule's duration, not sooner; with no
+ * hole the share is of the whole window, as it always was.
  */
 
 /** Bucket state meaning "no sample in this second". */
@@ -16,6 +24,15 @@ export const NO_DATA = 0
 
 /** Longest gap (s) a sample's state is carried over to the seconds before it. */
 const FILL_SEC = 5
+
+/**
+ * The share of a window a condition needs is taken of its seconds with data, but of no fewer than
+ * this fraction of the window: evidence from at least half of it (a raise at 70 % then needs the
+ * condition in ≥ 35 % of the whole window, 5 s of a 15 s SpO2 window, all of them beyond the limit
+ * but for the 30 % the raise fraction tolerates). An engineering bound, not a clinical number: the
+ * clinical durations and fractions are the rules' (rules.ts, docs/alerts.md).
+ */
+export const MIN_COVERAGE = 0.5
 
 /**
  * A window as it travels in a unit snapshot (state-store.ts): the newest second of sample time
@@ -32,6 +49,8 @@ export class StateWindow {
   private readonly clearCounts: Uint16Array
   private lastSec = -1
   private lastState = NO_DATA
+  /** The first second with data since the window was empty (-1: none). */
+  private firstSec = -1
 
   constructor (readonly raiseSec: number, readonly clearSec: number, private readonly states: number) {
     this.ring = new Uint8Array(Math.max(raiseSec, clearSec))
@@ -76,6 +95,7 @@ export class StateWindow {
     if (s - this.raiseSec >= 0) this.raiseCounts[ring[(s - this.raiseSec) % size]!]!--
     if (s - this.clearSec >= 0) this.clearCounts[ring[(s - this.clearSec) % size]!]!--
     ring[s % size] = state
+    if (this.firstSec < 0 && state !== NO_DATA) this.firstSec = s
     this.raiseCounts[state]!++
     this.clearCounts[state]!++
     // Index 0 (no data) is never read; keep it from drifting.
@@ -90,6 +110,7 @@ export class StateWindow {
     this.clearCounts.fill(0)
     this.lastSec = -1
     this.lastState = NO_DATA
+    this.firstSec = -1
   }
 
   /** What a snapshot keeps of the window (null when it holds nothing). Off the hot path. */
@@ -97,12 +118,18 @@ export class StateWindow {
     if (this.lastSec < 0) return null
     const size = this.ring.length
     let b = ''
-    // Seconds without data before the first one with data are left out (restoring reads them as no data).
-    for (let s = Math.max(0, this.lastSec - size + 1); s <= this.lastSec; s++) {
+    let any = false
+    const from = Math.max(0, this.lastSec - size + 1)
+    // Seconds without data before the first one with data are left out (restoring reads them as
+    // no data), unless the stream began before them: then they are holes inside it, which the
+    // shares leave out of the window, and they are kept.
+    const holesInside = this.firstSec >= 0 && this.firstSec < from
+    for (let s = from; s <= this.lastSec; s++) {
       const state = this.ring[s % size]!
-      if (b !== '' || state !== NO_DATA) b += String.fromCharCode(48 + state)
+      if (state !== NO_DATA) any = true
+      if (b !== '' || state !== NO_DATA || holesInside) b += String.fromCharCode(48 + state)
     }
-    return b === '' ? null : { s: this.lastSec, b }
+    return any ? { s: this.lastSec, b } : null
   }
 
   /**
@@ -121,21 +148,34 @@ export class StateWindow {
       if (!(state >= 0 && state < this.states)) { this.reset(); return }
     }
     for (let i = w.b.length - n, s = w.s - n + 1; i < w.b.length; i++, s++) this.push(s, w.b.charCodeAt(i) - 48)
+    // The stream began at the snapshot's first second (its leading holes are left out), or before
+    // the ring's reach when it filled the ring: either way the shares are those of the saved window.
+    if (this.firstSec >= 0) this.firstSec = Math.min(this.firstSec, w.s - n + 1)
     this.lastSec = w.s
     this.lastState = w.b.charCodeAt(w.b.length - 1) - 48
   }
 
-  /** Share (0..1) of the raise window whose state is in [from, to]. */
+  /**
+   * Share (0..1) of the raise window's seconds with data whose state is in [from, to]; of at least
+   * MIN_COVERAGE of the window (see the top of this file).
+   */
   raiseShare (from: number, to: number = from): number {
-    let n = 0
-    for (let s = from; s <= to; s++) n += this.raiseCounts[s]!
-    return n / this.raiseSec
+    return this.share(this.raiseCounts, from, to, this.raiseSec)
   }
 
-  /** Share (0..1) of the clear window whose state is in [from, to]. */
+  /** Share (0..1) of the clear window less its holes whose state is in [from, to], as raiseShare. */
   clearShare (from: number, to: number = from): number {
+    return this.share(this.clearCounts, from, to, this.clearSec)
+  }
+
+  /** n ÷ (the window less the seconds without data since the stream's first), at least MIN_COVERAGE of it. */
+  private share (counts: Uint16Array, from: number, to: number, windowSec: number): number {
     let n = 0
-    for (let s = from; s <= to; s++) n += this.clearCounts[s]!
-    return n / this.clearSec
+    for (let s = from; s <= to; s++) n += counts[s]!
+    if (this.firstSec < 0) return n / windowSec
+    let withData = 0
+    for (let s = 1; s < counts.length; s++) withData += counts[s]!
+    const span = Math.min(windowSec, this.lastSec - this.firstSec + 1)
+    return n / Math.max(windowSec - (span - withData), windowSec * MIN_COVERAGE)
   }
 }

@@ -1,0 +1,99 @@
+// The link that drops every 11 s (a 5G cell edge): frames each second, 5 s of them lost in every
+// 11 s. A patient with SpO2 84 % throughout must be alerted as on a steady link; a patient with
+// normal values must not be (streams/alerts/window.ts: seconds without data inside the stream's
+// span do not count against a condition; docs/alerts.md "A link that keeps dropping").
+// SpO2 < 90 % for ≥ 70 % of 15 s raises (rules.ts; BTS 2017 oxygen guideline target 94–98 %,
+// Welch 2011 alarm delays); SpO2 ≤ 91 % scores 3 in NEWS2 (RCP 2017).
+import { describe, expect, it } from 'vitest'
+import { MIN_COVERAGE, StateWindow } from '../streams/alerts/window.js'
+import { frame, harness, NORMAL, T0 } from './alert-harness.js'
+
+const S = 1000
+
+/** Frames 1..n each second; `lost(k)`: the frame never arrives; `late`: the lost ones come after the next live frame instead. */
+async function replay (numerics: typeof NORMAL, n: number, lost: (k: number) => boolean, late = false): Promise<Awaited<ReturnType<typeof harness>>> {
+  const h = await harness()
+  const held: number[] = []
+  for (let k = 1; k <= n; k++) {
+    const gw = T0 + k * S
+    h.clock.now = gw
+    if (lost(k)) { held.push(k); h.engine.tick(gw); continue }
+    h.engine.onFrame(frame({ seq: k, t: T0 + k * S, numerics }), gw)
+    // The store-and-forward backlog, sent just after the first live frame that follows it.
+    if (late) for (const b of held.splice(0)) h.engine.onFrame(frame({ seq: b, t: T0 + b * S, numerics }), gw)
+    h.engine.tick(gw)
+  }
+  return h
+}
+
+const flap = (k: number): boolean => k % 11 >= 6 // 5 s down in every 11 s
+
+describe('a link that drops 5 s in every 11 s', () => {
+  it('SpO2 84 % throughout, the lost frames never sent: the SpO2 alert and NEWS2 are raised as on a steady link', async () => {
+    const steady = await replay({ ...NORMAL, spo2: 84 }, 200, () => false)
+    const flapping = await replay({ ...NORMAL, spo2: 84 }, 200, flap)
+    const at = (h: typeof steady, kind: 'threshold' | 'news2', key?: string): number | undefined =>
+      h.of(kind, 'raised').find(e => key === undefined || e.alert.key === key)?.alert.raisedAt
+    expect(at(steady, 'threshold', 'spo2')).toBeDefined()
+    const spo2 = at(flapping, 'threshold', 'spo2')
+    expect(spo2, 'SpO2 alert on the flapping link').toBeDefined()
+    // Within one flap cycle of the steady link's alert.
+    expect(spo2! - at(steady, 'threshold', 'spo2')!).toBeLessThanOrEqual(11 * S)
+    expect(at(flapping, 'news2'), 'NEWS2 on the flapping link').toBeDefined()
+    expect(flapping.of('threshold', 'raised').find(e => e.alert.key === 'spo2')!.alert.priority).toBe('high')
+  })
+
+  it('SpO2 84 % throughout, the lost frames sent after the next live frame: raised too', async () => {
+    const h = await replay({ ...NORMAL, spo2: 84 }, 200, flap, true)
+    expect(h.of('threshold', 'raised').some(e => e.alert.key === 'spo2')).toBe(true)
+    expect(h.of('news2', 'raised').length).toBeGreaterThan(0)
+  })
+
+  it('normal values on the same link: no SpO2 alert, no NEWS2 alert; and an SpO2 alert raised on it clears once SpO2 is back', async () => {
+    const h = await replay(NORMAL, 200, flap)
+    expect(h.of('threshold', 'raised').filter(e => e.alert.key === 'spo2')).toHaveLength(0)
+    expect(h.of('news2', 'raised')).toHaveLength(0)
+    const g = await harness()
+    for (let k = 1; k <= 300; k++) {
+      const gw = T0 + k * S
+      g.clock.now = gw
+      if (!flap(k)) g.engine.onFrame(frame({ seq: k, t: gw, numerics: { ...NORMAL, spo2: k <= 100 ? 84 : 97 } }), gw)
+      g.engine.tick(gw)
+    }
+    expect(g.of('threshold', 'raised').some(e => e.alert.key === 'spo2')).toBe(true)
+    expect(g.of('threshold', 'cleared').some(e => e.alert.key === 'spo2')).toBe(true)
+  })
+})
+
+describe('StateWindow shares with holes', () => {
+  const BAD = 1
+  const OK = 2
+  it('a stream that starts abnormal raises after the window\'s share, not sooner (no hole: as before)', () => {
+    const w = new StateWindow(15, 30, 3)
+    for (let s = 0; s < 10; s++) w.add(T0 + s * S, BAD)
+    expect(w.raiseShare(BAD)).toBeCloseTo(10 / 15)
+    w.add(T0 + 10 * S, BAD)
+    expect(w.raiseShare(BAD)).toBeCloseTo(11 / 15)
+  })
+  it('holes inside the stream do not count against it; the share is of at least half the window', () => {
+    const w = new StateWindow(15, 30, 3)
+    for (let s = 0; s < 40; s++) if (!flap(s)) w.add(T0 + s * S, BAD)
+    expect(w.raiseShare(BAD)).toBe(1)
+    expect(w.clearShare(OK)).toBe(0)
+    // Two samples after a 12 s hole: 2 seconds of data are not half a window.
+    const v = new StateWindow(15, 30, 3)
+    for (let s = 0; s < 20; s++) v.add(T0 + s * S, OK)
+    v.add(T0 + 32 * S, BAD)
+    v.add(T0 + 33 * S, BAD)
+    expect(v.raiseShare(BAD)).toBeCloseTo(2 / (15 * MIN_COVERAGE))
+    expect(v.raiseShare(BAD)).toBeLessThan(0.7)
+  })
+  it('a restored window keeps the same shares', () => {
+    const w = new StateWindow(15, 30, 3)
+    for (let s = 0; s < 40; s++) if (!flap(s)) w.add(T0 + s * S, s > 30 ? OK : BAD)
+    const r = new StateWindow(15, 30, 3)
+    r.restoreState(w.toState())
+    expect(r.raiseShare(BAD)).toBeCloseTo(w.raiseShare(BAD))
+    expect(r.clearShare(OK)).toBeCloseTo(w.clearShare(OK))
+  })
+})

@@ -102,6 +102,34 @@ describe('a short artefact burst right after a hole (probe or leads reattached)'
   })
 })
 
+// Clearing after a hole: the seconds without readings do not count for it either, so it needs
+// 90 % of the readings in the 30 s clear window back inside, and of no fewer than 60 % of it:
+// 17 readings (0.9 × 18 = 16.2), against 27 on a steady link (rules.ts: 90 % of 30 s, IEC 60601-1-8).
+describe('clearing with holes', () => {
+  const { spo2: _spo2, ...noSpo2 } = NORMAL
+  it('SpO2 84 %, the probe off 20 s, then 97 %: cleared at the 17th reading back, not the 16th', async () => {
+    const h = await harness()
+    h.feed(T0 + S, T0 + 40 * S, { spo2: 84 })
+    expect(h.of('threshold', 'raised').some(e => e.alert.key === 'spo2')).toBe(true)
+    h.feed(T0 + 41 * S, T0 + 60 * S, {}, { numerics: noSpo2 })
+    h.feed(T0 + 61 * S, T0 + 76 * S, { spo2: 97 })
+    expect(h.of('threshold', 'cleared').filter(e => e.alert.key === 'spo2')).toHaveLength(0)
+    h.feed(T0 + 77 * S, T0 + 77 * S, { spo2: 97 })
+    expect(h.of('threshold', 'cleared').filter(e => e.alert.key === 'spo2')).toHaveLength(1)
+  })
+  it('a link down 5 s in every 11 s, SpO2 back to 97 % for only half of the readings between drops: the SpO2 alert stays open', async () => {
+    const h = await replay({ ...NORMAL, spo2: 84 }, 100, flap)
+    expect(h.of('threshold', 'raised').some(e => e.alert.key === 'spo2')).toBe(true)
+    for (let k = 101; k <= 400; k++) {
+      const gw = T0 + k * S
+      h.clock.now = gw
+      if (!flap(k)) h.engine.onFrame(frame({ seq: k, t: gw, numerics: { ...NORMAL, spo2: k % 11 < 3 ? 97 : 84 } }), gw)
+      h.engine.tick(gw)
+    }
+    expect(h.of('threshold', 'cleared').filter(e => e.alert.key === 'spo2')).toHaveLength(0)
+  })
+})
+
 describe('StateWindow shares with holes', () => {
   const BAD = 1
   const OK = 2

@@ -153,6 +153,22 @@ describe('StateWindow shares with holes', () => {
     expect(v.raiseShare(BAD)).toBeCloseTo(2 / (15 * MIN_COVERAGE))
     expect(v.raiseShare(BAD)).toBeLessThan(0.7)
   })
+  it('a snapshot from before this change (leading holes left out) restores with those holes counting against: never a sooner raise or clear', () => {
+    const w = new StateWindow(15, 30, 3)
+    // The stream began 40 s before; its newest window opens on a hole.
+    for (let s = 0; s < 60; s++) if (!flap(s) || s >= 59) w.add(T0 + s * S, s >= 55 ? OK : BAD)
+    const st = w.toState()!
+    expect(st.b[0]).toBe('0') // kept: holes inside the stream
+    const old = { s: st.s, b: st.b.replace(/^0+/, '') }
+    const r = new StateWindow(15, 30, 3)
+    r.restoreState(old)
+    expect(r.raiseShare(BAD)).toBeLessThanOrEqual(w.raiseShare(BAD))
+    expect(r.clearShare(OK)).toBeLessThanOrEqual(w.clearShare(OK))
+    const same = new StateWindow(15, 30, 3)
+    same.restoreState(st)
+    expect(same.raiseShare(BAD)).toBeCloseTo(w.raiseShare(BAD))
+    expect(same.clearShare(OK)).toBeCloseTo(w.clearShare(OK))
+  })
   it('a restored window keeps the same shares', () => {
     const w = new StateWindow(15, 30, 3)
     for (let s = 0; s < 40; s++) if (!flap(s)) w.add(T0 + s * S, s > 30 ? OK : BAD)

@@ -43,6 +43,11 @@ describe('a link that drops 5 s in every 11 s', () => {
     expect(flapping.of('threshold', 'raised').find(e => e.alert.key === 'spo2')!.alert.priority).toBe('high')
   })
 
+  it('HR 30 on a link down 5 s in every 10 s (readings in half of each 10 s window at worst): the heart-rate alert is raised', async () => {
+    const h = await replay({ ...NORMAL, heart_rate: 30 }, 120, k => k % 10 >= 5)
+    expect(h.of('threshold', 'raised').find(e => e.alert.key === 'heart_rate')?.alert.priority).toBe('high')
+  })
+
   it('SpO2 84 % throughout, the lost frames sent after the next live frame: raised too', async () => {
     const h = await replay({ ...NORMAL, spo2: 84 }, 200, flap, true)
     expect(h.of('threshold', 'raised').some(e => e.alert.key === 'spo2')).toBe(true)
@@ -65,6 +70,66 @@ describe('a link that drops 5 s in every 11 s', () => {
   })
 })
 
+// A probe or lead reattached after a few seconds off reads wrong for a few seconds (motion, the
+// oximeter's averaging restarting). Those seconds follow a hole, so the hole no longer counts
+// against them: the coverage floor (MIN_COVERAGE) is what keeps such a burst from raising alone.
+describe('a short artefact burst right after a hole (probe or leads reattached)', () => {
+  const { heart_rate: _hr, ...noHr } = NORMAL
+  const { spo2: _spo2, ...noSpo2 } = NORMAL
+  it('ECG leads off 5 s, then HR 30 for 4 s, then normal: no heart-rate alert (HR < 41 for ≥ 70 % of 10 s raises high)', async () => {
+    const h = await harness()
+    h.feed(T0 + S, T0 + 20 * S, {})
+    h.feed(T0 + 21 * S, T0 + 25 * S, {}, { numerics: noHr })
+    h.feed(T0 + 26 * S, T0 + 29 * S, { heart_rate: 30 })
+    h.feed(T0 + 30 * S, T0 + 60 * S, {})
+    expect(h.of('threshold', 'raised').filter(e => e.alert.key === 'heart_rate')).toHaveLength(0)
+  })
+  it('SpO2 probe off 14 s, then 84 % for 6 s, then normal: no SpO2 alert; 84 % kept on raises it', async () => {
+    const h = await harness()
+    h.feed(T0 + S, T0 + 20 * S, {})
+    h.feed(T0 + 21 * S, T0 + 34 * S, {}, { numerics: noSpo2 })
+    h.feed(T0 + 35 * S, T0 + 40 * S, { spo2: 84 })
+    h.feed(T0 + 41 * S, T0 + 80 * S, {})
+    expect(h.of('threshold', 'raised').filter(e => e.alert.key === 'spo2')).toHaveLength(0)
+    const g = await harness()
+    g.feed(T0 + S, T0 + 20 * S, {})
+    g.feed(T0 + 21 * S, T0 + 34 * S, {}, { numerics: noSpo2 })
+    g.feed(T0 + 35 * S, T0 + 60 * S, { spo2: 84 })
+    const raised = g.of('threshold', 'raised').find(e => e.alert.key === 'spo2')
+    expect(raised).toBeDefined()
+    // No later than a fresh stream would (11 s of 84 % from its first reading: 70 % of 15 s).
+    expect(raised!.alert.raisedAt).toBeLessThanOrEqual(T0 + 45 * S)
+  })
+})
+
+// Clearing after a hole: the seconds without readings do not count for it either, so it needs
+// 90 % of the readings in the 30 s clear window back inside, and of no fewer than 60 % of it:
+// 17 readings (0.9 × 18 = 16.2), against 27 on a steady link (rules.ts: 90 % of 30 s, IEC 60601-1-8).
+describe('clearing with holes', () => {
+  const { spo2: _spo2, ...noSpo2 } = NORMAL
+  it('SpO2 84 %, the probe off 20 s, then 97 %: cleared at the 17th reading back, not the 16th', async () => {
+    const h = await harness()
+    h.feed(T0 + S, T0 + 40 * S, { spo2: 84 })
+    expect(h.of('threshold', 'raised').some(e => e.alert.key === 'spo2')).toBe(true)
+    h.feed(T0 + 41 * S, T0 + 60 * S, {}, { numerics: noSpo2 })
+    h.feed(T0 + 61 * S, T0 + 76 * S, { spo2: 97 })
+    expect(h.of('threshold', 'cleared').filter(e => e.alert.key === 'spo2')).toHaveLength(0)
+    h.feed(T0 + 77 * S, T0 + 77 * S, { spo2: 97 })
+    expect(h.of('threshold', 'cleared').filter(e => e.alert.key === 'spo2')).toHaveLength(1)
+  })
+  it('a link down 5 s in every 11 s, SpO2 back to 97 % for only half of the readings between drops: the SpO2 alert stays open', async () => {
+    const h = await replay({ ...NORMAL, spo2: 84 }, 100, flap)
+    expect(h.of('threshold', 'raised').some(e => e.alert.key === 'spo2')).toBe(true)
+    for (let k = 101; k <= 400; k++) {
+      const gw = T0 + k * S
+      h.clock.now = gw
+      if (!flap(k)) h.engine.onFrame(frame({ seq: k, t: gw, numerics: { ...NORMAL, spo2: k % 11 < 3 ? 97 : 84 } }), gw)
+      h.engine.tick(gw)
+    }
+    expect(h.of('threshold', 'cleared').filter(e => e.alert.key === 'spo2')).toHaveLength(0)
+  })
+})
+
 describe('StateWindow shares with holes', () => {
   const BAD = 1
   const OK = 2
@@ -75,18 +140,34 @@ describe('StateWindow shares with holes', () => {
     w.add(T0 + 10 * S, BAD)
     expect(w.raiseShare(BAD)).toBeCloseTo(11 / 15)
   })
-  it('holes inside the stream do not count against it; the share is of at least half the window', () => {
+  it('holes inside the stream do not count against it; the share is of at least MIN_COVERAGE of the window', () => {
     const w = new StateWindow(15, 30, 3)
     for (let s = 0; s < 40; s++) if (!flap(s)) w.add(T0 + s * S, BAD)
     expect(w.raiseShare(BAD)).toBe(1)
     expect(w.clearShare(OK)).toBe(0)
-    // Two samples after a 12 s hole: 2 seconds of data are not half a window.
+    // Two samples after a 12 s hole: 2 seconds of data are far from MIN_COVERAGE of the window.
     const v = new StateWindow(15, 30, 3)
     for (let s = 0; s < 20; s++) v.add(T0 + s * S, OK)
     v.add(T0 + 32 * S, BAD)
     v.add(T0 + 33 * S, BAD)
     expect(v.raiseShare(BAD)).toBeCloseTo(2 / (15 * MIN_COVERAGE))
     expect(v.raiseShare(BAD)).toBeLessThan(0.7)
+  })
+  it('a snapshot from before this change (leading holes left out) restores with those holes counting against: never a sooner raise or clear', () => {
+    const w = new StateWindow(15, 30, 3)
+    // The stream began 40 s before; its newest window opens on a hole.
+    for (let s = 0; s < 60; s++) if (!flap(s) || s >= 59) w.add(T0 + s * S, s >= 55 ? OK : BAD)
+    const st = w.toState()!
+    expect(st.b[0]).toBe('0') // kept: holes inside the stream
+    const old = { s: st.s, b: st.b.replace(/^0+/, '') }
+    const r = new StateWindow(15, 30, 3)
+    r.restoreState(old)
+    expect(r.raiseShare(BAD)).toBeLessThanOrEqual(w.raiseShare(BAD))
+    expect(r.clearShare(OK)).toBeLessThanOrEqual(w.clearShare(OK))
+    const same = new StateWindow(15, 30, 3)
+    same.restoreState(st)
+    expect(same.raiseShare(BAD)).toBeCloseTo(w.raiseShare(BAD))
+    expect(same.clearShare(OK)).toBeCloseTo(w.clearShare(OK))
   })
   it('a restored window keeps the same shares', () => {
     const w = new StateWindow(15, 30, 3)

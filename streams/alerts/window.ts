@@ -11,7 +11,7 @@
  * clear window, each with its own counts per state. O(gap) per sample, allocation-free.
  *
  * Seconds without data inside the stream's span do not count against a condition: a share is of
- * the window less those holes, and of no less than half the window (MIN_COVERAGE). A link that
+ * the window less those holes, and of no less than 60 % of the window (MIN_COVERAGE). A link that
  * drops 5 s in every 11 s leaves about 55 % of a window with data, and SpO2 84 % in every one of
  * those seconds must still raise (it did not when the holes counted against it: 55 % never
  * reaches a 70 % raise fraction). The seconds before the stream's first sample still count as
@@ -27,12 +27,16 @@ const FILL_SEC = 5
 
 /**
  * The share of a window a condition needs is taken of its seconds with data, but of no fewer than
- * this fraction of the window: evidence from at least half of it (a raise at 70 % then needs the
- * condition in ≥ 35 % of the whole window, 5 s of a 15 s SpO2 window, all of them beyond the limit
- * but for the 30 % the raise fraction tolerates). An engineering bound, not a clinical number: the
- * clinical durations and fractions are the rules' (rules.ts, docs/alerts.md).
+ * this fraction of the window: a raise at 70 % then needs the condition in ≥ 42 % of the whole
+ * window (5 s of a 10 s heart-rate or NEWS2 window, 7 s of a 15 s SpO2 window). It is what keeps a
+ * short burst of wrong readings right after a hole (a probe or ECG leads reattached) from raising
+ * alone: at half the window, 4 s of HR 30 after leads off for 5 s raised a high heart-rate alert
+ * (test/alert-flapping-link.test.ts). Higher would miss the link that keeps dropping: a 10 s
+ * window on a link down 5 s in every 10 s has readings in 5 of its seconds at worst, ≥ 0.7 × 6.
+ * An engineering bound, not a clinical number: the clinical durations and fractions are the
+ * rules' (rules.ts, docs/alerts.md).
  */
-export const MIN_COVERAGE = 0.5
+export const MIN_COVERAGE = 0.6
 
 /**
  * A window as it travels in a unit snapshot (state-store.ts): the newest second of sample time

@@ -178,3 +178,31 @@ describe('StateWindow shares with holes', () => {
     expect(r.clearShare(OK)).toBeCloseTo(w.clearShare(OK))
   })
 })
+
+// docs/device-contract.md "Send continuous signs at least every 5 s": a reading stands for the
+// seconds since the previous one across gaps of up to 5 s (window.ts FILL_SEC), no longer. This
+// pins the cadence the contract asks for, and the known limit beyond it (RR ≤ 8 /min: critical
+// tier, ASA 2016 / NEWS2 ≤ 8 scores 3, RCP 2017; 70 % of 15 s, rules.ts).
+describe('cadence: a continuous sign sent every 5 s is judged, every 6 s is not (device contract)', () => {
+  const rr = async (everyS: number): Promise<Awaited<ReturnType<typeof harness>>> => {
+    const h = await harness()
+    const { respiratory_rate: _, ...rest } = NORMAL
+    for (let k = 1; k <= 120; k++) {
+      const gw = T0 + k * S
+      h.clock.now = gw
+      h.engine.onFrame(frame({ seq: k, t: gw, numerics: k % everyS === 0 ? { ...rest, respiratory_rate: 6 } : rest }), gw)
+      h.engine.tick(gw)
+    }
+    return h
+  }
+  it('every 5 s: the respiratory_rate alert is raised, high', async () => {
+    const h = await rr(5)
+    const a = h.of('threshold', 'raised').find(e => e.alert.key === 'respiratory_rate')
+    expect(a?.alert.priority).toBe('high')
+  })
+  it('every 6 s: no respiratory_rate alert (the known limit the contract guards against); NEWS2 still raises', async () => {
+    const h = await rr(6)
+    expect(h.of('threshold', 'raised').filter(e => e.alert.key === 'respiratory_rate')).toHaveLength(0)
+    expect(h.of('news2', 'raised').length).toBeGreaterThan(0)
+  })
+})

@@ -35,6 +35,17 @@ export interface Assessment {
   sex: string
 }
 
+/** Longest seq decimal a double holds exactly (2^53 has 16 digits). */
+export const SEQ_EXACT_DIGITS = 15
+
+/**
+ * A frame's seq decimal as a number, or NaN when it has more than SEQ_EXACT_DIGITS digits (a
+ * double would round it). For comparing seqs on the hot path without BigInt.
+ */
+export function seqNumber (seq: string): number {
+  return seq.length > SEQ_EXACT_DIGITS ? Number.NaN : Number(seq)
+}
+
 /** A validated frame. Times are Unix ms; seq is the exact decimal of the uint64. */
 export interface Frame {
   unitId: string

@@ -1,4 +1,4 @@
-export { FrameDecoder, type Frame, type Assessment } from './frame.js'
+export { FrameDecoder, SEQ_EXACT_DIGITS, seqNumber, type Frame, type Assessment } from './frame.js'
 export { FrameError, FRAME_ERRORS, type FrameErrorCode } from './errors.js'
 export { catalogue, CodedError, createError, type CodedErrorOptions, type ErrorDefinition } from './errors-factory.js'
 export { DECODER_DEFAULTS, LIMITS, type DecoderOptions } from './options.js'

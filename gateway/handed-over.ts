@@ -19,12 +19,11 @@
  * as stored again. So the error this can make is a late frame evaluated or announced twice,
  * never a new frame withheld.
  */
+import { seqNumber } from '../decoders/index.js'
 
 /** Sequence numbers remembered per unit: 1024 frames, 4 min of 250 ms frames. */
 export const HANDED_OVER_WINDOW = 1024
 
-/** Longest decimal a double holds exactly (2^53 has 16 digits). */
-const MAX_EXACT_DIGITS = 15
 
 /** Slot flags: the frame went to the 'validated' consumers; a copy of it was announced as stored. */
 const HANDED = 1
@@ -49,8 +48,8 @@ export class HandedOver {
    */
   first (unit: string, boot: string, seq: string, capturedAtMs: number): boolean {
     const stamp = capturedAtMs >>> 0
-    if (seq.length > MAX_EXACT_DIGITS) return true
-    const n = Number(seq)
+    const n = seqNumber(seq)
+    if (Number.isNaN(n)) return true
     let u = this.units.get(unit)
     // A new boot starts over (a late frame of the previous boot does too: it is then evaluated as late).
     if (u === undefined || u.boot !== boot) this.units.set(unit, u = new UnitSeqs(boot))
@@ -78,10 +77,10 @@ export class HandedOver {
    * stored after it is the first. What first() cannot tell is announced (true).
    */
   firstStored (unit: string, boot: string, seq: string, capturedAtMs: number): boolean {
-    if (seq.length > MAX_EXACT_DIGITS) return true
+    const n = seqNumber(seq)
+    if (Number.isNaN(n)) return true
     const u = this.units.get(unit)
     if (u === undefined || u.boot !== boot) return true
-    const n = Number(seq)
     if (n > u.top || u.top - n >= HANDED_OVER_WINDOW) return true
     const i = n % HANDED_OVER_WINDOW
     const flags = u.seen[i]!

@@ -27,7 +27,7 @@
  * Hot path: place() parses the seq decimal with Number() (at most 15 digits: exact), compares a
  * few numbers and allocates nothing except when a boot changes.
  */
-import type { Frame } from '../../decoders/index.js'
+import { seqNumber, type Frame } from '../../decoders/index.js'
 
 /** Boots a unit left that are remembered (a frame of one of them is late unless newer by its seq). */
 export const PAST_BOOTS = 4
@@ -46,8 +46,6 @@ export const REBOOT_QUIET_MS = 5000
 const MAX_CARRIED_GAP_MS = 2000
 /** How far a kept shift may put a frame ahead of where it continues the timeline, ms (network jitter). */
 const CONTINUATION_SLACK_MS = 1000
-/** Longest seq decimal compared as a number: 15 digits are exact in a double (2^53 has 16). */
-const MAX_EXACT_DIGITS = 15
 
 /** One boot's seqs and clock shifts. */
 class BootClock {
@@ -117,9 +115,8 @@ class BootClock {
 }
 
 /** A frame's seq as a number; NaN when it has none (0) or is too long to compare exactly. */
-export function seqNumber (seq: string): number {
-  if (seq.length > MAX_EXACT_DIGITS || seq === '0') return NaN
-  return Number(seq)
+export function orderSeq (seq: string): number {
+  return seq === '0' ? NaN : seqNumber(seq)
 }
 
 export class FrameOrder {
@@ -167,7 +164,7 @@ export class FrameOrder {
   /** Places frame `f` arriving at gateway time `nowGw`: sets `late` and `t`. */
   place (f: Frame, nowGw: number): void {
     const c = f.capturedAtMs
-    const seq = seqNumber(f.seq)
+    const seq = orderSeq(f.seq)
     const b = this.cur
     if (b === null) { this.switchTo(new BootClock(f.bootId), seq, f, nowGw); return }
     if (f.bootId === b.id) {

@@ -42,7 +42,8 @@ export const MIN_COVERAGE = 0.6
  * A window as it travels in a unit snapshot (state-store.ts): the newest second of sample time
  * (`s`, Unix s) and one digit per second (`b`, oldest first, the last one is second `s`), at
  * most as many as the window holds (max(raise, clear) seconds: ≤ 300 by rules.ts' bound);
- * leading seconds without data are left out.
+ * leading seconds without data are left out, unless the stream began before them (holes inside
+ * it, kept so a restored window gives the same shares).
  */
 export interface WindowState { s: number, b: string }
 
